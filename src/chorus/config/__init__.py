@@ -1,0 +1,15 @@
+"""The YAML format: load a file, validate it, build its Model tree."""
+
+from chorus.config.builder import Builder, Config
+from chorus.config.loader import load_file, load_text
+from chorus.config.schema import ModelRef, PatternConfig, ProviderConfig
+
+__all__ = [
+    "Builder",
+    "Config",
+    "ModelRef",
+    "PatternConfig",
+    "ProviderConfig",
+    "load_file",
+    "load_text",
+]

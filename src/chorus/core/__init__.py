@@ -1,0 +1,31 @@
+"""Core types, the Model contract, context, errors and pricing."""
+
+from chorus.core.context import Context, current, scope
+from chorus.core.errors import *  # noqa: F403
+from chorus.core.errors import __all__ as _errors_all
+from chorus.core.model import Model, StreamEvent, call, run_sync, stream_or_complete
+from chorus.core.pricing import BUILTIN_PRICES, PRICES_READ_ON, Price
+from chorus.core.types import UNSET, Completion, Message, Params, Request, Span, TextDelta, Usage
+
+__all__ = [
+    "BUILTIN_PRICES",
+    "PRICES_READ_ON",
+    "UNSET",
+    "Completion",
+    "Context",
+    "Message",
+    "Model",
+    "Params",
+    "Price",
+    "Request",
+    "Span",
+    "StreamEvent",
+    "TextDelta",
+    "Usage",
+    "call",
+    "current",
+    "run_sync",
+    "scope",
+    "stream_or_complete",
+    *_errors_all,
+]

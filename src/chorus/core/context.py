@@ -1,0 +1,74 @@
+"""Per-request state carried with contextvars: deadline, cancellation, shared stores.
+
+A pattern never threads bookkeeping through its arguments: a child call made inside
+``with scope(deadline_s=5):`` sees the deadline through ``current()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from chorus.core.errors import Cancelled, DeadlineExceeded
+
+__all__ = ["Context", "current", "remaining", "check", "scope"]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every call in one request shares. ``deadline`` is a ``time.monotonic()``."""
+
+    deadline: float | None = None
+    cancelled: list[bool] = field(default_factory=lambda: [False])
+    # Named state shared by the calls of one request (budgets, stores, tenant ...).
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def cancel(self) -> None:
+        self.cancelled[0] = True
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.cancelled[0]
+
+
+_ROOT = Context()
+_current: ContextVar[Context] = ContextVar("chorus_context", default=_ROOT)
+
+
+def current() -> Context:
+    return _current.get()
+
+
+def remaining() -> float | None:
+    """Seconds left before the deadline, or None when there is none."""
+    d = _current.get().deadline
+    return None if d is None else d - time.monotonic()
+
+
+def check() -> None:
+    """Raise if the current request is cancelled or past its deadline."""
+    ctx = _current.get()
+    if ctx.cancelled[0]:
+        raise Cancelled("the request was cancelled")
+    if ctx.deadline is not None and time.monotonic() >= ctx.deadline:
+        raise DeadlineExceeded("the request's deadline passed")
+
+
+@contextlib.contextmanager
+def scope(*, deadline_s: float | None = None, **values: Any) -> Iterator[Context]:
+    """Enter a child context; a deadline can only be tightened, never extended."""
+    parent = _current.get()
+    deadline = parent.deadline
+    if deadline_s is not None:
+        mine = time.monotonic() + deadline_s
+        deadline = mine if deadline is None else min(deadline, mine)
+    ctx = replace(parent, deadline=deadline, values={**parent.values, **values})
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)

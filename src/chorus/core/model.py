@@ -1,0 +1,124 @@
+"""The one contract: ``Model.complete(request) -> Completion``.
+
+Leaves (providers), composites (patterns) and wrappers (policies) are all Models, so
+they nest freely. Streaming and token counting are optional and raise a typed
+``NotImplementedError`` naming the class when a Model does not have them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from typing import Any, ClassVar, TypeVar
+
+from chorus.core import context
+from chorus.core.errors import (
+    ChorusError,
+    DeadlineExceeded,
+    StreamingNotSupported,
+    TokenCountingNotSupported,
+)
+from chorus.core.types import Completion, Request, Span, TextDelta
+
+__all__ = ["Model", "StreamEvent", "call", "run_sync", "stream_or_complete", "error_span"]
+
+T = TypeVar("T")
+StreamEvent = TextDelta | Completion
+
+
+class Model(ABC):
+    """Anything that turns a Request into a Completion."""
+
+    #: The span kind this model records: "model" for leaves, the pattern or policy name.
+    kind: ClassVar[str] = "model"
+    #: Whether ``stream`` is implemented.
+    can_stream: ClassVar[bool] = False
+
+    name: str
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    async def complete(self, request: Request) -> Completion:
+        """Answer one request."""
+
+    def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        """Yield ``TextDelta`` pieces, then the final ``Completion`` with usage."""
+        raise StreamingNotSupported(type(self).__name__)
+
+    def count_tokens(self, text: str) -> int:
+        raise TokenCountingNotSupported(type(self).__name__)
+
+    def children(self) -> Sequence[Model]:
+        """The Models this one calls (empty for a leaf)."""
+        return ()
+
+    async def aclose(self) -> None:
+        """Release what this model holds (connections); closes children too."""
+        for child in self.children():
+            await child.aclose()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+async def call(model: Model, request: Request) -> Completion:
+    """Call ``model`` within the current deadline (the way composites call children)."""
+    left = context.remaining()
+    if left is None:
+        return await model.complete(request)
+    if left <= 0:
+        raise DeadlineExceeded(f"no time left to call {model.name!r}")
+    try:
+        async with asyncio.timeout(left):
+            return await model.complete(request)
+    except TimeoutError:
+        raise DeadlineExceeded(
+            f"{model.name!r} did not answer before the request's deadline"
+        ) from None
+
+
+async def stream_or_complete(model: Model, request: Request) -> AsyncIterator[StreamEvent]:
+    """Stream when the model can, else yield its whole answer as one piece."""
+    if model.can_stream:
+        async for event in model.stream(request):
+            yield event
+        return
+    completion = await call(model, request)
+    yield TextDelta(completion.text)
+    yield completion
+
+
+def error_span(model: Model, error: BaseException, started: float) -> Span:
+    """The span of a child call that failed, so the trace keeps it."""
+    span = getattr(error, "span", None)
+    if isinstance(span, Span):
+        return span
+    msg = str(error) if isinstance(error, ChorusError) else f"{type(error).__name__}: {error}"
+    if isinstance(error, asyncio.CancelledError | TimeoutError):
+        msg = "cancelled" if isinstance(error, asyncio.CancelledError) else "timed out"
+    return Span(
+        kind=model.kind,
+        name=model.name,
+        latency_s=time.perf_counter() - started,
+        error=msg,
+    )
+
+
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, also when an event loop is already running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    global _pool
+    if _pool is None:
+        _pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="chorus-sync")
+    return _pool.submit(asyncio.run, coro).result()

@@ -1,0 +1,50 @@
+"""The Embedder contract: texts in, unit-length vectors out, batched, with a memo."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Embedder", "Vectors", "cosine_matrix"]
+
+Vectors = npt.NDArray[np.float32]
+
+
+class Embedder(ABC):
+    """Subclasses implement ``_embed`` for a batch of texts that missed the memo."""
+
+    def __init__(self, name: str, *, memo_size: int = 10_000) -> None:
+        self.name = name
+        self._memo: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+        self._memo_size = memo_size
+
+    @abstractmethod
+    async def _embed(self, texts: Sequence[str]) -> Vectors:
+        """Embed ``texts`` (all distinct, none memoised): one row per text."""
+
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        """One L2-normalised row per text, in order; repeated texts are embedded once."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if missing:
+            rows = np.asarray(await self._embed(missing), dtype=np.float32)
+            norms = np.linalg.norm(rows, axis=1, keepdims=True)
+            rows = rows / np.where(norms == 0, 1, norms)
+            for text, row in zip(missing, rows, strict=True):
+                self._memo[text] = row
+            while len(self._memo) > self._memo_size:
+                self._memo.popitem(last=False)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([self._memo[t] for t in texts])
+
+    async def aclose(self) -> None:
+        return None
+
+
+def cosine_matrix(a: Vectors, b: Vectors) -> Vectors:
+    """Cosine similarity of every row of ``a`` with every row of ``b`` (unit rows)."""
+    return np.asarray(a @ b.T, dtype=np.float32)
