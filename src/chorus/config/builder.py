@@ -107,6 +107,7 @@ class Builder:
         if isinstance(ref, str):
             if ref in self._embedders:
                 return self._embedders[ref]
+            where: Path_
             if ref in self.root.embedders:
                 data, where = self.root.embedders[ref], ("embedders", ref)
             elif ref == "minilm":
@@ -131,6 +132,8 @@ class Builder:
         if name in self._building:
             cycle = " -> ".join([*self._building[self._building.index(name):], name])
             raise self.doc.error(where, f"reference cycle: {cycle}")
+        node: ModelRef
+        path: Path_
         if name in self.root.models:
             node, path = self.root.models[name], ("models", name)
         elif name in self.root.systems:

@@ -57,6 +57,9 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: Path_,
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, bool) and isinstance(key_node, yaml.ScalarNode):
+                # YAML 1.1 reads a bare `on:`/`off:`/`yes:`/`no:` key as a bool; keep its text.
+                key = key_node.value
             if not isinstance(key, str):
                 key = str(key)
             if key in out:

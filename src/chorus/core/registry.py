@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["Kind", "Registry", "registry", "load_plugins"]
 
 Role = Literal["provider", "pattern", "embedder"]
-BuildFn = Callable[[Any, "Builder"], "Model"]
+BuildFn = Callable[[Any, "Builder"], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +82,11 @@ def load_plugins() -> None:
     eps = importlib.metadata.entry_points(group="chorus.plugins")
     if not any(ep.value.startswith("chorus.") for ep in eps):
         # Running from a source tree that was never installed: register built-ins.
-        from chorus import patterns, providers
+        from chorus import embeddings, patterns, providers
 
         providers.register(registry)
         patterns.register(registry)
+        embeddings.register(registry)
     for ep in eps:
         try:
             ep.load()(registry)

@@ -30,9 +30,9 @@ class Embedder(ABC):
         """One L2-normalised row per text, in order; repeated texts are embedded once."""
         missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
         if missing:
-            rows = np.asarray(await self._embed(missing), dtype=np.float32)
-            norms = np.linalg.norm(rows, axis=1, keepdims=True)
-            rows = rows / np.where(norms == 0, 1, norms)
+            raw = np.asarray(await self._embed(missing), dtype=np.float32)
+            norms = np.linalg.norm(raw, axis=1, keepdims=True)
+            rows = (raw / np.where(norms == 0, 1, norms)).astype(np.float32)
             for text, row in zip(missing, rows, strict=True):
                 self._memo[text] = row
             while len(self._memo) > self._memo_size:

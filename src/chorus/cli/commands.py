@@ -1,0 +1,165 @@
+"""What each ``chorus`` subcommand does."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+import yaml
+
+from chorus.cli.main import dump_json, load_config
+from chorus.cli.render import summary_line, table, trace_tree
+from chorus.config.builder import Config
+from chorus.core.context import scope
+from chorus.core.errors import ChorusError, ConfigError
+from chorus.core.model import Model, call, stream_or_complete
+from chorus.core.types import Completion, Request, TextDelta
+from chorus.providers._base import Provider
+
+__all__ = ["cmd_run", "cmd_models", "cmd_systems", "cmd_config"]
+
+
+def _read_prompt(args: argparse.Namespace) -> str:
+    prompt: str | None = args.prompt
+    if prompt is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise ChorusError("no prompt: give one as an argument or pipe it on stdin")
+        prompt = sys.stdin.read()
+    prompt = prompt.strip()
+    if not prompt:
+        raise ChorusError("the prompt is empty")
+    return prompt
+
+
+def _request(args: argparse.Namespace, prompt: str) -> Request:
+    params: dict[str, Any] = {}
+    if args.max_tokens is not None:
+        if args.max_tokens < 1:
+            raise ChorusError("--max-tokens must be at least 1")
+        params["max_tokens"] = args.max_tokens
+    if args.temperature is not None:
+        params["temperature"] = args.temperature
+    if args.seed is not None:
+        params["seed"] = args.seed
+    return Request.of(prompt, system=args.system_prompt, **params)
+
+
+async def _answer(model: Model, request: Request, args: argparse.Namespace) -> Completion:
+    streaming = args.stream and not args.json
+    try:
+        with scope(deadline_s=args.timeout):
+            if not streaming:
+                return await call(model, request)
+            final: Completion | None = None
+            started = False
+            try:
+                async for event in stream_or_complete(model, request):
+                    if isinstance(event, TextDelta):
+                        started = True
+                        sys.stdout.write(event.text)
+                        sys.stdout.flush()
+                    else:
+                        final = event
+            finally:
+                if started:
+                    sys.stdout.write("\n")
+                    sys.stdout.flush()
+            if final is None:
+                raise ChorusError(f"{model.name!r} ended its stream without a final answer")
+            return final
+    finally:
+        await model.aclose()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    prompt = _read_prompt(args)
+    cfg = load_config(args.config)
+    name = args.system or cfg.default_system
+    model = cfg.get(name)
+    completion: Completion = asyncio.run(_answer(model, _request(args, prompt), args))
+    if args.json:
+        out = completion.to_dict(trace=args.trace)
+        out["system"] = name
+        print(dump_json(out))
+        return 0
+    if not args.stream:
+        print(completion.text)
+    if args.trace:
+        print()
+        if completion.trace is not None:
+            print(trace_tree(completion.trace))
+        print(summary_line(completion))
+    return 0
+
+
+def _price(model: Provider) -> str:
+    if not model.price_known:
+        return "unknown (set price:)"
+    return f"${model.price.input:g} / ${model.price.output:g}"
+
+
+async def _probe(model: Provider) -> tuple[bool, str]:
+    probe = getattr(model, "probe", None)
+    if probe is None:
+        return model.usable()
+    try:
+        result: tuple[bool, str] = await probe()
+        return result
+    except ChorusError as exc:
+        return False, str(exc)
+    finally:
+        await model.aclose()
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    rows: list[dict[str, Any]] = []
+    for name in cfg.model_names:
+        model = cfg.get(name)
+        if not isinstance(model, Provider):
+            rows.append({"name": name, "provider": model.kind, "model_id": "", "price": "",
+                         "usable": True, "reason": "ok"})
+            continue
+        ok, reason = asyncio.run(_probe(model)) if args.check else model.usable()
+        rows.append({
+            "name": name, "provider": model.provider, "model_id": model.model_id,
+            "price": _price(model), "price_per_mtok": {"input": model.price.input,
+                                                       "output": model.price.output},
+            "usable": ok, "reason": reason,
+        })
+    if args.json:
+        print(dump_json(rows))
+        return 0
+    print(table(
+        ["model", "provider", "id", "price in/out per 1M tokens", "usable"],
+        [[r["name"], r["provider"], r["model_id"], r["price"],
+          "yes" if r["usable"] else f"no: {r['reason']}"] for r in rows],
+    ))
+    return 0
+
+
+def cmd_systems(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    rows = []
+    for name in cfg.system_names:
+        model = cfg.get(name)
+        mark = " (default)" if name == cfg.default_system else ""
+        rows.append([name + mark, model.kind, getattr(model, "description", "") or ""])
+    print(table(["system", "kind", "description"], rows))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.config_command == "check":
+        cfg = Config.load(args.file)
+        names = cfg.check()
+        print(f"ok: {cfg.file}: {len(cfg.model_names)} models, {len(cfg.system_names)} systems "
+              f"({', '.join(names)})")
+        return 0
+    if args.config_command == "show":
+        cfg = Config.load(args.file)
+        print(yaml.safe_dump(cfg.doc.data, sort_keys=False, allow_unicode=True), end="")
+        return 0
+    raise ConfigError("say what to do: 'chorus config check FILE' or 'chorus config show [FILE]'")

@@ -1,0 +1,128 @@
+"""The ``chorus`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from chorus import __version__
+from chorus.config.builder import Config
+from chorus.core.errors import ChorusError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"chorus: {message} (see '{self.prog} --help')\n")
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-c", "--config", metavar="FILE",
+        help="YAML config file (default: $CHORUS_CONFIG, else the embedded default config)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="chorus",
+        description="Multi-model LLM systems: run, inspect and serve them.",
+        epilog="Run 'chorus COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"chorus {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback when something fails")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="answer one prompt with a system or model",
+                         description="Answer one prompt with a system (or a single model).")
+    _config_arg(run)
+    run.add_argument("-s", "--system", help="system or model name (default: the config's default)")
+    run.add_argument("--trace", action="store_true",
+                     help="show every model call with tokens, cost and latency")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+    run.add_argument("--system-prompt", metavar="TEXT", help="a system message to send first")
+    run.add_argument("--max-tokens", type=int, metavar="N", help="cap on output tokens")
+    run.add_argument("--temperature", type=float, metavar="T")
+    run.add_argument("--seed", type=int, metavar="N")
+    run.add_argument("--timeout", type=float, metavar="SECONDS",
+                     help="deadline for the whole request")
+    run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when absent)")
+
+    models = sub.add_parser("models", help="list models with provider, price and usability")
+    _config_arg(models)
+    models.add_argument("--check", action="store_true", help="also probe each endpoint")
+    models.add_argument("--json", action="store_true", help="print JSON")
+
+    systems = sub.add_parser("systems", help="list the systems of a config")
+    _config_arg(systems)
+
+    config = sub.add_parser("config", help="check or show a config file")
+    csub = config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
+    check = csub.add_parser("check", help="validate a config file and build every system")
+    check.add_argument("file", metavar="FILE")
+    show = csub.add_parser("show", help="print a config file (the default one when none)")
+    show.add_argument("file", metavar="FILE", nargs="?")
+    return parser
+
+
+def load_config(path: str | None) -> Config:
+    return Config.load(path or os.environ.get("CHORUS_CONFIG") or None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from chorus.cli import commands
+
+    handler = {
+        "run": commands.cmd_run,
+        "models": commands.cmd_models,
+        "systems": commands.cmd_systems,
+        "config": commands.cmd_config,
+    }[args.command]
+    try:
+        return handler(args)
+    except ChorusError as exc:
+        return _fail(args, exc, str(exc))
+    except KeyboardInterrupt:
+        print("chorus: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        return _fail(args, exc, f"internal error: {type(exc).__name__}: {exc} "
+                     "(please report it; --debug shows the traceback)")
+
+
+def _fail(args: Any, exc: BaseException, line: str) -> int:
+    if getattr(args, "debug", False):
+        traceback.print_exception(exc)
+    print(f"chorus: error: {line}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def run_async(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False, default=str)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

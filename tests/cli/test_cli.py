@@ -1,0 +1,117 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chorus.cli.main import main
+
+CONFIG = """\
+models:
+  fast:
+    provider: scripted
+    rules: {capital: Paris}
+    default: "I do not know"
+    price: {input: 1.0, output: 2.0}
+  broken:
+    provider: scripted
+    fail_with: server_error
+    fail_times: -1
+systems:
+  single: fast
+"""
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_text(CONFIG)
+    return p
+
+
+def test_run_prints_answer(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "-c", str(cfg), "What is the capital of France?"]) == 0
+    assert capsys.readouterr().out.strip() == "Paris"
+
+
+def test_run_json_trace_fields(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "-c", str(cfg), "--json", "--trace", "capital?"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["text"] == "Paris" and d["model"] == "fast"
+    assert d["usage"]["output_tokens"] == 1 and d["cost_usd"] > 0
+    span = d["trace"]
+    for key in ("kind", "name", "model", "usage", "cost_usd", "latency_s", "attributes",
+                "children"):
+        assert key in span
+
+
+def test_run_trace_tree_text(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "-c", str(cfg), "--trace", "capital?"]) == 0
+    out = capsys.readouterr().out
+    assert "Paris" in out and "tokens" in out and "$0.0000" in out
+
+
+def test_run_stream(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "-c", str(cfg), "--stream", "-s", "fast", "hello"]) == 0
+    assert capsys.readouterr().out == "I do not know\n"
+
+
+def test_prompt_from_stdin(cfg: Path, monkeypatch: pytest.MonkeyPatch,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("capital of France\n"))
+    assert main(["run", "-c", str(cfg)]) == 0
+    assert capsys.readouterr().out.strip() == "Paris"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["-s", "nope"], "unknown model or system 'nope'"),
+        (["-s", "broken"], "server_error"),
+        (["--max-tokens", "0"], "--max-tokens"),
+    ],
+)
+def test_errors_are_one_line(cfg: Path, capsys: pytest.CaptureFixture[str], args: list[str],
+                             needle: str) -> None:
+    assert main(["run", "-c", str(cfg), *args, "hi"]) == 1
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_debug_shows_traceback(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--debug", "run", "-c", str(cfg), "-s", "nope", "hi"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_config_check(cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "check", str(cfg)]) == 0
+    assert "ok:" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  a:\n    provider: scripted\n    modle: x\n")
+    assert main(["config", "check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:4: models.a.modle: unknown key 'modle'" in err
+
+
+def test_models_lists_price_and_usability(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "-c", str(cfg), "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["fast"]["price_per_mtok"] == {"input": 1.0, "output": 2.0}
+    assert rows["fast"]["usable"] is True
+
+
+def test_usage_error_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--no-such-flag"])
+    assert info.value.code == 2
+
+
+def test_console_script_has_no_traceback(cfg: Path) -> None:
+    exe = Path(sys.executable).with_name("chorus")
+    proc = subprocess.run([str(exe), "run", "-c", str(cfg) + ".missing", "hi"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "not found" in proc.stderr
