@@ -127,3 +127,20 @@ def test_run_sync_inside_a_running_loop() -> None:
         return run_sync(m.complete(Request.of("q"))).text
 
     assert asyncio.run(inner()) == "ok"
+
+
+def test_cancelling_a_scope_does_not_cancel_its_parent() -> None:
+    from chorus.core.errors import Cancelled
+
+    with context.scope() as outer:
+        with context.scope() as inner:
+            outer_flag_before = outer.is_cancelled
+            inner.cancel()
+            with pytest.raises(Cancelled):
+                context.check()
+        assert not outer_flag_before and not outer.is_cancelled
+        context.check()
+        with context.scope() as inner2:
+            outer.cancel()
+            assert inner2.is_cancelled
+    context.check()

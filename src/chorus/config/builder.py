@@ -75,6 +75,7 @@ class Builder:
         self._path: Path_ = ()
         self._name = ""
         self._embedders: dict[str, Any] = {}
+        self._stores: dict[str, Any] = {}
 
     # -- what build functions use --------------------------------------------------
 
@@ -120,6 +121,25 @@ class Builder:
             self._embedders[ref] = emb
             return emb
         return self._validated_build("embedder", ref, self._path + rel, self._name)
+
+    def store(self, ref: str | dict[str, Any] | None = None, *rel: str | int) -> Any:
+        """The state store ``ref`` names: a name under ``stores:``, ``memory`` (the
+        default, one per config), or an inline spec. One instance per name."""
+        from chorus.stores import open_store
+
+        ref = ref or "memory"
+        key = ref if isinstance(ref, str) else repr(sorted(ref.items()))
+        if key in self._stores:
+            return self._stores[key]
+        spec: Any = ref
+        if isinstance(ref, str) and ref in self.root.stores:
+            spec = self.root.stores[ref]
+        try:
+            store = open_store(spec)
+        except (ValueError, TypeError) as exc:
+            raise self.error(str(exc), *rel) from None
+        self._stores[key] = store
+        return store
 
     # -- names -----------------------------------------------------------------------
 

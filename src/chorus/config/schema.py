@@ -57,3 +57,6 @@ class RootConfig(Node):
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
     systems: dict[str, ModelRef] = Field(default_factory=dict)
     embedders: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Named state backends for policies: ``memory``, ``{kind: sqlite, path}``,
+    #: ``{kind: redis, url}``.
+    stores: dict[str, Any] = Field(default_factory=dict)

@@ -23,7 +23,10 @@ class Context:
     """What every call in one request shares. ``deadline`` is a ``time.monotonic()``."""
 
     deadline: float | None = None
+    # Each scope has its own flag; cancelling a scope cancels the scopes below it, never
+    # its parent (so one cancelled request cannot poison the next).
     cancelled: list[bool] = field(default_factory=lambda: [False])
+    parent: Context | None = None
     # Named state shared by the calls of one request (budgets, stores, tenant ...).
     values: dict[str, Any] = field(default_factory=dict)
 
@@ -32,7 +35,12 @@ class Context:
 
     @property
     def is_cancelled(self) -> bool:
-        return self.cancelled[0]
+        ctx: Context | None = self
+        while ctx is not None:
+            if ctx.cancelled[0]:
+                return True
+            ctx = ctx.parent
+        return False
 
 
 _ROOT = Context()
@@ -52,7 +60,7 @@ def remaining() -> float | None:
 def check() -> None:
     """Raise if the current request is cancelled or past its deadline."""
     ctx = _current.get()
-    if ctx.cancelled[0]:
+    if ctx.is_cancelled:
         raise Cancelled("the request was cancelled")
     if ctx.deadline is not None and time.monotonic() >= ctx.deadline:
         raise DeadlineExceeded("the request's deadline passed")
@@ -66,7 +74,8 @@ def scope(*, deadline_s: float | None = None, **values: Any) -> Iterator[Context
     if deadline_s is not None:
         mine = time.monotonic() + deadline_s
         deadline = mine if deadline is None else min(deadline, mine)
-    ctx = replace(parent, deadline=deadline, values={**parent.values, **values})
+    ctx = replace(parent, deadline=deadline, cancelled=[False], parent=parent,
+                  values={**parent.values, **values} if values else parent.values)
     token = _current.set(ctx)
     try:
         yield ctx

@@ -20,6 +20,7 @@
     ├── DeadlineExceeded            the request's deadline passed
     ├── BudgetExceeded              a call would spend more than is left
     ├── GuardrailViolation          a check blocked the input or output
+    ├── StoreUnavailable            a state store (SQLite, Redis) cannot be reached
     ├── PatternError                a composite could not produce an answer
     │   ├── StepFailed              one named step of a pattern failed (cause kept)
     │   └── AllModelsFailed         every child failed (each child's error kept)
@@ -56,6 +57,7 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "StepFailed",
+    "StoreUnavailable",
     "StreamingNotSupported",
     "TokenCountingNotSupported",
     "UnknownName",
@@ -217,6 +219,12 @@ class GuardrailViolation(ChorusError):
                  stage: str = "input") -> None:
         self.check, self.reason, self.span, self.stage = check, reason, span, stage
         super().__init__(f"guardrail {check!r} blocked the {stage}: {reason}")
+
+
+class StoreUnavailable(ChorusError):
+    """A state store (SQLite file, Redis server) cannot be reached or used."""
+
+    code = "store_unavailable"
 
 
 class PatternError(ChorusError):

@@ -67,7 +67,19 @@ class Model(ABC):
 
 
 async def call(model: Model, request: Request) -> Completion:
-    """Call ``model`` within the current deadline (the way composites call children)."""
+    """Call ``model`` within the current deadline (the way composites call children).
+
+    A leaf call (``kind == "model"``) made under a budget (the context value ``"budget"``,
+    set by ``policies.budget.Budget``) goes through the budget's ``around``, which reserves
+    before the call and settles after it; without a budget this costs one dict lookup.
+    """
+    guard = context.current().values.get("budget")
+    if guard is not None and model.kind == "model":
+        return await guard.around(model, request, _call)  # type: ignore[no-any-return]
+    return await _call(model, request)
+
+
+async def _call(model: Model, request: Request) -> Completion:
     left = context.remaining()
     if left is None:
         return await model.complete(request)

@@ -24,7 +24,6 @@ from chorus.core.errors import ChorusError
 
 if TYPE_CHECKING:
     from chorus.config.builder import Builder
-    from chorus.core.model import Model
 
 __all__ = ["Kind", "Registry", "registry", "load_plugins"]
 
@@ -82,11 +81,12 @@ def load_plugins() -> None:
     eps = importlib.metadata.entry_points(group="chorus.plugins")
     if not any(ep.value.startswith("chorus.") for ep in eps):
         # Running from a source tree that was never installed: register built-ins.
-        from chorus import embeddings, patterns, providers
+        from chorus import embeddings, patterns, policies, providers
 
         providers.register(registry)
         patterns.register(registry)
         embeddings.register(registry)
+        policies.register(registry)
     for ep in eps:
         try:
             ep.load()(registry)

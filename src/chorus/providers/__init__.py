@@ -22,3 +22,15 @@ def register(registry: Registry) -> None:
                       "test double: replies from a queue or by regex")
     registry.provider("function", function.FunctionConfig, function.build,
                       "a Python callable")
+
+    from chorus.providers import local
+
+    registry.provider("local", local.LocalConfig, local.build,
+                      "a GGUF model run in process by llama.cpp")
+
+    from chorus.providers import anthropic, openai
+
+    registry.provider("openai", openai.OpenAIConfig, openai.build,
+                      "any OpenAI-compatible chat completions endpoint")
+    registry.provider("anthropic", anthropic.AnthropicConfig, anthropic.build,
+                      "Claude through the Anthropic Messages API")

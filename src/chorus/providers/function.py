@@ -34,7 +34,7 @@ class FunctionModel(Provider):
         super().__init__(name, **kwargs)
         self.fn = fn
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)
+            getattr(fn, "__call__", None)  # noqa: B004 - a callable object's async __call__
         )
         self.thread = thread
 

@@ -1,0 +1,309 @@
+"""Router: a classifier picks a label, the label's route picks a model, that model answers.
+
+    router = Router("r", KeywordClassifier([Rule("math", keywords=["integral"])]),
+                    {"math": gemma, "general": smol}, default="general")
+
+A route is one model, or several candidates chosen by capability, price or measured
+latency (``Route``). Abstentions, labels with no route and confidences below
+``min_confidence`` take the ``default`` route. The trace records the label, the
+classifier's scores, the reason and the chosen model; an LLM classifier's own call is a
+child span and its cost counts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from chorus.config.builder import validation_error
+from chorus.config.schema import ModelRef, Node, PatternConfig
+from chorus.core.errors import (
+    BudgetExceeded,
+    Cancelled,
+    ChorusError,
+    DeadlineExceeded,
+    GuardrailViolation,
+    StepFailed,
+)
+from chorus.core.model import Model, call, error_span
+from chorus.core.types import Completion, Request, Span
+from chorus.patterns._base import combine
+from chorus.providers.function import import_callable
+from chorus.routing import (
+    Classifier,
+    EmbeddingClassifier,
+    FunctionClassifier,
+    KeywordClassifier,
+    LatencyStats,
+    LatencyStore,
+    LLMClassifier,
+    Rule,
+    Strategy,
+    resolve,
+    select,
+)
+from chorus.routing.keyword import compile_rule
+from chorus.routing.selection import STRATEGIES, capable, estimate_tokens
+
+if TYPE_CHECKING:
+    from chorus.config.builder import Builder
+
+__all__ = ["Route", "Router", "RouterConfig", "build"]
+
+#: Errors about the whole request, not one step: they pass through unwrapped.
+_REQUEST_LEVEL = (BudgetExceeded, Cancelled, DeadlineExceeded, GuardrailViolation)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Route:
+    """One or more candidate models for a label, and how to choose among them."""
+
+    candidates: tuple[Model, ...]
+    select: Strategy
+    require: tuple[str, ...]
+    # The choice when only one candidate qualifies: made once, not per call.
+    fixed: tuple[Model, str] | None
+
+    def __init__(self, *candidates: Model, select: Strategy = "first",
+                 require: Sequence[str] = ()) -> None:
+        if not candidates:
+            raise ValueError("a route needs at least one candidate model")
+        if select not in STRATEGIES:
+            raise ValueError(f"select must be one of {', '.join(STRATEGIES)}, got {select!r}")
+        fixed = None
+        if select == "first" or len(capable(candidates, require)) <= 1:
+            fixed = _select(candidates, select, require, None)  # raises when none qualifies
+        object.__setattr__(self, "candidates", tuple(candidates))
+        object.__setattr__(self, "select", select)
+        object.__setattr__(self, "require", tuple(require))
+        object.__setattr__(self, "fixed", fixed)
+
+
+def _select(candidates: Sequence[Model], strategy: Strategy, require: Sequence[str],
+            stats: LatencyStore | None,
+            request: Request | None = None) -> tuple[Model, str]:
+    tokens = estimate_tokens(request) if request is not None else (1, 256)
+    return select(candidates, strategy, require=require, stats=stats, tokens=tokens)
+
+
+class Router(Model):
+    """Classify, then call the model of the chosen route."""
+
+    kind = "router"
+
+    def __init__(
+        self,
+        name: str,
+        classifier: Classifier,
+        routes: Mapping[str, Model | Route],
+        *,
+        default: str,
+        min_confidence: float | None = None,
+        stats: LatencyStore | None = None,
+    ) -> None:
+        super().__init__(name)
+        if not routes:
+            raise ValueError("a router needs at least one route")
+        if default not in routes:
+            raise ValueError(f"default route {default!r} is not one of: {', '.join(routes)}")
+        missing = [lb for lb in classifier.labels or () if lb not in routes]
+        if missing:
+            raise ValueError(f"classifier label(s) with no route: {', '.join(missing)}")
+        self.classifier = classifier
+        self.routes = {lb: r if isinstance(r, Route) else Route(r) for lb, r in routes.items()}
+        self.default = default
+        self.min_confidence = min_confidence
+        self.stats: LatencyStore = stats if stats is not None else LatencyStats()
+
+    def children(self) -> Sequence[Model]:
+        seen: dict[int, Model] = {id(m): m for m in self.classifier.models()}
+        for route in self.routes.values():
+            seen.update((id(m), m) for m in route.candidates)
+        return list(seen.values())
+
+    async def complete(self, request: Request) -> Completion:
+        started = time.perf_counter()
+        try:
+            decision = await self.classifier.classify(request)
+        except _REQUEST_LEVEL:
+            raise
+        except ChorusError as exc:
+            raise self._failed("classifier", exc, started, [],
+                               self._classifier_span(exc, started), {}) from exc
+        label, reason = resolve(decision, self.routes, self.default, self.min_confidence)
+        route = self.routes[label]
+        if route.fixed is not None:
+            model, why = route.fixed
+        else:
+            model, why = _select(route.candidates, route.select, route.require, self.stats,
+                                 request)
+        attrs = {"classifier": self.classifier.type, **decision.attributes(),
+                 "route": label, "reason": reason, "model": model.name, "selection": why}
+        t0 = time.perf_counter()
+        try:
+            answer = await call(model, request)
+        except ChorusError as exc:
+            self.stats.record(model.name, time.perf_counter() - t0, True)
+            if isinstance(exc, _REQUEST_LEVEL):
+                raise
+            raise self._failed(f"route {label!r} ({model.name})", exc, started,
+                               decision.calls, error_span(model, exc, t0), attrs) from exc
+        self.stats.record(model.name, time.perf_counter() - t0)
+        return combine(self, answer.text, started=started, parts=(*decision.calls, answer),
+                       winner=answer, attributes=attrs)
+
+    def _classifier_span(self, exc: ChorusError, started: float) -> Span:
+        models = self.classifier.models()
+        if models:
+            return error_span(models[0], exc, started)
+        return Span(kind="classifier", name=self.classifier.type,
+                    latency_s=time.perf_counter() - started, error=str(exc))
+
+    def _failed(self, step: str, exc: ChorusError, started: float,
+                parts: Sequence[Completion], failed: Span,
+                attrs: dict[str, Any]) -> StepFailed:
+        err = StepFailed(self.name, step, exc)
+        span = combine(self, "", started=started, parts=parts, failed=[failed],
+                       attributes=attrs).trace
+        assert span is not None
+        span.error = str(err)
+        err.span = span  # type: ignore[attr-defined]
+        return err
+
+
+# -- YAML -------------------------------------------------------------------------------
+
+
+class RouteConfig(Node):
+    """A route with several candidates: ``{candidates: [a, b], select: cheapest}``."""
+
+    candidates: list[ModelRef] = Field(min_length=1)
+    select: Literal["first", "cheapest", "fastest"] = "first"
+    #: Capability tags a candidate must have (``capabilities:`` of its models).
+    require: list[str] = Field(default_factory=list)
+
+
+class LLMClassifierConfig(Node):
+    type: Literal["llm"]
+    model: ModelRef
+    #: The label set (default: the route names), or label -> description.
+    labels: list[str] | dict[str, str] | None = None
+    instructions: str | None = None
+    max_tokens: int = Field(32, ge=1)
+
+
+class EmbeddingClassifierConfig(Node):
+    type: Literal["embedding"]
+    examples: dict[str, list[str]]
+    method: Literal["centroid", "knn"] = "centroid"
+    k: int = Field(5, ge=1)
+    #: Below this similarity the classifier abstains (the default route answers).
+    threshold: float | None = Field(None, ge=-1, le=1)
+    #: A name under ``embedders:`` or an inline embedder (default: the local MiniLM).
+    embedder: str | dict[str, Any] | None = None
+
+
+class RuleConfig(Node):
+    label: str
+    keywords: list[str] = Field(default_factory=list)
+    regex: str | None = None
+
+
+class KeywordClassifierConfig(Node):
+    type: Literal["keyword", "regex"]
+    rules: list[RuleConfig] = Field(min_length=1)
+    case_sensitive: bool = False
+
+
+class FunctionClassifierConfig(Node):
+    type: Literal["function", "callable"]
+    #: ``package.module:function``, called with the Request.
+    function: str
+
+
+_CLASSIFIERS: dict[str, type[BaseModel]] = {
+    "llm": LLMClassifierConfig,
+    "embedding": EmbeddingClassifierConfig,
+    "keyword": KeywordClassifierConfig,
+    "regex": KeywordClassifierConfig,
+    "function": FunctionClassifierConfig,
+    "callable": FunctionClassifierConfig,
+}
+
+
+class RouterConfig(PatternConfig):
+    kind: Literal["router"] = "router"
+    #: ``{type: llm|embedding|keyword|regex|function, ...}``
+    classifier: dict[str, Any]
+    #: label -> a model name, an inline model, or ``{candidates, select, require}``.
+    routes: dict[str, ModelRef] = Field(min_length=1)
+    default: str
+    min_confidence: float | None = Field(None, ge=0, le=1)
+
+
+def _classifier(data: dict[str, Any], b: Builder, routes: list[str]) -> Classifier:
+    kind = data.get("type")
+    cls = _CLASSIFIERS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise b.error(f"unknown classifier type {kind!r}; known: {', '.join(_CLASSIFIERS)}",
+                      "classifier", "type")
+    try:
+        cfg = cls.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(b.doc, (*b.path, "classifier"), exc, cls) from None
+    if isinstance(cfg, LLMClassifierConfig):
+        return LLMClassifier(b.model(cfg.model, "classifier", "model"),
+                             cfg.labels if cfg.labels is not None else routes,
+                             instructions=cfg.instructions, max_tokens=cfg.max_tokens)
+    if isinstance(cfg, EmbeddingClassifierConfig):
+        return EmbeddingClassifier(b.embedder(cfg.embedder, "classifier", "embedder"),
+                                   cfg.examples, method=cfg.method, k=cfg.k,
+                                   threshold=cfg.threshold)
+    if isinstance(cfg, KeywordClassifierConfig):
+        rules = [Rule(r.label, r.keywords, r.regex) for r in cfg.rules]
+        for i, rule in enumerate(rules):
+            try:
+                compile_rule(rule, case_sensitive=cfg.case_sensitive)
+            except ValueError as exc:
+                raise b.error(str(exc), "classifier", "rules", i) from None
+        return KeywordClassifier(rules, case_sensitive=cfg.case_sensitive)
+    assert isinstance(cfg, FunctionClassifierConfig)
+    try:
+        fn = import_callable(cfg.function)
+    except ValueError as exc:
+        raise b.error(str(exc), "classifier", "function") from None
+    return FunctionClassifier(fn, name=cfg.function)
+
+
+def _route(label: str, ref: ModelRef, b: Builder) -> Route:
+    if not (isinstance(ref, dict) and "candidates" in ref):
+        return Route(b.model(ref, "routes", label))
+    where = (*b.path, "routes", label)
+    try:
+        cfg = RouteConfig.model_validate(ref)
+    except ValidationError as exc:
+        raise validation_error(b.doc, where, exc, RouteConfig) from None
+    models = [b.model(m, "routes", label, "candidates", i) for i, m in enumerate(cfg.candidates)]
+    try:
+        return Route(*models, select=cfg.select, require=cfg.require)
+    except ValueError as exc:
+        raise b.error(str(exc), "routes", label) from None
+
+
+def build(cfg: RouterConfig, b: Builder) -> Router:
+    if cfg.default not in cfg.routes:
+        raise b.error(f"{cfg.default!r} is not one of the routes ({', '.join(cfg.routes)})",
+                      "default")
+    routes = {label: _route(label, ref, b) for label, ref in cfg.routes.items()}
+    classifier = _classifier(cfg.classifier, b, list(routes))
+    missing = [lb for lb in classifier.labels or () if lb not in routes]
+    if missing:
+        raise b.error(f"label(s) with no route: {', '.join(missing)} (add them under routes:)",
+                      "classifier")
+    return Router(b.name, classifier, routes, default=cfg.default,
+                  min_confidence=cfg.min_confidence)
+

@@ -1,0 +1,182 @@
+"""Vote: the majority answer of several models, or of several samples of one model.
+
+    Vote("v", [a, b, c], extract="label", labels=["positive", "negative"])
+    Vote("v", model=a, samples=5)          # temperature > 0, one seed per sample
+
+Answers are normalised (case, spaces, wrapping punctuation and quotes) or, with
+``extract``, reduced to the part that counts: a choice letter A-J, a number, yes/no,
+one of ``labels``, or the first group of a ``pattern``. With ``by_meaning`` free-text
+answers are grouped by the cosine similarity of their embeddings, and the answer is
+the medoid of the largest group. Ties go to the ``tie_break`` rule: ``order`` (the
+earliest child), ``weight`` (per-child ``weights``) or ``cheapest`` (lowest cost).
+Failed children, and answers with no label to extract, are recorded and left out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, get_args
+
+from pydantic import Field, model_validator
+
+from chorus.config.schema import ModelRef, PatternConfig
+from chorus.core.errors import AllModelsFailed
+from chorus.core.model import Model
+from chorus.core.types import Completion, Request
+from chorus.embeddings._base import Embedder
+from chorus.patterns._agreement import (
+    ExtractKind,
+    TieBreak,
+    collect,
+    display_labels,
+    extractor,
+    failed_span,
+    group_answers,
+    pick,
+    tally,
+)
+from chorus.patterns._base import combine
+from chorus.patterns._concurrent import gather
+
+__all__ = ["Vote", "VoteConfig", "build"]
+
+
+class Vote(Model):
+    kind = "vote"
+
+    def __init__(
+        self,
+        name: str,
+        models: Sequence[Model] = (),
+        *,
+        model: Model | None = None,
+        samples: int = 1,
+        temperature: float = 0.8,
+        extract: ExtractKind | None = None,
+        labels: Sequence[str] = (),
+        pattern: str | None = None,
+        by_meaning: bool = False,
+        embedder: Embedder | None = None,
+        similarity: float = 0.8,
+        tie_break: TieBreak = "order",
+        weights: Mapping[str, float] | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
+        super().__init__(name)
+        if bool(models) == (model is not None):
+            raise ValueError("vote needs either models (a list) or model (with samples)")
+        if model is not None and samples < 2:
+            raise ValueError("vote over one model needs samples >= 2")
+        if models and samples != 1:
+            raise ValueError("samples applies to a single model; give model: instead of models:")
+        if by_meaning and embedder is None:
+            raise ValueError("by_meaning needs an embedder")
+        if temperature <= 0 and model is not None:
+            raise ValueError("samples need temperature > 0, or every sample is the same")
+        self.models: list[Model] = list(models) if model is None else [model] * samples
+        self.samples = samples if model is not None else 1
+        self.temperature = temperature
+        self.extract_kind = extract
+        self.extract = extractor(extract, labels=labels, pattern=pattern)
+        self.embedder = embedder if by_meaning else None
+        self.similarity = similarity
+        self.tie_break = tie_break
+        if tie_break not in get_args(TieBreak):
+            raise ValueError(f"tie_break must be one of {', '.join(get_args(TieBreak))}")
+        self.weights = dict(weights or {})
+        self.timeout_s = timeout_s
+        if self.samples > 1:
+            self.names = [f"{self.models[0].name}[{i}]" for i in range(self.samples)]
+        else:
+            self.names = [m.name for m in self.models]
+            if len(set(self.names)) != len(self.names):
+                raise ValueError(f"vote children must have distinct names: {self.names}")
+        unknown = set(self.weights) - set(self.names)
+        if unknown:
+            raise ValueError(f"weights name unknown children: {', '.join(sorted(unknown))}")
+
+    def children(self) -> Sequence[Model]:
+        return self.models[:1] if self.samples > 1 else self.models
+
+    def requests(self, request: Request) -> list[Request]:
+        """One request per child; samples get distinct seeds and a temperature > 0."""
+        if self.samples == 1:
+            return [request] * len(self.models)
+        seed = request.params.get("seed", None)
+        base = seed if isinstance(seed, int) else 0
+        temp = request.params.get("temperature", None)
+        temperature = temp if isinstance(temp, int | float) and temp > 0 else self.temperature
+        return [request.with_params(seed=base + i, temperature=temperature)
+                for i in range(self.samples)]
+
+    async def complete(self, request: Request) -> Completion:
+        started = time.perf_counter()
+        outcomes = await gather(self.models, self.requests(request), timeout_s=self.timeout_s)
+        parts = [o.completion for o in outcomes if o.completion is not None]
+        failed = [o.span for o in outcomes if o.completion is None]
+        answers, errors = collect(outcomes, self.names, self.extract, self.weights)
+        if not answers:
+            err = AllModelsFailed(self.name, errors)
+            err.span = failed_span(self, err, [o.span for o in outcomes])  # type: ignore[attr-defined]
+            raise err
+        groups = await group_answers(answers, self.embedder, self.similarity)
+        winner, tied = pick(groups, self.tie_break)
+        rep = winner.representative
+        chosen = outcomes[rep.index].completion
+        assert chosen is not None  # every answer comes from a successful outcome
+        text = winner.key if self.extract_kind else rep.text
+        shown = display_labels(groups)
+        attributes: dict[str, Any] = {
+            "tally": tally(groups, len(answers)),
+            "winner": shown[winner.key],
+            "votes": len(answers),
+            "tie": [shown[k] for k in tied],
+            "tie_break": self.tie_break,
+            "failed": {name: str(e) for name, e in errors.items()},
+        }
+        if self.samples > 1:
+            attributes["samples"] = self.samples
+            attributes["seeds"] = [r.params.get("seed", None) for r in self.requests(request)]
+        if self.extract_kind:
+            attributes["extract"] = self.extract_kind
+        if self.embedder is not None:
+            attributes["by_meaning"] = {"embedder": self.embedder.name,
+                                        "similarity": self.similarity}
+        return combine(self, text, started=started, parts=parts, winner=chosen,
+                       failed=failed, attributes=attributes)
+
+
+class VoteConfig(PatternConfig):
+    kind: Literal["vote"] = "vote"
+    models: list[ModelRef] = Field(default_factory=list)
+    model: ModelRef | None = None
+    samples: int = Field(1, ge=1, le=64)
+    temperature: float = Field(0.8, ge=0, le=2)
+    extract: ExtractKind | None = None
+    labels: list[str] = Field(default_factory=list)
+    pattern: str | None = None
+    by_meaning: bool = False
+    embedder: str | None = None
+    similarity: float = Field(0.8, gt=-1, le=1)
+    tie_break: TieBreak = "order"
+    weights: dict[str, float] = Field(default_factory=dict)
+    timeout_s: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VoteConfig:
+        if bool(self.models) == (self.model is not None):
+            raise ValueError("give either models: [a, b, ...] or model: a with samples: N")
+        return self
+
+
+def build(cfg: VoteConfig, b: Any) -> Vote:
+    models = [b.model(ref, "models", i) for i, ref in enumerate(cfg.models)]
+    model = b.model(cfg.model, "model") if cfg.model is not None else None
+    embedder = b.embedder(cfg.embedder, "embedder") if cfg.by_meaning else None
+    return Vote(
+        b.name, models, model=model, samples=cfg.samples, temperature=cfg.temperature,
+        extract=cfg.extract, labels=cfg.labels, pattern=cfg.pattern,
+        by_meaning=cfg.by_meaning, embedder=embedder, similarity=cfg.similarity,
+        tie_break=cfg.tie_break, weights=cfg.weights, timeout_s=cfg.timeout_s,
+    )

@@ -1,0 +1,128 @@
+"""What a cache keys on and what it stores, as plain functions (no I/O).
+
+A key covers the inner model's identity (the name, kind, provider, model id and default
+parameters of every model in its tree) and everything in the request that changes the
+answer: messages and every parameter that was set. It is the SHA-256 of canonical JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from chorus.core.model import Model
+from chorus.core.types import Completion, Params, Request, Span, Usage
+
+__all__ = [
+    "decode_entry",
+    "deterministic",
+    "encode_entry",
+    "model_identity",
+    "request_key",
+    "span_from_dict",
+]
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON-ready data (tuples as lists, mappings as dicts)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _params(params: Params) -> dict[str, Any]:
+    return {k: _plain(v) for k, v in params.given().items()}
+
+
+def model_identity(model: Model) -> list[Any]:
+    """Everything about ``model`` and the models below it that can change an answer."""
+    node: dict[str, Any] = {"class": type(model).__name__, "kind": model.kind,
+                            "name": model.name}
+    params = getattr(model, "params", None)
+    if isinstance(params, Params):
+        node["params"] = _params(params)
+    for attr in ("provider", "model_id"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str):
+            node[attr] = value
+    return [node, *(model_identity(c) for c in model.children())]
+
+
+def request_key(identity: Any, request: Request, *, prompt: bool = True,
+                scope: str = "") -> str:
+    """The hex key of ``request`` to a model with ``identity``. With ``prompt=False`` the
+    last user message is left out: the semantic cache's context key."""
+    messages = [[m.role, m.content] for m in request.messages]
+    if not prompt:
+        last = max((i for i, m in enumerate(request.messages) if m.role == "user"), default=-1)
+        messages = [m for i, m in enumerate(messages) if i != last]
+    doc = {"model": identity, "messages": messages, "params": _params(request.params),
+           "scope": scope}
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _temperature(model: Model, request: Request) -> float | None:
+    value = request.params.temperature
+    if value is None or isinstance(value, float | int):
+        return value
+    defaults = getattr(model, "params", None)
+    if isinstance(defaults, Params):
+        found = defaults.temperature
+        return found if found is None or isinstance(found, float | int) else None
+    return None
+
+
+def deterministic(model: Model, request: Request) -> bool:
+    """Whether the answer is meant to repeat: temperature unset or 0 (the request's, else
+    the inner model's default). Sampling above 0 is not cached unless asked for."""
+    temperature = _temperature(model, request)
+    return temperature is None or temperature <= 0
+
+
+# -- entries ---------------------------------------------------------------------------
+
+
+def span_from_dict(data: Mapping[str, Any]) -> Span:
+    """The Span that ``Span.to_dict`` wrote."""
+    usage = data.get("usage") or {}
+    return Span(
+        kind=str(data["kind"]), name=str(data["name"]), model=data.get("model"),
+        usage=Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))),
+        cost_usd=float(data.get("cost_usd", 0.0)), latency_s=float(data.get("latency_s", 0.0)),
+        start=float(data.get("start", 0.0)), attributes=dict(data.get("attributes") or {}),
+        children=[span_from_dict(c) for c in data.get("children") or []],
+        error=data.get("error"),
+    )
+
+
+def encode_entry(completion: Completion, created: float, **extra: Any) -> bytes:
+    """A Completion as stored JSON bytes, with when it was made and any ``extra`` fields."""
+    doc = {"completion": completion.to_dict(trace=True), "logprob": completion.logprob,
+           "created": created, **extra}
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=repr).encode()
+
+
+def decode_entry(raw: bytes) -> tuple[Completion, dict[str, Any]]:
+    """The Completion stored by ``encode_entry`` and the whole stored document.
+    Raises ValueError when the bytes are not an entry."""
+    try:
+        doc = json.loads(raw)
+        c = doc["completion"]
+        usage = c.get("usage") or {}
+        completion = Completion(
+            text=str(c["text"]), model=str(c["model"]),
+            usage=Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))),
+            cost_usd=float(c.get("cost_usd", 0.0)), latency_s=float(c.get("latency_s", 0.0)),
+            finish_reason=c.get("finish_reason"),
+            trace=span_from_dict(c["trace"]) if c.get("trace") else None,
+            logprob=doc.get("logprob"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a cache entry: {exc}") from exc
+    return completion, doc

@@ -1,0 +1,264 @@
+"""Cache: answer a request from a store when the same one was answered before.
+
+    Cache("cached", model, MemoryStore(), ttl_s=3600, max_entries=10_000)
+
+A hit costs nothing: the Completion comes back with cost 0, usage 0, the lookup's latency
+and ``model`` naming the leaf that first answered; its span says ``hit: true`` and
+``saved_usd``. Sampling (temperature > 0) is not cached unless ``cache_sampling`` is set.
+Streams are cached too: a miss streams from the inner model while collecting, a hit
+replays the text as deltas. A store that fails is recorded in the span (``store_error``)
+and the request goes to the inner model: a cache outage never fails a request.
+
+The size cap evicts the oldest entries using an index kept in this process (seeded from
+the store on first use), so with several processes on one Redis the cap is per process.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import Field
+
+from chorus.config.schema import ModelRef, PatternConfig
+from chorus.core.errors import MalformedResponse, StoreUnavailable
+from chorus.core.model import Model, StreamEvent, call, stream_or_complete
+from chorus.core.types import ZERO_USAGE, Completion, Request, Span, TextDelta
+from chorus.patterns._base import combine
+from chorus.policies._cachekey import (
+    decode_entry,
+    deterministic,
+    encode_entry,
+    model_identity,
+    request_key,
+)
+from chorus.stores import MemoryStore, Store
+
+__all__ = ["Cache", "CacheConfig", "CachePolicy", "Lookup", "build", "replay_pieces",
+           "tenant_of"]
+
+
+def tenant_of(request: Request) -> str:
+    """The tenant a request belongs to (``metadata["tenant"]``), "" when none."""
+    tenant = request.metadata.get("tenant")
+    return "" if tenant is None else str(tenant)
+
+
+def replay_pieces(text: str) -> list[str]:
+    """A cached text cut into word-sized deltas, as a live stream would send it."""
+    return re.findall(r"\s*\S+|\s+$", text) or [text]
+
+
+@dataclass(slots=True)
+class Lookup:
+    """What a lookup found: the cached answer (or None) and what to record."""
+
+    hit: Completion | None = None
+    created: float = 0.0
+    attributes: dict[str, Any] = field(default_factory=dict)
+    # Whatever the subclass needs to store the answer of a miss (None: do not store).
+    token: Any = None
+
+
+class CachePolicy(Model):
+    """What the exact and semantic caches share: the call flow and the hit's report."""
+
+    kind = "cache"
+    can_stream = True
+
+    def __init__(self, name: str, inner: Model, store: Store | None, *,
+                 ttl_s: float | None, max_entries: int | None, cache_sampling: bool) -> None:
+        super().__init__(name)
+        if ttl_s is not None and ttl_s <= 0:
+            raise ValueError("ttl_s must be > 0")
+        if max_entries is not None and max_entries < 1:
+            raise ValueError("max_entries must be >= 1")
+        self.inner = inner
+        self.store = store if store is not None else MemoryStore()
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self.cache_sampling = cache_sampling
+        self.identity = model_identity(inner)
+
+    def children(self) -> tuple[Model]:
+        return (self.inner,)
+
+    async def _lookup(self, request: Request) -> Lookup:
+        raise NotImplementedError
+
+    async def _save(self, token: Any, answer: Completion) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # -- the flow ---------------------------------------------------------------------------
+
+    async def _find(self, request: Request) -> Lookup:
+        if not (self.cache_sampling or deterministic(self.inner, request)):
+            return Lookup(attributes={"hit": False, "stored": False,
+                                      "reason": "sampling (temperature > 0) is not cached"})
+        try:
+            return await self._lookup(request)
+        except StoreUnavailable as exc:
+            return Lookup(attributes={"hit": False, "stored": False, "store_error": str(exc)})
+
+    async def _keep(self, found: Lookup, answer: Completion) -> dict[str, Any]:
+        if found.token is None:
+            return {}
+        try:
+            return {"stored": True, **await self._save(found.token, answer)}
+        except StoreUnavailable as exc:
+            return {"stored": False, "store_error": str(exc)}
+
+    def _hit(self, found: Lookup, started: float) -> Completion:
+        cached = found.hit
+        assert cached is not None
+        latency = time.perf_counter() - started
+        attributes = {
+            **found.attributes, "hit": True, "saved_usd": cached.cost_usd,
+            "saved_tokens": cached.usage.total_tokens,
+            "age_s": round(time.time() - found.created, 3),
+        }
+        span = Span(kind=self.kind, name=self.name, model=cached.model, usage=ZERO_USAGE,
+                    cost_usd=0.0, latency_s=latency, start=time.time() - latency,
+                    attributes=attributes)
+        return Completion(cached.text, cached.model, ZERO_USAGE, 0.0, latency,
+                          cached.finish_reason, span, cached.logprob)
+
+    def _miss(self, answer: Completion, started: float, attributes: dict[str, Any]
+              ) -> Completion:
+        return combine(self, answer.text, started=started, parts=[answer], winner=answer,
+                       attributes={"hit": False, **attributes})
+
+    async def complete(self, request: Request) -> Completion:
+        started = time.perf_counter()
+        found = await self._find(request)
+        if found.hit is not None:
+            return self._hit(found, started)
+        answer = await call(self.inner, request)
+        return self._miss(answer, started, {**found.attributes, **await self._keep(found, answer)})
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        started = time.perf_counter()
+        found = await self._find(request)
+        if found.hit is not None:
+            for piece in replay_pieces(found.hit.text):
+                yield TextDelta(piece)
+            yield self._hit(found, started)
+            return
+        answer: Completion | None = None
+        async for event in stream_or_complete(self.inner, request):
+            if isinstance(event, Completion):
+                answer = event
+            else:
+                yield event
+        if answer is None:
+            raise MalformedResponse("the stream ended without a final completion",
+                                    model=self.inner.name)
+        yield self._miss(answer, started, {**found.attributes, **await self._keep(found, answer)})
+
+
+class Cache(CachePolicy):
+    """The exact cache: a hit needs the same model tree, messages and parameters."""
+
+    def __init__(
+        self,
+        name: str,
+        inner: Model,
+        store: Store | None = None,
+        *,
+        ttl_s: float | None = None,
+        max_entries: int | None = None,
+        cache_sampling: bool = False,
+        per_tenant: bool = False,
+        namespace: str | None = None,
+    ) -> None:
+        super().__init__(name, inner, store, ttl_s=ttl_s, max_entries=max_entries,
+                         cache_sampling=cache_sampling)
+        self.per_tenant = per_tenant
+        self.prefix = f"cache:{quote(namespace or name, safe='')}:"
+        # entry key -> created (time.time()), oldest first; None until seeded from the store
+        self._index: OrderedDict[str, float] | None = None
+
+    def key_for(self, request: Request) -> str:
+        """The store key of ``request``."""
+        scope = tenant_of(request) if self.per_tenant else ""
+        return self.prefix + request_key(self.identity, request, scope=scope)
+
+    async def _lookup(self, request: Request) -> Lookup:
+        key = self.key_for(request)
+        attributes: dict[str, Any] = {"key": key[len(self.prefix):][:16], "store": self.store.name}
+        raw = await self.store.get(key)
+        if raw is not None:
+            try:
+                cached, doc = decode_entry(raw)
+            except ValueError:
+                await self.store.delete(key)
+            else:
+                return Lookup(cached, float(doc.get("created", 0.0)), attributes, key)
+        return Lookup(None, 0.0, attributes, key)
+
+    async def _save(self, token: Any, answer: Completion) -> dict[str, Any]:
+        key = str(token)
+        now = time.time()
+        await self.store.set(key, encode_entry(answer, now), self.ttl_s)
+        if self.max_entries is None:
+            return {}
+        index = await self._seeded()
+        index[key] = now
+        index.move_to_end(key)
+        evicted = 0
+        while len(index) > self.max_entries:
+            old, _ = index.popitem(last=False)
+            await self.store.delete(old)
+            evicted += 1
+        return {"evicted": evicted} if evicted else {}
+
+    async def _seeded(self) -> OrderedDict[str, float]:
+        if self._index is not None:
+            return self._index
+        ages: list[tuple[float, str]] = []
+        for key in await self.store.scan(self.prefix):
+            raw = await self.store.get(key)
+            if raw is None:
+                continue
+            try:
+                _, doc = decode_entry(raw)
+            except ValueError:
+                continue
+            ages.append((float(doc.get("created", 0.0)), key))
+        index = OrderedDict((k, t) for t, k in sorted(ages))
+        if self._index is not None:  # another call seeded it while this one read the store
+            index.update(self._index)
+        self._index = index
+        return index
+
+
+# -- YAML --------------------------------------------------------------------------------
+
+
+class CacheConfig(PatternConfig):
+    kind: Literal["cache"] = "cache"
+    inner: ModelRef
+    #: A name under ``stores:``, ``memory`` (default) or an inline spec.
+    store: str | dict[str, Any] | None = None
+    #: Seconds an entry lives (default: until evicted).
+    ttl_s: float | None = Field(None, gt=0)
+    #: The most entries kept; the oldest go first.
+    max_entries: int | None = Field(None, ge=1)
+    #: Cache answers sampled at temperature > 0 too.
+    cache_sampling: bool = False
+    #: Keep each tenant's (``metadata.tenant``) entries apart.
+    per_tenant: bool = False
+    #: Key namespace (default: this node's name); two caches with one namespace share entries.
+    namespace: str | None = None
+
+
+def build(cfg: CacheConfig, b: Any) -> Cache:
+    return Cache(b.name, b.model(cfg.inner, "inner"), b.store(cfg.store, "store"),
+                 ttl_s=cfg.ttl_s, max_entries=cfg.max_entries,
+                 cache_sampling=cfg.cache_sampling, per_tenant=cfg.per_tenant,
+                 namespace=cfg.namespace)

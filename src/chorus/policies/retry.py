@@ -1,0 +1,154 @@
+"""Retry: call the inner model again on errors where that can help, with backoff.
+
+    Retry("steady", model, attempts=4, base_s=0.5, max_delay_s=20)
+
+Only ``retryable`` errors are retried (timeout, rate limit, 5xx, connection, malformed).
+The wait before attempt n+1 is "full jitter" (a uniform draw in [0, min(max, base * 2**n)]),
+at least the server's ``Retry-After`` for a rate limit, and never past the request's
+deadline: when the wait would cross it, the last error is raised at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import Field
+
+from chorus.config.schema import ModelRef, PatternConfig
+from chorus.core import context
+from chorus.core.errors import ChorusError, RateLimitError
+from chorus.core.model import Model, call, error_span
+from chorus.core.types import Completion, Request, Span
+from chorus.patterns._base import combine
+
+__all__ = ["Retry", "RetryConfig", "backoff", "build", "next_delay", "should_retry"]
+
+
+# -- decisions (no I/O) ----------------------------------------------------------------
+
+
+def should_retry(error: BaseException) -> bool:
+    """Whether calling again may succeed: the error tree's ``retryable`` flag."""
+    return isinstance(error, ChorusError) and error.retryable
+
+
+def backoff(attempt: int, base_s: float, max_delay_s: float, draw: float) -> float:
+    """Full-jitter backoff after failed attempt number ``attempt`` (1-based); ``draw`` is a
+    uniform sample in [0, 1)."""
+    ceiling = min(max_delay_s, base_s * 2.0 ** (attempt - 1))
+    return ceiling * draw
+
+
+def next_delay(
+    error: BaseException,
+    attempt: int,
+    *,
+    attempts: int,
+    base_s: float,
+    max_delay_s: float,
+    remaining_s: float | None,
+    draw: float,
+) -> tuple[float | None, str]:
+    """How long to wait before trying again after ``error`` on attempt ``attempt``, or None
+    to give up; with the reason, for the trace."""
+    if not should_retry(error):
+        return None, "not retryable"
+    if attempt >= attempts:
+        return None, f"gave up after {attempts} attempts"
+    delay = backoff(attempt, base_s, max_delay_s, draw)
+    why = "backoff"
+    if isinstance(error, RateLimitError) and error.retry_after is not None:
+        if error.retry_after > delay:
+            delay, why = error.retry_after, "retry-after"
+    if remaining_s is not None and delay >= remaining_s:
+        return None, f"the deadline is {max(remaining_s, 0):.2f}s away; the wait is {delay:.2f}s"
+    return delay, why
+
+
+# -- the policy --------------------------------------------------------------------------
+
+
+class Retry(Model):
+    """Calls ``inner`` up to ``attempts`` times while the error is retryable."""
+
+    kind = "retry"
+
+    def __init__(
+        self,
+        name: str,
+        inner: Model,
+        *,
+        attempts: int = 3,
+        base_s: float = 0.5,
+        max_delay_s: float = 20.0,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(name)
+        if attempts < 1:
+            raise ValueError("attempts must be >= 1")
+        if base_s < 0 or max_delay_s < 0:
+            raise ValueError("base_s and max_delay_s must be >= 0")
+        self.inner = inner
+        self.attempts = attempts
+        self.base_s = base_s
+        self.max_delay_s = max_delay_s
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def children(self) -> tuple[Model]:
+        return (self.inner,)
+
+    async def complete(self, request: Request) -> Completion:
+        started = time.perf_counter()
+        failed: list[Span] = []
+        log: list[dict[str, Any]] = []
+        attempt = 0
+        while True:
+            attempt += 1
+            t0 = time.perf_counter()
+            try:
+                answer = await call(self.inner, request)
+            except ChorusError as exc:
+                span = error_span(self.inner, exc, t0)
+                span.attributes["attempt"] = attempt
+                failed.append(span)
+                delay, why = next_delay(
+                    exc, attempt, attempts=self.attempts, base_s=self.base_s,
+                    max_delay_s=self.max_delay_s, remaining_s=context.remaining(),
+                    draw=self._rng.random(),
+                )
+                entry: dict[str, Any] = {"attempt": attempt, "error": exc.code,
+                                         "message": str(exc), "decision": why}
+                log.append(entry)
+                if delay is None:
+                    exc.add_note(f"retry {self.name!r}: {why}")
+                    raise
+                entry["wait_s"] = round(delay, 3)
+                await self._sleep(delay)
+                continue
+            log.append({"attempt": attempt, "ok": True})
+            return combine(self, answer.text, started=started, parts=[answer], winner=answer,
+                           failed=failed, attributes={"attempts": attempt, "retries": log})
+
+
+# -- YAML --------------------------------------------------------------------------------
+
+
+class RetryConfig(PatternConfig):
+    kind: Literal["retry"] = "retry"
+    inner: ModelRef
+    #: Total tries, the first included.
+    attempts: int = Field(3, ge=1, le=20)
+    #: The backoff ceiling of the first retry; it doubles each time up to ``max_delay_s``.
+    base_s: float = Field(0.5, ge=0)
+    max_delay_s: float = Field(20.0, ge=0)
+
+
+def build(cfg: RetryConfig, b: Any) -> Retry:
+    return Retry(b.name, b.model(cfg.inner, "inner"), attempts=cfg.attempts,
+                 base_s=cfg.base_s, max_delay_s=cfg.max_delay_s)

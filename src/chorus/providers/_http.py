@@ -1,0 +1,280 @@
+"""What the HTTP providers share: API keys, one lazily made pooled client, and turning
+statuses, error bodies and transport failures into the typed error tree.
+
+The mapping functions are plain (no I/O) so they are tested without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from chorus.core.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContextLengthError,
+    MalformedResponse,
+    ModelNotFoundError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeout,
+    RateLimitError,
+    ServerError,
+)
+from chorus.providers._sse import ServerSentEvent, SSEDecoder
+
+__all__ = [
+    "Endpoint",
+    "HttpClient",
+    "error_for_code",
+    "error_for_status",
+    "is_local",
+    "one_line",
+    "parse_retry_after",
+    "resolve_api_key",
+    "transport_error",
+]
+
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0"})
+_CONTEXT_MARKERS = (
+    "context_length", "context length", "context window", "maximum context",
+    "prompt is too long", "too many tokens", "reduce the length",
+)
+_BODY_LIMIT = 4000
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """``text`` squeezed to one line of at most ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def is_local(url: str) -> bool:
+    """Whether ``url`` points at this machine (such servers need no API key)."""
+    try:
+        return httpx.URL(url).host in _LOCAL_HOSTS
+    except httpx.InvalidURL:
+        return False
+
+
+def resolve_api_key(literal: str | None, env_name: str | None, base_url: str, *,
+                    model: str) -> str | None:
+    """The API key to send, read now (not when the config was built) so a key
+    exported later is seen. A local endpoint may go without one."""
+    if literal:
+        return literal
+    value = os.environ.get(env_name) if env_name else None
+    if value:
+        return value
+    if is_local(base_url):
+        return None
+    where = f"the environment variable {env_name}" if env_name else "`api_key:`"
+    raise AuthenticationError(f"no API key for {base_url}: set {where}", model=model)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def error_detail(body: str) -> tuple[str, str | None]:
+    """The message and code (or type) of an OpenAI- or Anthropic-style error body."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return one_line(body) or "(empty body)", None
+    err: Any = data.get("error", data) if isinstance(data, dict) else data
+    if isinstance(err, dict):
+        message = err.get("message") or err.get("detail") or json.dumps(err)
+        code = err.get("code") or err.get("type")
+        return one_line(str(message)), str(code) if code else None
+    if isinstance(err, str):
+        return one_line(err), None
+    return one_line(json.dumps(err)), None
+
+
+def error_for_code(code: str | None, message: str, *, model: str, model_id: str,
+                   url: str = "", status: int | None = None, body: str | None = None,
+                   retry_after: float | None = None, auth_hint: str = "") -> ProviderError:
+    """The typed error for an error code or type (as error bodies and stream error
+    events carry it), falling back on the HTTP status when the code says nothing."""
+    code = (code or "").lower()
+    low = message.lower()
+    kw: dict[str, Any] = {"model": model, "status_code": status, "body": body}
+    at = f" at {url}" if url else ""
+    tag = f" ({status})" if status else ""
+    if code in ("model_not_found", "not_found_error") or status == 404:
+        return ModelNotFoundError(
+            f"model {model_id!r} not found{at}{tag}: {message}; check `model:` and `base_url`",
+            **kw,
+        )
+    if code in ("authentication_error", "invalid_api_key") or status == 401:
+        return AuthenticationError(f"authentication failed{at}{tag}: {message}; {auth_hint}"
+                                   .rstrip("; "), **kw)
+    if code == "permission_error" or status == 403:
+        return AuthenticationError(
+            f"access denied{at}{tag}: {message}; check the key's permissions for "
+            f"{model_id!r}", **kw)
+    if code in ("rate_limit_error", "rate_limit_exceeded") or status == 429:
+        wait = f"; retry after {retry_after:g}s" if retry_after is not None else ""
+        return RateLimitError(f"rate limited{tag}: {message}{wait}", retry_after=retry_after,
+                              **kw)
+    if code == "context_length_exceeded" or any(m in low for m in _CONTEXT_MARKERS):
+        return ContextLengthError(
+            f"the prompt does not fit the context window{tag}: {message}; shorten the "
+            "messages or lower max_tokens", **kw)
+    if code in ("overloaded_error", "api_error", "server_error") or (status or 0) >= 500:
+        return ServerError(f"server error{at}{tag}: {message}; try again later", **kw)
+    if code in ("invalid_request_error", "request_too_large") or (status or 0) >= 400:
+        return BadRequestError(f"request rejected{tag}: {message}; fix the request", **kw)
+    return ProviderError(f"error {code or 'unknown'}{tag}: {message}", **kw)
+
+
+def error_for_status(status: int, body: str, headers: Mapping[str, str], *, model: str,
+                     model_id: str, url: str, auth_hint: str = "") -> ProviderError:
+    """The typed error for a non-2xx HTTP answer."""
+    message, code = error_detail(body)
+    retry = parse_retry_after(headers.get("retry-after")) if status == 429 else None
+    return error_for_code(code, message, model=model, model_id=model_id, url=url,
+                          status=status, body=body[:_BODY_LIMIT], retry_after=retry,
+                          auth_hint=auth_hint)
+
+
+def transport_error(exc: httpx.TransportError, *, model: str, url: str,
+                    timeout: float | None) -> ProviderError:
+    """The typed error for a request that got no (usable) HTTP answer."""
+    if isinstance(exc, httpx.TimeoutException):
+        phase = {
+            httpx.ConnectTimeout: "connecting to", httpx.ReadTimeout: "waiting for",
+            httpx.WriteTimeout: "sending to", httpx.PoolTimeout: "waiting for a connection to",
+        }.get(type(exc), "calling")
+        limit = f" {timeout:g}s" if timeout is not None else ""
+        return ProviderTimeout(f"timed out after{limit} {phase} {url}; raise `timeout:` "
+                               "or check the server", model=model)
+    if isinstance(exc, httpx.ConnectError | httpx.UnsupportedProtocol | httpx.ProxyError):
+        return ProviderConnectionError(
+            f"cannot connect to {url} ({one_line(str(exc), 120) or type(exc).__name__}); "
+            "the server may not be running, or `base_url` is wrong", model=model)
+    if isinstance(exc, httpx.RemoteProtocolError) and "disconnect" not in str(exc).lower():
+        return MalformedResponse(f"{url} did not answer with valid HTTP "
+                                 f"({one_line(str(exc), 120)}); check `base_url`", model=model)
+    return ProviderConnectionError(
+        f"connection to {url} failed ({one_line(str(exc), 120) or type(exc).__name__}); "
+        "the server may have stopped", model=model)
+
+
+def parse_json_body(text: str, *, model: str, url: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise MalformedResponse(f"{url} answered with something that is not JSON: "
+                                f"{one_line(text, 80)!r}; check `base_url`",
+                                model=model, body=text[:_BODY_LIMIT]) from None
+
+
+class HttpClient:
+    """One pooled ``httpx.AsyncClient``, made on first use and closed by ``aclose``."""
+
+    def __init__(self, *, timeout: float, transport: httpx.AsyncBaseTransport | None = None
+                 ) -> None:
+        self.timeout = timeout
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            # A pooled connection belongs to the loop that opened it: a client made
+            # under an earlier ``asyncio.run`` cannot be used (nor closed) from this one.
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout),
+                                             transport=self._transport)
+            self._loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._loop is asyncio.get_running_loop():
+            await client.aclose()
+
+
+class Endpoint:
+    """Sends requests to one base URL for one model, raising only the typed errors."""
+
+    def __init__(self, http: HttpClient, *, model: str, model_id: str,
+                 auth_hint: str = "") -> None:
+        self.http, self.model, self.model_id, self.auth_hint = http, model, model_id, auth_hint
+
+    def _error(self, response: httpx.Response, body: str) -> ProviderError:
+        return error_for_status(response.status_code, body, response.headers, model=self.model,
+                                model_id=self.model_id, url=str(response.request.url),
+                                auth_hint=self.auth_hint)
+
+    async def request_json(self, method: str, url: str, *, headers: Mapping[str, str],
+                           payload: Any = None) -> Any:
+        try:
+            response = await self.http.get().request(method, url, headers=headers,
+                                                     json=payload)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, model=self.model, url=url,
+                                  timeout=self.http.timeout) from exc
+        if response.status_code >= 400:
+            raise self._error(response, response.text)
+        return parse_json_body(response.text, model=self.model, url=url)
+
+    @asynccontextmanager
+    async def stream(self, url: str, *, headers: Mapping[str, str],
+                     payload: Any) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
+        """POST ``payload`` and yield the answer's server-sent events."""
+        try:
+            async with self.http.get().stream("POST", url, headers=headers,
+                                              json=payload) as response:
+                if response.status_code >= 400:
+                    body = (await response.aread()).decode("utf-8", "replace")
+                    raise self._error(response, body)
+                events = self._events(response, url)
+                try:
+                    yield events
+                finally:
+                    await events.aclose()
+        except httpx.TransportError as exc:
+            raise transport_error(exc, model=self.model, url=url,
+                                  timeout=self.http.timeout) from exc
+
+    async def _events(self, response: httpx.Response, url: str
+                      ) -> AsyncGenerator[ServerSentEvent, None]:
+        ctype = response.headers.get("content-type", "")
+        if "json" in ctype and "event-stream" not in ctype:
+            # Some servers answer a stream request with one JSON body (often an error).
+            body = (await response.aread()).decode("utf-8", "replace")
+            yield ServerSentEvent(body, "json")
+            return
+        decoder = SSEDecoder()
+        async for line in response.aiter_lines():
+            event = decoder.feed(line)
+            if event is not None:
+                yield event
+        last = decoder.flush()
+        if last is not None:
+            yield last

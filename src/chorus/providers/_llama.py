@@ -1,0 +1,364 @@
+"""llama.cpp plumbing for the local provider: loading each model once per process, and
+one generation loop that streams, stops, counts and can be cancelled between tokens.
+
+``llama_cpp`` is imported only when a model is first loaded, so ``import chorus`` stays
+fast and works without it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import codecs
+import concurrent.futures
+import functools
+import importlib.util
+import json
+import os
+import random
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chorus.core.errors import (
+    BadRequestError,
+    ConfigError,
+    ContextLengthError,
+    MissingDependency,
+)
+from chorus.core.types import Message
+
+__all__ = [
+    "Generated",
+    "LoadedModel",
+    "Sampling",
+    "grammar_for",
+    "held_back",
+    "llama_installed",
+    "load",
+    "loaded_models",
+    "render_template",
+]
+
+
+def llama_installed() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+# -- prompts, stops and grammars: plain functions --------------------------------------
+
+_FIELD = re.compile(r"\{(prompt|system)\}")
+
+
+def render_template(template: str, prompt: str, system: str | None) -> str:
+    """Fill ``{prompt}`` and ``{system}`` in one pass (other braces stay as written).
+
+    A system message goes before the text when the template has no ``{system}``."""
+    values = {"prompt": prompt, "system": system or ""}
+    text = _FIELD.sub(lambda m: values[m.group(1)], template)
+    if system and "{system}" not in template:
+        text = f"{system}\n\n{text}"
+    return text
+
+
+def held_back(text: str, stops: Sequence[str]) -> int:
+    """How many trailing characters of ``text`` could start a stop sequence (and so
+    must not be streamed yet)."""
+    keep = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), keep, -1):
+            if text.endswith(s[:n]):
+                keep = n
+                break
+    return keep
+
+
+def _schema_of(response_format: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The JSON schema in a response_format (a bare schema, or OpenAI's wrappers);
+    None when any JSON will do."""
+    kind = response_format.get("type")
+    if kind == "json_schema" and isinstance(response_format.get("json_schema"), Mapping):
+        schema = response_format["json_schema"].get("schema")
+        return schema if isinstance(schema, Mapping) else None
+    if kind == "json_object":
+        schema = response_format.get("schema")
+        return schema if isinstance(schema, Mapping) else None
+    return response_format
+
+
+def grammar_for(response_format: Mapping[str, Any]) -> Any:
+    """The llama.cpp grammar that makes decoding follow ``response_format``."""
+    schema = _schema_of(response_format)
+    return _grammar(json.dumps(schema, sort_keys=True) if schema else "")
+
+
+@functools.lru_cache(maxsize=64)
+def _grammar(schema_json: str) -> Any:
+    # A grammar is immutable text; llama.cpp builds a fresh sampler from it per call.
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    if not schema_json:
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    try:
+        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise BadRequestError(f"cannot turn the JSON schema into a grammar: {exc}") from None
+
+
+# -- one loaded model ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    temperature: float
+    top_p: float
+    max_tokens: int | None
+    seed: int | None
+    stop: tuple[str, ...]
+    grammar: Any = None
+    logprobs: bool = False
+    #: Drop whitespace before the answer (a template ends where the answer starts).
+    lstrip: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+    logprob: float | None = None
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """One llama.cpp instance, shared by every config entry that names its file.
+
+    Calls run on its own single worker thread and hold ``lock`` while generating, so one
+    model serves one generation at a time and never blocks other models' calls."""
+
+    path: Path
+    llama: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    executor: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="chorus-llama"
+        )
+    )
+    _pieces: dict[int, bytes] = field(default_factory=dict)
+    _formatter: Any = None
+
+    def tokenize(self, text: str, *, bos: bool = False) -> list[int]:
+        return list(self.llama.tokenize(text.encode("utf-8"), add_bos=bos, special=bos))
+
+    def completion_prompt(self, text: str) -> list[int]:
+        return self.tokenize(text, bos=True)
+
+    def chat_prompt(self, messages: Sequence[Message]) -> tuple[list[int], tuple[str, ...]]:
+        """The prompt tokens and stop strings of the model's own chat template."""
+        if self._formatter is None:
+            self._formatter = self._chat_formatter()
+        result = self._formatter(
+            messages=[{"role": m.role, "content": m.content} for m in messages]
+        )
+        tokens = self.llama.tokenize(
+            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+        )
+        stop = result.stop or ()
+        return list(tokens), ((stop,) if isinstance(stop, str) else tuple(stop))
+
+    def _chat_formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self.llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ConfigError(
+                f"{self.path.name} has no chat template: use mode: completion "
+                "with a prompt_template"
+            )
+        vocab = self.llama._model
+        eos, bos = self.llama.token_eos(), self.llama.token_bos()
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=vocab.token_get_text(eos) if eos != -1 else "",
+            bos_token=vocab.token_get_text(bos) if bos != -1 else "",
+            stop_token_ids=[eos],
+        )
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = bytes(self.llama.detokenize([token]))
+        return piece
+
+    def _logprob(self, token: int) -> float:
+        """log p(token) under the logits it was just sampled from (the raw model
+        distribution, before temperature, penalties or grammar). A pass over the whole
+        vocabulary per token: about 0.3 ms for SmolLM2, 2 ms for Gemma on 2 busy cores."""
+        import llama_cpp
+        import numpy as np
+
+        ptr = llama_cpp.llama_get_logits_ith(self.llama.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.llama.n_vocab(),))
+        top = logits.max()
+        return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+
+    def _prefill(self, prompt: list[int]) -> None:
+        """Evaluate all but the last prompt token, reusing the cached prefix.
+
+        llama-cpp-python evaluates the last prompt token alone when the prompt is cached
+        and within one batch when it is not, and the two give logits apart by up to 0.5:
+        enough to change a greedy answer. Always leaving the last token to be evaluated
+        alone makes an answer independent of what the model ran before."""
+        import numpy as np
+
+        llm, head = self.llama, prompt[:-1]
+        cached = llm.input_ids[: min(llm.n_tokens, len(head))]
+        differs = np.flatnonzero(cached != np.asarray(head[: len(cached)], dtype=cached.dtype))
+        keep = int(differs[0]) if len(differs) else len(cached)
+        if keep == len(head):
+            return
+        if not llm._ctx.kv_cache_seq_rm(-1, keep, -1):  # a recurrent model: start over
+            llm.reset()
+            keep = 0
+        llm.n_tokens = keep
+        llm.eval(head[keep:])
+
+    def generate(
+        self,
+        prompt: list[int],
+        s: Sampling,
+        should_stop: Callable[[], bool],
+        emit: Callable[[str], None] | None = None,
+    ) -> Generated:
+        """Generate from ``prompt`` tokens, holding the model's lock. Checks
+        ``should_stop`` before each token; ``emit`` receives the text as it becomes
+        final (never part of a stop sequence)."""
+        with self.lock:
+            return self._generate(prompt, s, should_stop, emit)
+
+    def _generate(
+        self,
+        prompt: list[int],
+        s: Sampling,
+        should_stop: Callable[[], bool],
+        emit: Callable[[str], None] | None,
+    ) -> Generated:
+        import llama_cpp
+
+        llm = self.llama
+        n_ctx = llm.n_ctx()
+        if not prompt:
+            raise BadRequestError("the prompt is empty")
+        if len(prompt) >= n_ctx:
+            raise ContextLengthError(
+                f"the prompt has {len(prompt)} tokens, the context window {n_ctx} (n_ctx)"
+            )
+        room = n_ctx - len(prompt)
+        limit = room if s.max_tokens is None or s.max_tokens <= 0 else min(s.max_tokens, room)
+        # The same seeding and sampler chain as llama-cpp-python's create_completion.
+        llm.set_seed(s.seed if s.seed is not None else random.getrandbits(32))
+        self._prefill(prompt)
+        vocab = llm._model.vocab
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+        stops = tuple(x for x in s.stop if x)
+        longest = max((len(x) for x in stops), default=0)
+        text, sent, n, total_lp = "", 0, 0, 0.0
+        finish = "length"
+        tokens = llm.generate(
+            prompt, top_k=40, top_p=s.top_p, min_p=0.05, typical_p=1.0, temp=s.temperature,
+            repeat_penalty=1.0, grammar=s.grammar,
+        )
+        try:
+            for token in tokens:
+                if should_stop():
+                    finish = "cancelled"
+                    break
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                n += 1
+                if s.logprobs:
+                    total_lp += self._logprob(token)
+                new = decoder.decode(self._piece(token))
+                if s.lstrip and not text:
+                    new = new.lstrip()
+                if new:
+                    scan = max(0, len(text) - longest + 1)
+                    text += new
+                    if stops:
+                        hits = [i for i in (text.find(x, scan) for x in stops) if i >= 0]
+                        if hits:
+                            text = text[: min(hits)]
+                            finish = "stop"
+                            break
+                    if emit is not None:
+                        ready = len(text) - held_back(text, stops)
+                        if ready > sent:
+                            emit(text[sent:ready])
+                            sent = ready
+                if n >= limit:
+                    break
+        finally:
+            tokens.close()
+        if emit is not None and len(text) > sent:
+            emit(text[sent:])
+        logprob = total_lp / n if s.logprobs and n else None
+        return Generated(text, len(prompt), n, finish, logprob)
+
+
+# -- the process-wide cache ------------------------------------------------------------
+
+_cache: dict[tuple[str, int, int], LoadedModel] = {}
+_cache_lock = threading.Lock()
+
+
+def load(path: Path, *, n_ctx: int, n_threads: int) -> LoadedModel:
+    """The loaded model for ``path`` with these options, loading it on first use."""
+    key = (str(path.resolve()), n_ctx, n_threads)
+    found = _cache.get(key)
+    if found is not None:
+        return found
+    with _cache_lock:
+        found = _cache.get(key)
+        if found is None:
+            if not _cache:
+                atexit.register(_close_all)
+            found = _cache[key] = LoadedModel(path, _new_llama(path, n_ctx, n_threads))
+        return found
+
+
+def _close_all() -> None:
+    # Freed while the interpreter is still whole: left to Llama.__del__ at shutdown,
+    # llama-cpp-python prints a TypeError from half-torn-down modules.
+    for loaded in _cache.values():
+        loaded.executor.shutdown(wait=True)
+        loaded.llama.close()
+    _cache.clear()
+
+
+def loaded_models() -> list[LoadedModel]:
+    """Every model loaded in this process (for tests and diagnostics)."""
+    return list(_cache.values())
+
+
+def _new_llama(path: Path, n_ctx: int, n_threads: int) -> Any:
+    # llama.cpp's OpenMP threads otherwise spin between operations; on a machine whose
+    # cores are busy (CI, teammates, a fan-out) that made 2 threads ~20x slower than 1.
+    # Read once, when llama_cpp loads its libraries; a user's own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        raise MissingDependency("llama-cpp-python", "the local provider", extra="local") from None
+    if not path.is_file():
+        raise ConfigError(f"file not found: {path}")
+    try:
+        return Llama(
+            model_path=str(path), n_ctx=n_ctx, n_threads=n_threads,
+            n_threads_batch=n_threads, verbose=False,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"cannot load {path}: {exc}") from None

