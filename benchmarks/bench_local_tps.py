@@ -9,6 +9,8 @@ Direct: ``create_chat_completion`` (SmolLM2, with the system message chorus adds
 it) or ``create_completion`` (Gemma, a stop-free continuation). Temperature 0, a fixed
 seed; runs interleave direct, chorus, direct, chorus ... after one warm-up each.
 tok/s = output tokens / wall time of the call (prompt evaluation included, for both).
+On a shared machine wall time swings with the neighbours' load, so the CPU time the
+process spent per call (all threads) is reported beside it: tokens per CPU-second.
 """
 
 from __future__ import annotations
@@ -54,19 +56,20 @@ def cases(max_tokens: int) -> list[tuple[str, LocalModel, Request, Callable[[Any
 async def measure(model: LocalModel, request: Request, direct: Callable[[Any], Any],
                   runs: int) -> dict[str, Any]:
     loaded = model.load()
-    out: dict[str, Any] = {"direct": [], "chorus": [], "tokens": {}, "same_text": True}
+    out: dict[str, Any] = {"direct": [], "chorus": [], "direct_cpu": [], "chorus_cpu": [],
+                           "tokens": {}, "same_text": True}
     texts: dict[str, str] = {}
     for i in range(runs + 1):  # the first round warms both paths up and is not counted
         with loaded.lock:
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             answer = direct(loaded.llama)
-            d = time.perf_counter() - t
+            d, d_cpu = time.perf_counter() - t, time.process_time() - cpu
         d_tokens = answer["usage"]["completion_tokens"]
         choice = answer["choices"][0]
         texts["direct"] = choice["message"]["content"] if "message" in choice else choice["text"]
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         c = await model.complete(request)
-        ch = time.perf_counter() - t
+        ch, ch_cpu = time.perf_counter() - t, time.process_time() - cpu
         texts["chorus"] = c.text
         out["tokens"] = {"direct": d_tokens, "chorus": c.usage.output_tokens}
         if i:
@@ -75,9 +78,12 @@ async def measure(model: LocalModel, request: Request, direct: Callable[[Any], A
             out["same_text"] = out["same_text"] and texts["direct"] == texts["chorus"]
             out["direct"].append(d_tokens / d)
             out["chorus"].append(c.usage.output_tokens / ch)
-    out["median_direct"] = statistics.median(out["direct"])
-    out["median_chorus"] = statistics.median(out["chorus"])
+            out["direct_cpu"].append(d_tokens / d_cpu)
+            out["chorus_cpu"].append(c.usage.output_tokens / ch_cpu)
+    for key in ("direct", "chorus", "direct_cpu", "chorus_cpu"):
+        out[f"median_{key}"] = statistics.median(out[key])
     out["ratio"] = out["median_chorus"] / out["median_direct"]
+    out["ratio_cpu"] = out["median_chorus_cpu"] / out["median_direct_cpu"]
     return out
 
 
@@ -96,12 +102,15 @@ def main() -> None:
         results[label] = asyncio.run(measure(model, request, direct, args.runs))
 
     print("| model | output tokens (direct / chorus) | same text | direct tok/s "
-          "| chorus tok/s | chorus / direct |")
-    print("|---|---|---|---|---|---|")
+          "| chorus tok/s | chorus / direct | direct tok/CPU-s | chorus tok/CPU-s "
+          "| chorus / direct (CPU) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for label, r in results.items():
         print(f"| {label} | {r['tokens']['direct']} / {r['tokens']['chorus']} "
               f"| {'yes' if r['same_text'] else 'no'} | {r['median_direct']:.1f} "
-              f"| {r['median_chorus']:.1f} | {r['ratio']:.3f} |")
+              f"| {r['median_chorus']:.1f} | {r['ratio']:.3f} "
+              f"| {r['median_direct_cpu']:.1f} | {r['median_chorus_cpu']:.1f} "
+              f"| {r['ratio_cpu']:.3f} |")
     print(f"\nmedians of {args.runs} interleaved runs each; "
           f"load average after: {os.getloadavg()[0]:.2f}")
 

@@ -104,3 +104,45 @@ def llama_embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """The same server in embedding mode, for /v1/embeddings (one vector per token)."""
     yield from _start_llama_server(tmp_path_factory.mktemp("llama_embed"),
                                    "--embedding", "true")
+
+
+# -- a throwaway redis-server on 127.0.0.1 -----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server on a free port in a temp dir (no persistence), stopped afterwards."""
+    import shutil
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed")
+    tmp = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    log = tmp / "redis.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+             "no", "--dir", str(tmp)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20.0
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"redis-server exited with {proc.returncode}:\n"
+                            f"{log.read_text(errors='replace')[-2000:]}")
+            with contextlib.suppress(OSError), \
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"redis-server not ready after 20s; see {log}")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

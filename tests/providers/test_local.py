@@ -61,7 +61,7 @@ async def test_smollm2_knows_the_capital_of_france(smollm2: LocalModel) -> None:
     assert c.model == "smollm2"
     assert c.usage.input_tokens > 5 and 0 < c.usage.output_tokens <= 32
     assert c.cost_usd == 0.0
-    assert c.logprob is None  # opt-in: it costs a pass over the vocabulary per token
+    assert c.logprob is not None and c.logprob < 0.0
     assert c.trace is not None and c.trace.attributes["provider"] == "local"
 
 
@@ -69,10 +69,11 @@ async def test_smollm2_knows_the_capital_of_france(smollm2: LocalModel) -> None:
 async def test_logprob_is_the_mean_of_llama_cpp_token_logprobs(smollm2: LocalModel) -> None:
     from llama_cpp import Llama
 
-    scored = LocalModel("scored", "smollm2-135m", logprobs=True)
-    assert scored.load() is smollm2.load()
-    c = await scored.complete(Request.of(FRANCE, temperature=0, max_tokens=8))
+    c = await smollm2.complete(Request.of(FRANCE, temperature=0, max_tokens=8))
     assert c.logprob is not None and c.logprob < 0.0
+    unscored = LocalModel("unscored", "smollm2-135m", logprobs=False)
+    assert unscored.load() is smollm2.load()
+    assert (await unscored.complete(Request.of(FRANCE, max_tokens=2))).logprob is None
 
     # llama-cpp-python's own logprobs need every position's logits kept (logits_all).
     prompt, _ = smollm2.load().chat_prompt(
@@ -173,10 +174,27 @@ def test_count_tokens_uses_the_model_tokenizer(smollm2: LocalModel) -> None:
 # -- cancellation and sharing --------------------------------------------------------------
 
 
+COUNT = "Count from 1 to 500, separated by commas."
+
+
+@pytest.mark.local
+def test_generation_checks_for_a_stop_between_tokens(smollm2: LocalModel) -> None:
+    loaded = smollm2.load()
+    prompt, _ = loaded.chat_prompt([Message("user", COUNT)])
+    pieces: list[str] = []
+    sampling = _llama.Sampling(temperature=0, top_p=1.0, max_tokens=200, seed=0, stop=())
+    result = loaded.generate(prompt, sampling, lambda: len(pieces) >= 5, pieces.append)
+    assert result.finish_reason == "cancelled"
+    assert 5 <= result.completion_tokens < 12
+    assert result.text == "".join(pieces)
+    assert not loaded.lock.locked()
+
+
 @pytest.mark.local
 async def test_cancelling_a_generation_frees_the_model(smollm2: LocalModel) -> None:
-    count = Request.of("Count from 1 to 500, separated by commas.", temperature=0)
+    count = Request.of(COUNT, temperature=0)
     probe = await smollm2.complete(count.with_params(max_tokens=16))
+    assert probe.finish_reason == "length"
     per_token = probe.latency_s / probe.usage.output_tokens  # an overestimate
     long = count.with_params(max_tokens=400)
 
@@ -199,8 +217,7 @@ async def test_a_deadline_stops_the_generation(smollm2: LocalModel) -> None:
     from chorus.core.errors import DeadlineExceeded
     from chorus.core.model import call
 
-    long = Request.of("Count from 1 to 500, separated by commas.", temperature=0,
-                      max_tokens=400)
+    long = Request.of(COUNT, temperature=0, max_tokens=400)
     started = time.perf_counter()
     with context.scope(deadline_s=0.3), pytest.raises(DeadlineExceeded):
         await call(smollm2, long)
@@ -263,6 +280,19 @@ def test_prompt_template_needs_completion_mode_and_a_prompt_field() -> None:
         LocalModel("x", "smollm2-135m", prompt_template="Q: {prompt}")
     with pytest.raises(ValueError, match=r"\{prompt\}"):
         LocalModel("x", "/m.gguf", mode="completion", prompt_template="Q:")
+
+
+def test_local_models_are_free_and_know_their_context_window() -> None:
+    config = Config.from_text(
+        "models:\n"
+        "  a: {provider: local, model: /m/a.gguf, n_ctx: 512}\n"
+        "  b: {provider: local, model: /m/b.gguf, context_window: 256,"
+        " price: {input: 1.0, output: 2.0}}\n"
+    )
+    a, b = config.get("a"), config.get("b")
+    assert isinstance(a, LocalModel) and isinstance(b, LocalModel)
+    assert (a.context_window, a.price.input, a.price_known) == (512, 0.0, True)
+    assert (b.context_window, b.price.output, b.model_id) == (256, 2.0, "b")
 
 
 def test_importing_chorus_does_not_import_llama_cpp() -> None:

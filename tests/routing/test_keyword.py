@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from chorus.core.types import Request
@@ -64,3 +66,17 @@ def test_long_matches_are_shortened_in_the_reason() -> None:
     c = KeywordClassifier([Rule("long", regex=r"a+")])
     d = match_rules(c.compiled, "a" * 100)
     assert len(d.reason) < 70 and d.reason.endswith("…'")
+
+
+def test_matching_compiles_no_regex(monkeypatch: pytest.MonkeyPatch) -> None:
+    c = rules()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a regex was compiled per call")
+
+    with monkeypatch.context() as mp:
+        for name in ("compile", "search", "match", "fullmatch", "findall", "finditer"):
+            mp.setattr(re, name, refuse)
+        calc = match_rules(c.compiled, "what is 2 * 3")
+        none = match_rules(c.compiled, "nothing here")
+    assert (calc.label, none.label) == ("calc", None)

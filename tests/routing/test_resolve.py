@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import importlib
+
+import pytest
+
 from chorus.routing import Decision, resolve
 
 ROUTES = {"math": 1, "general": 2}
@@ -34,3 +38,13 @@ def test_decision_attributes_round_scores() -> None:
     d = Decision("a", "r", 0.5, {"a": 0.123456, "b": 0.1})
     assert d.attributes() == {"label": "a", "confidence": 0.5,
                               "scores": {"a": 0.1235, "b": 0.1}}
+
+
+@pytest.mark.parametrize("module", [
+    "chorus.routing", "chorus.routing.keyword", "chorus.routing.llm", "chorus.routing.embedding",
+    "chorus.routing.function", "chorus.routing.selection", "chorus.patterns.pipeline",
+    "chorus.patterns.router",
+])
+def test_all_names_exist(module: str) -> None:
+    mod = importlib.import_module(module)
+    assert [n for n in mod.__all__ if not hasattr(mod, n)] == []

@@ -146,7 +146,8 @@ def cmd_systems(args: argparse.Namespace) -> int:
     for name in cfg.system_names:
         model = cfg.get(name)
         mark = " (default)" if name == cfg.default_system else ""
-        rows.append([name + mark, model.kind, getattr(model, "description", "") or ""])
+        rows.append([name + mark, model.kind if model.kind != "model" else "single model",
+                     getattr(model, "description", "") or ""])
     print(table(["system", "kind", "description"], rows))
     return 0
 
@@ -155,6 +156,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.config_command == "check":
         cfg = Config.load(args.file)
         names = cfg.check()
+        if not names:
+            raise ConfigError("the config defines no models or systems", file=cfg.file)
         print(f"ok: {cfg.file}: {len(cfg.model_names)} models, {len(cfg.system_names)} systems "
               f"({', '.join(names)})")
         return 0

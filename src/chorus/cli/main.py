@@ -71,10 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="check or show a config file")
     csub = config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
     check = csub.add_parser("check", help="validate a config file and build every system")
-    check.add_argument("file", metavar="FILE")
+    check.add_argument("file", metavar="FILE", nargs="?",
+                       help="the file to check (default: the embedded default config)")
     show = csub.add_parser("show", help="print a config file (the default one when none)")
     show.add_argument("file", metavar="FILE", nargs="?")
+
+    status = sub.add_parser("status", help="breaker states and budget spending, from the stores")
+    _config_arg(status)
+    status.add_argument("--json", action="store_true", help="print JSON")
     return parser
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from chorus.cli.status import cmd_status
+
+    return cmd_status(args)
 
 
 def load_config(path: str | None) -> Config:
@@ -94,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "models": commands.cmd_models,
         "systems": commands.cmd_systems,
         "config": commands.cmd_config,
+        "status": _cmd_status,
     }[args.command]
     try:
         return handler(args)

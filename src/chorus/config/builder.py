@@ -218,7 +218,11 @@ class Builder:
             raise validation_error(self.doc, where, exc, kind.config) from None
         with self._at(where, name):
             try:
-                return kind.build(cfg, self)
+                built = kind.build(cfg, self)
+                description = getattr(cfg, "description", "")
+                if description and not getattr(built, "description", ""):
+                    built.description = description
+                return built
             except ConfigError:
                 raise
             except ChorusError as exc:

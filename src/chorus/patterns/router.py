@@ -146,10 +146,10 @@ class Router(Model):
         t0 = time.perf_counter()
         try:
             answer = await call(model, request)
+        except _REQUEST_LEVEL:
+            raise
         except ChorusError as exc:
             self.stats.record(model.name, time.perf_counter() - t0, True)
-            if isinstance(exc, _REQUEST_LEVEL):
-                raise
             raise self._failed(f"route {label!r} ({model.name})", exc, started,
                                decision.calls, error_span(model, exc, t0), attrs) from exc
         self.stats.record(model.name, time.perf_counter() - t0)

@@ -13,7 +13,20 @@ __all__ = ["register"]
 def register(registry: Registry) -> None:
     """Register the built-in policies (the ``chorus.plugins`` entry point)."""
     # -- cache, retry --
-    from chorus.policies import retry
+    from chorus.policies import cache, retry, semantic_cache
 
+    registry.pattern("cache", cache.CacheConfig, cache.build,
+                     "answer a repeated request (same model, messages, params) from a store")
+    registry.pattern("semantic_cache", semantic_cache.SemanticCacheConfig, semantic_cache.build,
+                     "answer a prompt close in meaning to a cached one, per tenant")
     registry.pattern("retry", retry.RetryConfig, retry.build,
                      "retry retryable errors with jittered backoff within the deadline")
+    # -- budget, breaker, ratelimit --
+    from chorus.policies import breaker, budget, ratelimit
+
+    registry.pattern("budget", budget.BudgetConfig, budget.build,
+                     "cap tokens and dollars per request and per key over a time window")
+    registry.pattern("breaker", breaker.BreakerConfig, breaker.build,
+                     "stop calling a failing model; probe it again after a cool-down")
+    registry.pattern("ratelimit", ratelimit.RateLimitConfig, ratelimit.build,
+                     "requests and tokens per minute, per model or key; queue or refuse")

@@ -38,8 +38,18 @@ def _params(params: Params) -> dict[str, Any]:
     return {k: _plain(v) for k, v in params.given().items()}
 
 
-def model_identity(model: Model) -> list[Any]:
-    """Everything about ``model`` and the models below it that can change an answer."""
+def _canonical(doc: Any) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=repr)
+
+
+def model_identity(model: Model) -> str:
+    """Everything about ``model`` and the models below it that can change an answer, as
+    canonical JSON (computed once per cache, not per request)."""
+    return _canonical(_identity(model))
+
+
+def _identity(model: Model) -> list[Any]:
     node: dict[str, Any] = {"class": type(model).__name__, "kind": model.kind,
                             "name": model.name}
     params = getattr(model, "params", None)
@@ -49,10 +59,10 @@ def model_identity(model: Model) -> list[Any]:
         value = getattr(model, attr, None)
         if isinstance(value, str):
             node[attr] = value
-    return [node, *(model_identity(c) for c in model.children())]
+    return [node, *(_identity(c) for c in model.children())]
 
 
-def request_key(identity: Any, request: Request, *, prompt: bool = True,
+def request_key(identity: str, request: Request, *, prompt: bool = True,
                 scope: str = "") -> str:
     """The hex key of ``request`` to a model with ``identity``. With ``prompt=False`` the
     last user message is left out: the semantic cache's context key."""
@@ -62,9 +72,7 @@ def request_key(identity: Any, request: Request, *, prompt: bool = True,
         messages = [m for i, m in enumerate(messages) if i != last]
     doc = {"model": identity, "messages": messages, "params": _params(request.params),
            "scope": scope}
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_canonical(doc).encode()).hexdigest()
 
 
 def _temperature(model: Model, request: Request) -> float | None:
@@ -108,11 +116,13 @@ def encode_entry(completion: Completion, created: float, **extra: Any) -> bytes:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False, default=repr).encode()
 
 
-def decode_entry(raw: bytes) -> tuple[Completion, dict[str, Any]]:
-    """The Completion stored by ``encode_entry`` and the whole stored document.
-    Raises ValueError when the bytes are not an entry."""
+def decode_entry(raw: bytes | Mapping[str, Any], *, trace: bool = True
+                 ) -> tuple[Completion, dict[str, Any]]:
+    """The Completion stored by ``encode_entry`` (as bytes, or already parsed) and the whole
+    stored document; ``trace=False`` skips rebuilding the stored trace (a hit does not use
+    it). Raises ValueError when it is not an entry."""
     try:
-        doc = json.loads(raw)
+        doc = dict(raw) if isinstance(raw, Mapping) else json.loads(raw)
         c = doc["completion"]
         usage = c.get("usage") or {}
         completion = Completion(
@@ -120,7 +130,7 @@ def decode_entry(raw: bytes) -> tuple[Completion, dict[str, Any]]:
             usage=Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))),
             cost_usd=float(c.get("cost_usd", 0.0)), latency_s=float(c.get("latency_s", 0.0)),
             finish_reason=c.get("finish_reason"),
-            trace=span_from_dict(c["trace"]) if c.get("trace") else None,
+            trace=span_from_dict(c["trace"]) if trace and c.get("trace") else None,
             logprob=doc.get("logprob"),
         )
     except (KeyError, TypeError, ValueError) as exc:

@@ -26,6 +26,7 @@ __all__ = [
     "leaf_price",
     "output_allowance",
     "prompt_tokens",
+    "target_name",
     "wrapped",
 ]
 
@@ -85,6 +86,17 @@ def leaf_price(model: Model) -> Price:
 def estimate(prompt: int, output: int, price: Price) -> Cost:
     """The most a call may cost: its prompt plus its whole output allowance."""
     return Cost(prompt + output, price.estimate(prompt, output))
+
+
+def target_name(model: Model) -> str:
+    """The name of the model a policy is about: through single-child wrappers down to the
+    leaf (a breaker around a retry around ``gpt`` guards ``gpt``), else the composite's."""
+    while model.kind != "model":
+        kids = model.children()
+        if len(kids) != 1:
+            break
+        model = kids[0]
+    return model.name
 
 
 def wrapped(policy: Model, answer: Completion, started: float,

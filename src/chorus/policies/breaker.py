@@ -32,7 +32,13 @@ from chorus.core.context import remaining
 from chorus.core.errors import AllModelsFailed, ChorusError, ServerError, StoreUnavailable
 from chorus.core.model import Model, call
 from chorus.core.types import Completion, Request
-from chorus.policies._guarded import OnStoreError, StoreGate, attach_span, wrapped
+from chorus.policies._guarded import (
+    OnStoreError,
+    StoreGate,
+    attach_span,
+    target_name,
+    wrapped,
+)
 from chorus.stores import MemoryStore, Store
 
 __all__ = [
@@ -143,7 +149,9 @@ class Breaker(Model):
         self.probe_timeout_s = probe_timeout_s
         self.gate = StoreGate(store or MemoryStore(), on_store_error, f"breaker {name!r}")
         self.clock = clock
-        self.key = f"chorus:breaker:{inner.name}"
+        # Per model, so every breaker around the same model shares one state.
+        self.model_name = target_name(inner)
+        self.key = f"chorus:breaker:{self.model_name}"
         # How often a caller waiting on someone else's probe looks again.
         self._poll_s = max(0.01, min(1.0, cooldown_s / 10))
 
@@ -180,7 +188,7 @@ class Breaker(Model):
                 notes["waited_s"] = waited
                 raise ServerError(
                     f"circuit open ({state.failures} failures within {self.window_s:g}s), "
-                    f"retry in {adm.retry_in:.1f}s", model=self.inner.name)
+                    f"retry in {adm.retry_in:.1f}s", model=self.model_name)
             await asyncio.sleep(adm.retry_in)
             waited += adm.retry_in
             notes["waited_s"] = waited
@@ -225,10 +233,10 @@ class Breaker(Model):
         try:
             state, probe = await self._admit(notes)
         except ChorusError as exc:
-            attach_span(self, exc, started, {"state": "open", "model": self.inner.name,
+            attach_span(self, exc, started, {"state": "open", "model": self.model_name,
                                              **notes})
             raise
-        attrs: dict[str, Any] = {"model": self.inner.name, "state": state.state, "probe": probe}
+        attrs: dict[str, Any] = {"model": self.model_name, "state": state.state, "probe": probe}
         t0 = time.perf_counter()
         try:
             answer = await call(self.inner, request)
@@ -251,7 +259,7 @@ class Breaker(Model):
         raw = await store.get(self.key + ":failures")
         counted = int(float(raw)) if raw is not None else 0
         adm = admit(state, self.clock(), self.cooldown_s)
-        return {"kind": "breaker", "name": self.name, "model": self.inner.name,
+        return {"kind": "breaker", "name": self.name, "model": self.model_name,
                 "state": state.state, "failures": counted if state.state == "closed"
                 else state.failures, "threshold": self.failures, "window_s": self.window_s,
                 "retry_in_s": adm.retry_in}

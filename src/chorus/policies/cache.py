@@ -39,8 +39,8 @@ from chorus.policies._cachekey import (
 )
 from chorus.stores import MemoryStore, Store
 
-__all__ = ["Cache", "CacheConfig", "CachePolicy", "Lookup", "build", "replay_pieces",
-           "tenant_of"]
+__all__ = ["Cache", "CacheConfig", "CacheOptions", "CachePolicy", "Lookup", "build",
+           "replay_pieces", "tenant_of"]
 
 
 def tenant_of(request: Request) -> str:
@@ -194,7 +194,7 @@ class Cache(CachePolicy):
         raw = await self.store.get(key)
         if raw is not None:
             try:
-                cached, doc = decode_entry(raw)
+                cached, doc = decode_entry(raw, trace=False)
             except ValueError:
                 await self.store.delete(key)
             else:
@@ -240,8 +240,9 @@ class Cache(CachePolicy):
 # -- YAML --------------------------------------------------------------------------------
 
 
-class CacheConfig(PatternConfig):
-    kind: Literal["cache"] = "cache"
+class CacheOptions(PatternConfig):
+    """The keys the exact and the semantic cache share."""
+
     inner: ModelRef
     #: A name under ``stores:``, ``memory`` (default) or an inline spec.
     store: str | dict[str, Any] | None = None
@@ -251,10 +252,14 @@ class CacheConfig(PatternConfig):
     max_entries: int | None = Field(None, ge=1)
     #: Cache answers sampled at temperature > 0 too.
     cache_sampling: bool = False
-    #: Keep each tenant's (``metadata.tenant``) entries apart.
-    per_tenant: bool = False
     #: Key namespace (default: this node's name); two caches with one namespace share entries.
     namespace: str | None = None
+
+
+class CacheConfig(CacheOptions):
+    kind: Literal["cache"] = "cache"
+    #: Keep each tenant's (``metadata.tenant``) entries apart.
+    per_tenant: bool = False
 
 
 def build(cfg: CacheConfig, b: Any) -> Cache:

@@ -127,6 +127,8 @@ class Retry(Model):
                 log.append(entry)
                 if delay is None:
                     exc.add_note(f"retry {self.name!r}: {why}")
+                    # error_span() picks this up, so a parent's trace keeps every attempt.
+                    exc.span = self._failed_span(started, failed, attempt, log)  # type: ignore[attr-defined]
                     raise
                 entry["wait_s"] = round(delay, 3)
                 await self._sleep(delay)
@@ -134,6 +136,14 @@ class Retry(Model):
             log.append({"attempt": attempt, "ok": True})
             return combine(self, answer.text, started=started, parts=[answer], winner=answer,
                            failed=failed, attributes={"attempts": attempt, "retries": log})
+
+
+    def _failed_span(self, started: float, failed: list[Span], attempt: int,
+                     log: list[dict[str, Any]]) -> Span:
+        latency = time.perf_counter() - started
+        return Span(kind=self.kind, name=self.name, latency_s=latency,
+                    start=time.time() - latency, children=failed, error=log[-1]["message"],
+                    attributes={"attempts": attempt, "retries": log})
 
 
 # -- YAML --------------------------------------------------------------------------------

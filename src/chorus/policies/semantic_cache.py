@@ -23,12 +23,11 @@ from urllib.parse import quote
 import numpy as np
 from pydantic import Field
 
-from chorus.config.schema import ModelRef
 from chorus.core.model import Model
 from chorus.core.types import Completion, Request
 from chorus.embeddings._base import Embedder, Vectors
 from chorus.policies._cachekey import decode_entry, encode_entry, request_key
-from chorus.policies.cache import CacheConfig, CachePolicy, Lookup, tenant_of
+from chorus.policies.cache import CacheOptions, CachePolicy, Lookup, tenant_of
 from chorus.stores import Store
 from chorus.stores._base import decode_number
 
@@ -86,7 +85,7 @@ class _Mirror:
         if vector.shape[0] != self.dim:
             return  # written with another embedder: it can never match
         if n == self.buffer.shape[0]:
-            grown = np.zeros((2 * n, self.dim), np.float32)
+            grown = np.zeros((max(16, 2 * n), self.dim), np.float32)
             grown[:n] = self.buffer
             self.buffer = grown
         self.buffer[n] = vector
@@ -192,7 +191,7 @@ class SemanticCache(CachePolicy):
             raw = await self.store.get(mirror.keys[row])
             if raw is not None:
                 header, _ = _decode(raw)
-                cached, _ = decode_entry(json.dumps(header["entry"]).encode())
+                cached, _ = decode_entry(header["entry"], trace=False)
                 attributes["matched_prompt"] = str(header["prompt"])[:200]
                 return Lookup(cached, float(header["created"]), attributes)
             mirror.version = -1.0  # evicted elsewhere: reload on the next lookup
@@ -210,6 +209,10 @@ class SemanticCache(CachePolicy):
         await self.store.set(key, _encode(header, vector), self.ttl_s)
         mirror = self._mirrors.get(scope) or _Mirror(-1.0)
         self._mirrors[scope] = mirror
+        # Expired rows are gone from the store already; drop them here too.
+        dead = [i for i, t in enumerate(mirror.expires) if t <= now]
+        if dead:
+            mirror.remove(dead)
         version = await self.store.incr(scope + "n", 1)
         # Only a mirror that saw every earlier change may follow this one in place.
         if version == mirror.version + 1:
@@ -234,9 +237,8 @@ class SemanticCache(CachePolicy):
 # -- YAML --------------------------------------------------------------------------------
 
 
-class SemanticCacheConfig(CacheConfig):
-    kind: Literal["semantic_cache"] = "semantic_cache"  # type: ignore[assignment]
-    inner: ModelRef
+class SemanticCacheConfig(CacheOptions):
+    kind: Literal["semantic_cache"] = "semantic_cache"
     #: A name under ``embedders:`` or an inline embedder (default: the local MiniLM).
     embedder: str | dict[str, Any] | None = None
     #: The least cosine similarity that counts as the same question.
@@ -244,8 +246,6 @@ class SemanticCacheConfig(CacheConfig):
 
 
 def build(cfg: SemanticCacheConfig, b: Any) -> SemanticCache:
-    if cfg.per_tenant is False and "per_tenant" in cfg.model_fields_set:
-        raise ValueError("per_tenant: a semantic cache always keeps tenants apart")
     return SemanticCache(b.name, b.model(cfg.inner, "inner"), b.embedder(cfg.embedder, "embedder"),
                          b.store(cfg.store, "store"), threshold=cfg.threshold, ttl_s=cfg.ttl_s,
                          max_entries=cfg.max_entries, cache_sampling=cfg.cache_sampling,

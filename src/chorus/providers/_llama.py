@@ -149,6 +149,7 @@ class LoadedModel:
     )
     _pieces: dict[int, bytes] = field(default_factory=dict)
     _formatter: Any = None
+    _scratch: Any = None  # a vocabulary-sized float buffer for _logprob
 
     def tokenize(self, text: str, *, bos: bool = False) -> list[int]:
         return list(self.llama.tokenize(text.encode("utf-8"), add_bos=bos, special=bos))
@@ -202,8 +203,12 @@ class LoadedModel:
 
         ptr = llama_cpp.llama_get_logits_ith(self.llama.ctx, -1)
         logits = np.ctypeslib.as_array(ptr, shape=(self.llama.n_vocab(),))
+        if self._scratch is None or self._scratch.shape != logits.shape:
+            self._scratch = np.empty_like(logits)
         top = logits.max()
-        return float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+        np.subtract(logits, top, out=self._scratch)
+        np.exp(self._scratch, out=self._scratch)
+        return float(logits[token] - top - np.log(self._scratch.sum()))
 
     def _prefill(self, prompt: list[int]) -> None:
         """Evaluate all but the last prompt token, reusing the cached prefix.

@@ -8,6 +8,7 @@ under ``namespace`` (default ``chorus:``) so one Redis can serve other applicati
 from __future__ import annotations
 
 import asyncio
+import errno
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -80,7 +81,12 @@ def redact(url: str) -> str:
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).lower()
-    if "refused" in text:
+    chain: BaseException | None = exc
+    while chain is not None:
+        if isinstance(chain, ConnectionRefusedError):
+            return "connection refused"
+        chain = chain.__cause__ or chain.__context__
+    if "refused" in text or f"error {errno.ECONNREFUSED} " in text:
         return "connection refused"
     if isinstance(exc, redis.TimeoutError | TimeoutError):
         return "timed out"
@@ -97,8 +103,9 @@ class RedisStore(Store):
     name = "redis"
 
     def __init__(self, url: str = "redis://127.0.0.1:6379/0", *, namespace: str = "chorus:",
-                 timeout_s: float = 5.0) -> None:
+                 timeout_s: float = 5.0, max_connections: int = 32) -> None:
         self.url = url
+        self.max_connections = max_connections
         self.namespace = namespace
         self.timeout_s = timeout_s
         # A redis.asyncio connection belongs to the loop that opened it, and run_sync starts
@@ -111,10 +118,13 @@ class RedisStore(Store):
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = aredis.Redis.from_url(
-                self.url, socket_timeout=self.timeout_s,
-                socket_connect_timeout=self.timeout_s,
+            # A blocking pool: a burst of calls waits for a free connection instead of
+            # failing with "Too many connections".
+            pool = aredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=self.max_connections, timeout=self.timeout_s,
+                socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s,
             )
+            client = aredis.Redis(connection_pool=pool)
             self._clients[loop] = client
         return client
 
@@ -200,7 +210,8 @@ class RedisStore(Store):
         loop = asyncio.get_running_loop()
         client = self._clients.pop(loop, None)
         if client is not None:
-            await client.aclose()
+            # The pool was handed in, so the client does not close it by itself.
+            await client.aclose(close_connection_pool=True)
 
     def __repr__(self) -> str:
         return f"<RedisStore {redact(self.url)}>"
