@@ -1,13 +1,38 @@
-"""Composite Models: the multi-model patterns."""
+"""Composite Models: the multi-model patterns.
+
+    from chorus.patterns import Vote, Router, Cascade   # the same kinds as YAML's kind:
+
+Classes are imported on first use, so ``import chorus`` stays fast.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from chorus.core.registry import Registry
 
-__all__ = ["register"]
+_CLASSES = {
+    "Pipeline": "pipeline",
+    "Router": "router",
+    "FanOut": "fanout",
+    "Vote": "vote",
+    "Planner": "planner",
+    "Supervisor": "supervisor",
+    "Weighted": "weighted",
+    "Consensus": "consensus",
+    "Cascade": "cascade",
+    "Fallback": "fallback",
+}
+
+__all__ = [*_CLASSES, "register"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLASSES:
+        return getattr(importlib.import_module(f"chorus.patterns.{_CLASSES[name]}"), name)
+    raise AttributeError(f"module 'chorus.patterns' has no attribute {name!r}")
 
 
 def register(registry: Registry) -> None:

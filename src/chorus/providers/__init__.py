@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from chorus.providers._base import Provider
 from chorus.providers.function import FunctionModel
@@ -11,7 +12,17 @@ from chorus.providers.scripted import ScriptedModel
 if TYPE_CHECKING:
     from chorus.core.registry import Registry
 
-__all__ = ["FunctionModel", "Provider", "ScriptedModel", "register"]
+# Imported on first use: they pull in httpx or llama.cpp.
+_LAZY = {"LocalModel": "local", "OpenAIModel": "openai", "AnthropicModel": "anthropic"}
+
+__all__ = ["AnthropicModel", "FunctionModel", "LocalModel", "OpenAIModel", "Provider",
+           "ScriptedModel", "register"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"chorus.providers.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'chorus.providers' has no attribute {name!r}")
 
 
 def register(registry: Registry) -> None:
