@@ -185,3 +185,14 @@ async def test_real_minilm_paraphrase_hits_unrelated_misses() -> None:
     assert other.trace is not None and other.trace.attributes["hit"] is False
     assert other.trace.attributes["similarity"] < 0.5
     assert len(inner.calls) == 2
+
+
+async def test_add_warms_the_cache(store: Store) -> None:
+    inner = leaf()
+    cache = SemanticCache("sc", inner, BagOfWords(), store)
+    answer = await leaf().complete(ask("x"))
+    for p in ["red apples", "green pears"]:
+        await cache.add(ask(p), answer)
+    out = await cache.complete(ask("green pears please"))
+    assert out.trace is not None and out.trace.attributes["hit"] is True
+    assert inner.calls == []

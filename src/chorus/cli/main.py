@@ -79,7 +79,32 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="breaker states and budget spending, from the stores")
     _config_arg(status)
     status.add_argument("--json", action="store_true", help="print JSON")
+
+    from chorus.cli.serve import add_parser as _add_serve
+
+    _add_serve(sub)
+
+    # -- eval: bench, outcomes, feedback, router --
+    from chorus.cli.bench import add_parsers as _add_bench
+    from chorus.cli.router_cmd import add_parser as _add_router
+
+    _add_bench(sub, _config_arg)
+    _add_router(sub)
     return parser
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from chorus.cli.serve import cmd_serve
+
+    return cmd_serve(args)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from chorus.cli import bench, router_cmd
+
+    handler = {"bench": bench.cmd_bench, "outcomes": bench.cmd_outcomes,
+               "feedback": bench.cmd_feedback, "router": router_cmd.cmd_router}
+    return handler[args.command](args)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -106,6 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "systems": commands.cmd_systems,
         "config": commands.cmd_config,
         "status": _cmd_status,
+        "bench": _cmd_eval,
+        "outcomes": _cmd_eval,
+        "feedback": _cmd_eval,
+        "router": _cmd_eval,
+        "serve": _cmd_serve,
     }[args.command]
     try:
         return handler(args)

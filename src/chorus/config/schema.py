@@ -13,7 +13,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Node", "ModelRef", "PriceConfig", "ProviderConfig", "PatternConfig", "RootConfig"]
+__all__ = [
+    "GatewayBudgetConfig",
+    "GatewayConfig",
+    "GatewayKeyConfig",
+    "GatewayRateLimitConfig",
+    "ModelRef",
+    "Node",
+    "PatternConfig",
+    "PriceConfig",
+    "ProviderConfig",
+    "RootConfig",
+]
 
 #: A model or system name, or an inline node (a mapping with ``provider:`` or ``kind:``).
 ModelRef = str | dict[str, Any]
@@ -51,6 +62,49 @@ class PatternConfig(Node):
     description: str = ""
 
 
+class GatewayBudgetConfig(Node):
+    """What one API key may spend over a time window (shared through the gateway's store)."""
+
+    usd: float | None = Field(None, ge=0)
+    tokens: int | None = Field(None, ge=0)
+    seconds: float = Field(86400.0, gt=0)
+
+
+class GatewayRateLimitConfig(Node):
+    """Requests and tokens per minute for one API key; over it: 429 with Retry-After."""
+
+    requests_per_minute: float | None = Field(None, gt=0)
+    tokens_per_minute: float | None = Field(None, gt=0)
+    burst_s: float = Field(60.0, gt=0)
+
+
+class GatewayKeyConfig(Node):
+    """One API key of ``chorus serve``: stored as its sha256 (``chorus serve --hash-key``)."""
+
+    name: str = Field(min_length=1)
+    key_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    #: The systems and models this key may use (``["*"]``: all of them).
+    systems: list[str] = Field(default_factory=lambda: ["*"])
+    budget: GatewayBudgetConfig | None = None
+    rate_limit: GatewayRateLimitConfig | None = None
+
+
+class GatewayConfig(Node):
+    """Settings of the OpenAI-compatible gateway (``chorus serve``)."""
+
+    #: No keys: an open gateway (a warning at start).
+    keys: list[GatewayKeyConfig] = Field(default_factory=list)
+    #: Log prompts and answers (never API keys). Off by default.
+    log_content: bool = False
+    #: The store (a name under ``stores:``) for key budgets and rate limits; share one
+    #: Redis between gateway processes to hold the limits across all of them.
+    store: str | None = None
+    #: The embedder ``/v1/embeddings`` uses when ``model`` names none (default: minilm).
+    embedder: str | None = None
+    #: Deadline of one request, in seconds.
+    timeout_s: float | None = Field(default=600.0, gt=0)
+
+
 class RootConfig(Node):
     version: int = 1
     default: str | None = None
@@ -60,3 +114,5 @@ class RootConfig(Node):
     #: Named state backends for policies: ``memory``, ``{kind: sqlite, path}``,
     #: ``{kind: redis, url}``.
     stores: dict[str, Any] = Field(default_factory=dict)
+    #: ``chorus serve`` settings: API keys, budgets and rate limits per key.
+    gateway: GatewayConfig = Field(default_factory=lambda: GatewayConfig())

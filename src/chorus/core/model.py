@@ -108,6 +108,9 @@ async def stream_or_complete(model: Model, request: Request) -> AsyncIterator[St
 def error_span(model: Model, error: BaseException, started: float) -> Span:
     """The span of a child call that failed, so the trace keeps it."""
     span = getattr(error, "span", None)
+    if not isinstance(span, Span):
+        # GuardrailViolation.span is the offending text's offsets; its trace is ``trace``.
+        span = getattr(error, "trace", None)
     if isinstance(span, Span):
         return span
     msg = str(error) if isinstance(error, ChorusError) else f"{type(error).__name__}: {error}"

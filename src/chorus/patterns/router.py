@@ -47,6 +47,8 @@ from chorus.routing import (
     select,
 )
 from chorus.routing.keyword import compile_rule
+from chorus.routing.learned import LearnedClassifierConfig
+from chorus.routing.learned import build_classifier as build_learned
 from chorus.routing.selection import STRATEGIES, capable, estimate_tokens
 
 if TYPE_CHECKING:
@@ -232,6 +234,7 @@ _CLASSIFIERS: dict[str, type[BaseModel]] = {
     "regex": KeywordClassifierConfig,
     "function": FunctionClassifierConfig,
     "callable": FunctionClassifierConfig,
+    "learned": LearnedClassifierConfig,
 }
 
 
@@ -271,6 +274,8 @@ def _classifier(data: dict[str, Any], b: Builder, routes: list[str]) -> Classifi
             except ValueError as exc:
                 raise b.error(str(exc), "classifier", "rules", i) from None
         return KeywordClassifier(rules, case_sensitive=cfg.case_sensitive)
+    if isinstance(cfg, LearnedClassifierConfig):
+        return build_learned(cfg, b)
     assert isinstance(cfg, FunctionClassifierConfig)
     try:
         fn = import_callable(cfg.function)

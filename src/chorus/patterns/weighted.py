@@ -127,7 +127,11 @@ class Weighted(Model):
         return list(dict.fromkeys([*self.models, *([self.judge] if self.judge else [])]))
 
     def record_outcome(self, model_name: str, reward: float) -> dict[str, float]:
-        """Update the weights from one real outcome (reward in [0, 1]) and persist them."""
+        """Update the weights from one real outcome and persist them; returns the weights.
+
+        Hedge: ``w[model] *= exp(eta * (reward - 0.5))`` with ``reward`` in [0, 1], then
+        all weights are rescaled so their total is unchanged (see ``_weights.py``).
+        """
         with self._lock:
             self.weights = hedge_update(self.weights, model_name, reward, self.eta)
             if self.weights_file is not None:

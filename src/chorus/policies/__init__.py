@@ -30,3 +30,8 @@ def register(registry: Registry) -> None:
                      "stop calling a failing model; probe it again after a cool-down")
     registry.pattern("ratelimit", ratelimit.RateLimitConfig, ratelimit.build,
                      "requests and tokens per minute, per model or key; queue or refuse")
+    # -- guardrails --
+    from chorus.policies import guardrails
+
+    registry.pattern("guardrails", guardrails.GuardrailsConfig, guardrails.build,
+                     "input checks, then the model, then output checks (PII, injection, ...)")

@@ -158,6 +158,12 @@ class Breaker(Model):
     def children(self) -> Sequence[Model]:
         return (self.inner,)
 
+    async def aclose(self) -> None:
+        """Close the inner model and this policy's store connection (a store shared by
+        several policies reopens on its next use)."""
+        await super().aclose()
+        await self.gate.store.aclose()
+
     async def _state(self, notes: dict[str, Any]) -> BreakerState:
         raw = await self.gate.run(self.gate.store.get(self.key), notes, "read breaker state")
         return BreakerState.loads(raw)

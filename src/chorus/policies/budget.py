@@ -313,6 +313,12 @@ class Budget(Model):
     def children(self) -> Sequence[Model]:
         return (self.inner,)
 
+    async def aclose(self) -> None:
+        """Close the inner model and this policy's store connection (a store shared by
+        several policies reopens on its next use)."""
+        await super().aclose()
+        await self.gate.store.aclose()
+
     async def complete(self, request: Request) -> Completion:
         started = time.perf_counter()
         if self.window is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -88,11 +89,13 @@ class CachePolicy(Model):
     def children(self) -> tuple[Model]:
         return (self.inner,)
 
+    @abstractmethod
     async def _lookup(self, request: Request) -> Lookup:
-        raise NotImplementedError
+        """Find a cached answer for ``request`` (StoreUnavailable: the store failed)."""
 
+    @abstractmethod
     async def _save(self, token: Any, answer: Completion) -> dict[str, Any]:
-        raise NotImplementedError
+        """Store the answer of a miss; returns what to add to the span's attributes."""
 
     # -- the flow ---------------------------------------------------------------------------
 

@@ -113,6 +113,12 @@ class RateLimit(Model):
     def children(self) -> Sequence[Model]:
         return (self.inner,)
 
+    async def aclose(self) -> None:
+        """Close the inner model and this policy's store connection (a store shared by
+        several policies reopens on its next use)."""
+        await super().aclose()
+        await self.gate.store.aclose()
+
     async def _take(self, key: str, amount: float, per_minute: float, what: str, who: str,
                     notes: dict[str, Any]) -> float:
         """Take ``amount`` from one bucket, queueing as configured; the seconds waited."""

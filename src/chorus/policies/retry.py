@@ -134,8 +134,11 @@ class Retry(Model):
                 await self._sleep(delay)
                 continue
             log.append({"attempt": attempt, "ok": True})
-            return combine(self, answer.text, started=started, parts=[answer], winner=answer,
-                           failed=failed, attributes={"attempts": attempt, "retries": log})
+            out = combine(self, answer.text, started=started, parts=[answer], winner=answer,
+                          attributes={"attempts": attempt, "retries": log})
+            if out.trace is not None:  # children in attempt order: failures, then the answer
+                out.trace.children[:0] = failed
+            return out
 
 
     def _failed_span(self, started: float, failed: list[Span], attempt: int,

@@ -43,7 +43,9 @@ def best_match(matrix: Vectors, alive: np.ndarray[Any, np.dtype[np.bool_]], quer
     if at least ``threshold``; with the best similarity seen (-1.0 when none)."""
     if matrix.shape[0] == 0 or not alive.any():
         return None, -1.0
-    scores = matrix @ query
+    # einsum, not ``@``: a matrix-vector product through a multi-threaded BLAS pays thread
+    # wake-ups that cost milliseconds on a busy machine; einsum's one-thread loop does not.
+    scores = np.einsum("ij,j->i", matrix, np.asarray(query, np.float32))
     scores = np.where(alive, scores, -np.inf)
     best = int(np.argmax(scores))
     score = float(scores[best])
@@ -69,12 +71,21 @@ class _Mirror:
     prompts: dict[str, int] = field(default_factory=dict)
     # Rows beyond ``len(keys)`` are spare capacity, so appending is amortised O(dim).
     buffer: Vectors = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    created: list[float] = field(default_factory=list)
-    expires: list[float] = field(default_factory=list)
+    # Per row: created, expires (time.time(); inf for never).
+    times: np.ndarray[Any, np.dtype[np.float64]] = field(
+        default_factory=lambda: np.zeros((0, 2), np.float64))
 
     @property
     def matrix(self) -> Vectors:
         return self.buffer[: len(self.keys)]
+
+    @property
+    def created(self) -> np.ndarray[Any, np.dtype[np.float64]]:
+        return self.times[: len(self.keys), 0]
+
+    @property
+    def expires(self) -> np.ndarray[Any, np.dtype[np.float64]]:
+        return self.times[: len(self.keys), 1]
 
     def add(self, key: str, prompt: str, vector: Vectors, created: float,
             expires: float) -> None:
@@ -82,27 +93,26 @@ class _Mirror:
         if self.dim == 0:
             self.dim = int(vector.shape[0])
             self.buffer = np.zeros((16, self.dim), np.float32)
+            self.times = np.zeros((16, 2), np.float64)
         if vector.shape[0] != self.dim:
             return  # written with another embedder: it can never match
         if n == self.buffer.shape[0]:
-            grown = np.zeros((max(16, 2 * n), self.dim), np.float32)
-            grown[:n] = self.buffer
-            self.buffer = grown
+            size = max(16, 2 * n)
+            grown, times = np.zeros((size, self.dim), np.float32), np.zeros((size, 2))
+            grown[:n], times[:n] = self.buffer[:n], self.times[:n]
+            self.buffer, self.times = grown, times
         self.buffer[n] = vector
+        self.times[n] = (created, expires)
         self.keys.append(key)
         self.prompts[prompt] = n
-        self.created.append(created)
-        self.expires.append(expires)
 
     def remove(self, rows: list[int]) -> None:
-        drop = set(rows)
-        keep = [i for i in range(len(self.keys)) if i not in drop]
-        self.buffer = self.matrix[keep].copy() if keep else np.zeros((0, self.dim), np.float32)
-        self.keys = [self.keys[i] for i in keep]
-        self.created = [self.created[i] for i in keep]
-        self.expires = [self.expires[i] for i in keep]
+        keep = np.setdiff1d(np.arange(len(self.keys)), np.asarray(rows, dtype=np.int64))
         by_row = {row: p for p, row in self.prompts.items()}
-        self.prompts = {by_row[i]: j for j, i in enumerate(keep) if i in by_row}
+        self.buffer = self.matrix[keep]
+        self.times = self.times[: len(self.keys)][keep]
+        self.keys = [self.keys[i] for i in keep]
+        self.prompts = {by_row[int(i)]: j for j, i in enumerate(keep) if int(i) in by_row}
 
 
 def _encode(header: dict[str, Any], vector: Vectors) -> bytes:
@@ -163,9 +173,9 @@ class SemanticCache(CachePolicy):
                 continue
             try:
                 header, vector = _decode(found)
-            except ValueError:
-                continue
-            loaded.append((float(header["created"]), key, header, vector))
+                loaded.append((float(header["created"]), key, header, vector))
+            except (ValueError, KeyError, TypeError):
+                continue  # not an entry (or a damaged one): never matches
         for created, key, header, vector in sorted(loaded, key=lambda t: t[0]):
             mirror.add(key, str(header["prompt"]), vector, created,
                        float(header.get("expires") or np.inf))
@@ -180,7 +190,7 @@ class SemanticCache(CachePolicy):
                                       "tenant": tenant or None, "store": self.store.name}
         mirror = await self._mirror(scope)
         vector: Vectors | None = None
-        alive = np.asarray(mirror.expires, dtype=np.float64) > time.time()
+        alive = mirror.expires > time.time()
         row = mirror.prompts.get(prompt)
         score = 1.0
         if row is None or not alive[row]:
@@ -189,13 +199,22 @@ class SemanticCache(CachePolicy):
         attributes["similarity"] = round(score, 4)
         if row is not None:
             raw = await self.store.get(mirror.keys[row])
-            if raw is not None:
-                header, _ = _decode(raw)
-                cached, _ = decode_entry(header["entry"], trace=False)
-                attributes["matched_prompt"] = str(header["prompt"])[:200]
-                return Lookup(cached, float(header["created"]), attributes)
-            mirror.version = -1.0  # evicted elsewhere: reload on the next lookup
+            try:
+                if raw is not None:
+                    header, _ = _decode(raw)
+                    cached, _ = decode_entry(header["entry"], trace=False)
+                    attributes["matched_prompt"] = str(header["prompt"])[:200]
+                    return Lookup(cached, float(header["created"]), attributes)
+            except (ValueError, KeyError, TypeError):
+                await self.store.delete(mirror.keys[row])
+            mirror.version = -1.0  # gone or damaged: reload on the next lookup
         return Lookup(None, 0.0, attributes, (scope, prompt, vector))
+
+    async def add(self, request: Request, answer: Completion) -> None:
+        """Store ``answer`` for ``request`` without asking the inner model (to warm a cache)."""
+        scope = self.scope_of(request)
+        await self._mirror(scope)
+        await self._save((scope, request.prompt, None), answer)
 
     async def _save(self, token: Any, answer: Completion) -> dict[str, Any]:
         scope, prompt, vector = token
@@ -210,9 +229,9 @@ class SemanticCache(CachePolicy):
         mirror = self._mirrors.get(scope) or _Mirror(-1.0)
         self._mirrors[scope] = mirror
         # Expired rows are gone from the store already; drop them here too.
-        dead = [i for i, t in enumerate(mirror.expires) if t <= now]
-        if dead:
-            mirror.remove(dead)
+        dead = np.flatnonzero(mirror.expires <= now)
+        if dead.size:
+            mirror.remove([int(i) for i in dead])
         version = await self.store.incr(scope + "n", 1)
         # Only a mirror that saw every earlier change may follow this one in place.
         if version == mirror.version + 1:
@@ -223,7 +242,7 @@ class SemanticCache(CachePolicy):
             return {}
         if self.max_entries is None:
             return {}
-        evict = oldest(np.asarray(mirror.created), self.max_entries)
+        evict = oldest(mirror.created, self.max_entries)
         if not evict:
             return {}
         for row in evict:

@@ -33,6 +33,11 @@ def register(registry: Registry) -> None:
                       "test double: replies from a queue or by regex")
     registry.provider("function", function.FunctionConfig, function.build,
                       "a Python callable")
+    # -- replay (recorded outcomes, eval issue) --
+    from chorus.providers import replay
+
+    registry.provider("replay", replay.ReplayConfig, replay.build,
+                      "answers as a recorded model did, from an outcome table")
 
     from chorus.providers import local
 

@@ -1,0 +1,127 @@
+"""Learned routers (knn, mlp, mf) vs a random router on recorded outcomes.
+
+Data (from ../shared/data, never copied here):
+- RouteLLM GSM8K: Mixtral-8x7B-Instruct vs GPT-4-1106-preview, contaminated prompts
+  excluded, all 1,307 remaining items, split 50/50 at random (seed 0) into train / test.
+- RouteLLM MMLU: the same two models, 14,037 items after exclusion, a random sample of
+  3,000 (seed 0) split 50/50.
+- MMLU-Pro: gemini-1.5-pro-002, Meta-Llama-3.1-70B-Instruct and gemini-1.5-flash-002,
+  a random sample of 4,000 of the 12,032 questions (seed 0) split 50/50.
+
+Prompts are embedded with the local MiniLM (cached in $CHORUS_BENCH_CACHE, default
+/tmp/chorus-bench-cache). Each router is fitted on the train half (20 % of it held out to
+calibrate the cost knob) and evaluated on the test half. Costs are estimated from list
+prices (see chorus/eval/convert.py).
+
+    .venv/bin/python benchmarks/bench_routers.py [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _machine import machine  # noqa: E402
+
+from chorus.embeddings.local import MiniLMEmbedder  # noqa: E402
+from chorus.eval.convert import mmlu_pro_outcomes, routellm_outcomes  # noqa: E402
+from chorus.eval.outcomes import OutcomeItem  # noqa: E402
+from chorus.eval.routers import embed_rows, evaluate_router, fit_router  # noqa: E402
+
+MMLU_PRO_MODELS = ["gemini-1.5-pro-002", "Meta-Llama-3_1-70B-Instruct", "gemini-1.5-flash-002"]
+
+
+def split(rows: list[OutcomeItem], sample: int | None, seed: int = 0
+          ) -> tuple[list[OutcomeItem], list[OutcomeItem]]:
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    if sample is not None:
+        rows = rows[:sample]
+    half = len(rows) // 2
+    return rows[half:], rows[:half]
+
+
+def fmt(v: float | None) -> str:
+    return "never" if v is None else f"{v:.3f}"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
+                                              / "data"))
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"
+                                             / "routers.json"))
+    args = parser.parse_args()
+    data = Path(args.data)
+    cache = Path(os.environ.get("CHORUS_BENCH_CACHE", "/tmp/chorus-bench-cache"))
+    embedder = MiniLMEmbedder()
+    sets = {
+        "routellm-gsm8k": (routellm_outcomes(data / "routellm", "gsm8k"), None, None),
+        "routellm-mmlu": (routellm_outcomes(data / "routellm", "mmlu"), 3000, None),
+        "mmlu_pro-3": (mmlu_pro_outcomes(data / "mmlu_pro", models=MMLU_PRO_MODELS), 4000,
+                       MMLU_PRO_MODELS),
+    }
+    results: list[dict[str, Any]] = []
+    started = time.time()
+    for name, (rows, sample, models) in sets.items():
+        train, test = split(rows, sample)
+        t0 = time.time()
+        x_train = await embed_rows(train, embedder, cache)
+        x_test = await embed_rows(test, embedder, cache)
+        embed_s = time.time() - t0
+        random_done = False
+        for kind in ("knn", "mlp", "mf"):
+            t1 = time.time()
+            router = fit_router(train, x_train, kind=kind, models=models, seed=0)  # type: ignore[arg-type]
+            fit_s = time.time() - t1
+            ev = evaluate_router(router, test, x_test)
+            m = ev.metrics
+            if not random_done:
+                r = ev.random
+                results.append({"dataset": name, "router": "random", "train": len(train),
+                                "test": len(test), "weak": m.weak, "strong": m.strong,
+                                "apgr": r.apgr, "cpt50": r.cpt50, "cpt80": r.cpt80,
+                                "aiq": r.aiq, "fit_s": 0.0,
+                                "singles": {k: {"cost_usd": p.cost_usd, "quality": p.quality}
+                                            for k, p in ev.singles.items()}})
+                random_done = True
+            d = ev.at_default
+            results.append({"dataset": name, "router": kind, "train": len(train),
+                            "test": len(test), "weak": m.weak, "strong": m.strong,
+                            "apgr": m.apgr, "cpt50": m.cpt50, "cpt80": m.cpt80, "aiq": m.aiq,
+                            "fit_s": round(fit_s, 2), "embed_s": round(embed_s, 1),
+                            "default_knob": {"willingness_to_pay": d.knob,
+                                             "quality": d.quality, "cost_usd": d.cost_usd}})
+    cmd = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    print(f"Command: `{cmd}`  \nMachine: {machine()}  \n"
+          f"Total time: {time.time() - started:.0f} s\n")
+    print("| data | router | train/test | APGR | CPT(50%) | CPT(80%) | AIQ | "
+          "quality / cost $ at calibrated knob |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        at = r.get("default_knob")
+        knob = f"{at['quality']:.3f} / {at['cost_usd']:.3g}" if at else "-"
+        print(f"| {r['dataset']} | {r['router']} | {r['train']}/{r['test']} | {r['apgr']:.3f} "
+              f"| {fmt(r['cpt50'])} | {fmt(r['cpt80'])} | {r['aiq']:.4f} | {knob} |")
+    print()
+    for r in results:
+        if r["router"] == "random":
+            singles = ", ".join(f"{k} {v['quality']:.3f} (${v['cost_usd']:.3g})"
+                                for k, v in r["singles"].items())
+            print(f"- {r['dataset']} test singles: {singles}; weak {r['weak']}, "
+                  f"strong {r['strong']}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"command": cmd, "machine": machine(),
+                                          "results": results}, indent=2) + "\n", "utf-8")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

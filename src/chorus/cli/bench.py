@@ -1,0 +1,235 @@
+"""``chorus bench``, ``chorus outcomes`` and ``chorus feedback``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chorus.core.errors import ChorusError
+
+__all__ = ["add_parsers", "cmd_bench", "cmd_outcomes", "cmd_feedback"]
+
+
+def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]) -> None:
+    bench = sub.add_parser(
+        "bench", help="run systems over a dataset; compare quality, cost and latency",
+        description="Run each system over a dataset (JSONL/CSV items or an outcome table) "
+                    "and report quality with a 95%% interval, cost, latency, calls and "
+                    "errors; recommend the simplest system near the best.")
+    config_arg(bench)
+    bench.add_argument("--systems", required=True, metavar="A,B,...",
+                       help="comma-separated system or model names")
+    bench.add_argument("--dataset", required=True, metavar="FILE",
+                       help="items (.jsonl/.csv/.json) or an outcome table (.jsonl)")
+    bench.add_argument("--limit", type=int, metavar="N", help="only the first N items")
+    bench.add_argument("--scorer", metavar="SPEC",
+                       help="exact | choice | numeric | regex:PATTERN | judge | "
+                            "py:module:fn | recorded (default: recorded for an outcome "
+                            "table, else exact)")
+    bench.add_argument("--judge", metavar="NAME", help="the judge model for --scorer judge")
+    bench.add_argument("--rubric", metavar="TEXT", help="the judge's rubric")
+    bench.add_argument("--concurrency", type=int, default=8, metavar="N")
+    bench.add_argument("--timeout", type=float, metavar="SECONDS", help="deadline per item")
+    bench.add_argument("--tolerance", type=float, default=0.01,
+                       help="quality within this of the best counts as as good (0.01)")
+    bench.add_argument("--out", metavar="DIR", default="bench-results",
+                       help="folder for report.md, report.csv, report.json, "
+                            "cost_quality.png (default: bench-results)")
+    bench.add_argument("--json", metavar="OUT", help="also write the JSON summary here")
+    bench.add_argument("--record", metavar="OUT.jsonl",
+                       help="write the run as an outcome table (systems as models)")
+    bench.add_argument("--no-plot", action="store_true", help="skip the PNG")
+
+    out = sub.add_parser("outcomes", help="convert or split outcome tables")
+    osub = out.add_subparsers(dest="outcomes_command", metavar="ACTION",
+                              parser_class=type(out))
+    conv = osub.add_parser("convert", help="an outcome table from public recorded outputs")
+    conv.add_argument("source", choices=["mmlu_pro", "routellm-gsm8k", "routellm-mmlu"])
+    conv.add_argument("folder", metavar="DIR",
+                      help="shared/data/mmlu_pro or shared/data/routellm")
+    conv.add_argument("-o", "--output", required=True, metavar="OUT.jsonl")
+    conv.add_argument("--models", metavar="A,B", help="only these models (MMLU-Pro)")
+    split = osub.add_parser("split", help="split a table into train and test at random")
+    split.add_argument("table", metavar="TABLE.jsonl")
+    split.add_argument("--train", required=True, metavar="OUT.jsonl")
+    split.add_argument("--test", required=True, metavar="OUT.jsonl")
+    split.add_argument("--test-share", type=float, default=0.5)
+    split.add_argument("--limit", type=int, metavar="N",
+                       help="sample N items first (same seed)")
+    split.add_argument("--seed", type=int, default=0)
+
+    fb = sub.add_parser("feedback", help="update a weighted ensemble's weights from outcomes")
+    config_arg(fb)
+    fb.add_argument("-s", "--system", required=True, help="a weighted system (or one holding one)")
+    fb.add_argument("--model", help="the model the outcome is about")
+    fb.add_argument("--reward", type=float, help="the outcome, 0 (bad) to 1 (good)")
+    fb.add_argument("--outcomes", metavar="TABLE.jsonl",
+                    help="replay every recorded score of the ensemble's models")
+    fb.add_argument("--limit", type=int, metavar="N")
+    fb.add_argument("--json", action="store_true", help="print the weights as JSON")
+
+
+def _is_outcome_table(path: Path) -> bool:
+    if path.suffix.lower() != ".jsonl" or not path.is_file():
+        return False
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    return "outcomes" in json.loads(line)
+                except json.JSONDecodeError:
+                    return False
+    return False
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from chorus.cli.main import load_config, run_async
+    from chorus.eval import report
+    from chorus.eval.bench import Progress, run_bench, system_kind, to_outcomes
+    from chorus.eval.datasets import load_dataset
+    from chorus.eval.outcomes import as_items, read_outcomes, write_outcomes
+    from chorus.eval.scorers import make_scorer
+
+    names = [n.strip() for n in args.systems.split(",") if n.strip()]
+    if not names:
+        raise ChorusError("--systems needs at least one name")
+    if args.limit is not None and args.limit < 1:
+        raise ChorusError("--limit must be at least 1")
+    cfg = load_config(args.config)
+    systems = {n: cfg.get(n) for n in names}
+    path = Path(args.dataset)
+    table = None
+    if _is_outcome_table(path):
+        rows = read_outcomes(path, limit=args.limit)
+        items, table = as_items(rows), {r.id: r for r in rows}
+    else:
+        items = load_dataset(path, limit=args.limit)
+    if not items:
+        raise ChorusError(f"dataset {str(path)!r} has no items")
+    spec = args.scorer or ("recorded" if table is not None else "exact")
+    judge = cfg.get(args.judge) if args.judge else None
+    scorer = make_scorer(spec, judge=judge, rubric=args.rubric, outcomes=table)
+    progress = Progress(len(items) * len(systems))
+
+    async def go() -> Any:
+        try:
+            return await run_bench(systems, items, scorer, concurrency=args.concurrency,
+                                   timeout_s=args.timeout, progress=progress)
+        finally:
+            for m in systems.values():
+                await m.aclose()
+
+    results = run_async(go())
+    summaries = [report.summarise(n, system_kind(systems[n]), results[n]) for n in names]
+    print(report.text_table(summaries))
+    best, why = report.recommend(summaries, args.tolerance)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    note = (f"{len(items)} items of {path.name}, scorer {scorer.name}; "
+            f"recommended: {best}: {why}")
+    (out / "report.md").write_text(report.markdown(summaries, title="chorus bench",
+                                                   note=note), "utf-8")
+    (out / "report.csv").write_text(report.to_csv(summaries), "utf-8")
+    (out / "report.json").write_text(report.to_json(summaries), "utf-8")
+    written = [str(out / f) for f in ("report.md", "report.csv", "report.json")]
+    if not args.no_plot:
+        front = report.pareto(summaries)
+        png = report.plot([(s.system, s.cost_usd, s.quality) for s in summaries],
+                          out / "cost_quality.png", title=f"{path.name}: quality vs cost",
+                          frontier=front)
+        written.append(str(png))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(report.to_json(summaries), "utf-8")
+        written.append(args.json)
+    if args.record:
+        write_outcomes(args.record, to_outcomes(items, results))
+        written.append(args.record)
+    print(f"\nrecommended: {best}: {why}")
+    print(f"wrote {', '.join(written)}", file=sys.stderr)
+    return 0
+
+
+def cmd_outcomes(args: argparse.Namespace) -> int:
+    import random
+
+    from chorus.eval.convert import mmlu_pro_outcomes, routellm_outcomes
+    from chorus.eval.outcomes import read_outcomes, write_outcomes
+
+    if args.outcomes_command == "convert":
+        if args.source == "mmlu_pro":
+            models = args.models.split(",") if args.models else None
+            rows = mmlu_pro_outcomes(args.folder, models=models)
+        else:
+            rows = routellm_outcomes(args.folder, args.source.split("-", 1)[1])
+        n = write_outcomes(args.output, rows)
+        print(f"wrote {n} items to {args.output}")
+        return 0
+    if args.outcomes_command == "split":
+        if not 0 < args.test_share < 1:
+            raise ChorusError("--test-share must be between 0 and 1")
+        rows = read_outcomes(args.table)
+        rng = random.Random(args.seed)
+        rng.shuffle(rows)
+        if args.limit is not None:
+            rows = rows[: args.limit]
+        cut = int(round(len(rows) * args.test_share))
+        write_outcomes(args.test, rows[:cut])
+        write_outcomes(args.train, rows[cut:])
+        print(f"train {len(rows) - cut} items -> {args.train}; test {cut} -> {args.test} "
+              f"(seed {args.seed})")
+        return 0
+    raise ChorusError("give an action: chorus outcomes convert|split (see --help)")
+
+
+def _find_weighted(model: Any) -> Any:
+    from chorus.patterns.weighted import Weighted
+
+    if isinstance(model, Weighted):
+        return model
+    for child in model.children():
+        found = _find_weighted(child)
+        if found is not None:
+            return found
+    return None
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from chorus.cli.main import dump_json, load_config
+    from chorus.eval.outcomes import read_outcomes
+
+    cfg = load_config(args.config)
+    weighted = _find_weighted(cfg.get(args.system))
+    if weighted is None:
+        raise ChorusError(f"{args.system!r} is not (and holds no) weighted ensemble")
+    if (args.outcomes is None) == (args.model is None):
+        raise ChorusError("give --model M --reward R, or --outcomes TABLE.jsonl")
+    updates = 0
+    try:
+        if args.model is not None:
+            if args.reward is None:
+                raise ChorusError("--model needs --reward (0 to 1)")
+            weighted.record_outcome(args.model, args.reward)
+            updates = 1
+        else:
+            for row in read_outcomes(args.outcomes, limit=args.limit):
+                for name in weighted.names:
+                    o = row.outcomes.get(name)
+                    if o is not None and o.score is not None:
+                        weighted.record_outcome(name, min(1.0, max(0.0, o.score)))
+                        updates += 1
+    except ValueError as exc:
+        raise ChorusError(str(exc)) from None
+    if args.json:
+        print(dump_json({"updates": updates, "weights": weighted.weights}))
+    else:
+        for name, w in sorted(weighted.weights.items(), key=lambda kv: -kv[1]):
+            print(f"{name:30} {w:.4f}")
+        saved = f" saved to {weighted.weights_file}" if weighted.weights_file else \
+            " (no weights_file: not saved)"
+        print(f"{updates} update(s);{saved}", file=sys.stderr)
+    return 0

@@ -1,0 +1,108 @@
+"""``chorus router fit`` and ``chorus router eval``: learned routers on outcome tables."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from chorus.core.errors import ChorusError
+
+__all__ = ["add_parser", "cmd_router"]
+
+
+def add_parser(sub: Any) -> None:
+    router = sub.add_parser("router", help="fit and evaluate learned routers")
+    rsub = router.add_subparsers(dest="router_command", metavar="ACTION",
+                                 parser_class=type(router))
+    fit = rsub.add_parser("fit", help="learn which model to call from an outcome table",
+                          description="Fit a router on local MiniLM embeddings of the "
+                                      "prompts; a held-out split calibrates the cost knob.")
+    fit.add_argument("--outcomes", required=True, metavar="TRAIN.jsonl")
+    fit.add_argument("--out", required=True, metavar="ROUTER", help="folder to write")
+    fit.add_argument("--kind", choices=["knn", "mlp", "mf"], default="knn")
+    fit.add_argument("--models", metavar="A,B,...", help="route among these (default: all)")
+    fit.add_argument("--holdout", type=float, default=0.2,
+                     help="share of items kept to calibrate the knob (0.2)")
+    fit.add_argument("--tolerance", type=float, default=0.01,
+                     help="default knob: cheapest within this of the best held-out quality")
+    fit.add_argument("--k", type=int, default=20, help="neighbours (knn)")
+    fit.add_argument("--epochs", type=int, default=40, help="training epochs (mlp, mf)")
+    fit.add_argument("--seed", type=int, default=0)
+
+    ev = rsub.add_parser("eval", help="APGR, CPT(50%%), CPT(80%%) and AIQ on a test table")
+    ev.add_argument("--router", required=True, metavar="ROUTER")
+    ev.add_argument("--outcomes", required=True, metavar="TEST.jsonl")
+    ev.add_argument("--json", metavar="OUT", help="write the metrics and curve as JSON")
+    ev.add_argument("--plot", metavar="PNG",
+                    help="the curve's PNG (default: ROUTER/curve-<table>.png)")
+
+
+def _embed(rows: Any, cache: Path) -> Any:
+    from chorus.cli.main import run_async
+    from chorus.embeddings.local import MiniLMEmbedder
+    from chorus.eval.routers import embed_rows
+
+    return run_async(embed_rows(rows, MiniLMEmbedder(), cache))
+
+
+def _fmt(v: float | None) -> str:
+    return "never" if v is None else f"{v:.3f}"
+
+
+def cmd_router(args: argparse.Namespace) -> int:
+    from chorus.eval.outcomes import read_outcomes
+    from chorus.eval.routers import evaluate_router, fit_router
+    from chorus.routing.learned import LearnedRouter
+
+    if args.router_command == "fit":
+        rows = read_outcomes(args.outcomes)
+        out = Path(args.out)
+        x = _embed(rows, out.parent)
+        models = [m.strip() for m in args.models.split(",")] if args.models else None
+        try:
+            router = fit_router(rows, x, kind=args.kind, models=models, holdout=args.holdout,
+                                tolerance=args.tolerance, k=args.k, epochs=args.epochs,
+                                seed=args.seed)
+        except ValueError as exc:
+            raise ChorusError(str(exc)) from None
+        router.info.update({"embedder": "minilm", "trained_on": str(args.outcomes)})
+        router.save(out)
+        print(f"{args.kind} router over {len(router.models)} models "
+              f"({', '.join(router.models)}), {router.info['train_items']} training items; "
+              f"calibrated willingness_to_pay {router.willingness_to_pay:.4g} on "
+              f"{router.info['holdout_items']} held-out items -> {out}")
+        return 0
+    if args.router_command == "eval":
+        try:
+            router = LearnedRouter.load(args.router)
+        except ValueError as exc:
+            raise ChorusError(str(exc)) from None
+        rows = read_outcomes(args.outcomes)
+        x = _embed(rows, Path(args.router).parent)
+        try:
+            result = evaluate_router(router, rows, x)
+        except ValueError as exc:
+            raise ChorusError(str(exc)) from None
+        m, r = result.metrics, result.random
+        print(f"{router.kind} router on {len(rows)} items: weak {m.weak}, strong {m.strong}")
+        print(f"  APGR {m.apgr:.3f}   CPT(50%) {_fmt(m.cpt50)}   CPT(80%) {_fmt(m.cpt80)}   "
+              f"AIQ {m.aiq:.4f}")
+        print(f"  random router: APGR {r.apgr:.3f}   CPT(50%) {_fmt(r.cpt50)}   "
+              f"CPT(80%) {_fmt(r.cpt80)}   AIQ {r.aiq:.4f}")
+        d = result.at_default
+        print(f"  at the calibrated knob ({router.willingness_to_pay:.4g}): quality "
+              f"{d.quality:.3f}, cost ${d.cost_usd:.4g}")
+        from chorus.eval.report import plot
+
+        png = Path(args.plot) if args.plot else \
+            Path(args.router) / f"curve-{Path(args.outcomes).stem}.png"
+        plot([("", p.cost_usd, p.quality) for p in result.curve], png, line=True,
+             title=f"{router.kind} router: quality vs cost")
+        print(f"  curve: {png}")
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+        return 0
+    raise ChorusError("give an action: chorus router fit|eval (see --help)")

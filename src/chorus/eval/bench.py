@@ -1,0 +1,181 @@
+"""Run systems over a dataset with bounded concurrency; score every answer.
+
+    results = await run_bench({"single": m, "vote": v}, items, make_scorer("exact"))
+
+A failed answer is kept as an error and scores 0 (a system that cannot answer is not
+right); items the scorer cannot judge (score None) are left out of the quality.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from chorus.core.context import scope
+from chorus.core.errors import ChorusError
+from chorus.core.model import Model, call
+from chorus.core.types import Completion, Span
+from chorus.eval.datasets import Item
+from chorus.eval.outcomes import Outcome, OutcomeItem
+from chorus.eval.scorers import Scorer
+
+__all__ = [
+    "ItemResult",
+    "Progress",
+    "run_bench",
+    "system_kind",
+    "leaf_calls",
+    "to_outcomes",
+    "COMPLEXITY",
+]
+
+#: Simplest first: what ``recommend`` prefers among systems of similar quality.
+COMPLEXITY = ("single", "sequential", "parallel", "hierarchical", "ensemble")
+_KINDS = {
+    "model": "single",
+    "pipeline": "sequential", "router": "sequential", "cascade": "sequential",
+    "fallback": "sequential",
+    "fanout": "parallel", "vote": "parallel",
+    "planner": "hierarchical", "supervisor": "hierarchical",
+    "weighted": "ensemble", "consensus": "ensemble",
+}
+
+
+def system_kind(model: Model) -> str:
+    """single / sequential / parallel / hierarchical / ensemble; a wrapper (one child,
+    e.g. a cache or retry) takes its child's kind."""
+    if model.kind in _KINDS:
+        return _KINDS[model.kind]
+    children = list(model.children())
+    if len(children) == 1:
+        return system_kind(children[0])
+    return "hierarchical" if children else "single"
+
+
+def leaf_calls(span: Span | None) -> int:
+    """The number of leaf model calls in a trace (failed ones included)."""
+    if span is None:
+        return 0
+    return sum(1 for s in span.walk() if s.kind == "model")
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    system: str
+    item_id: str
+    score: float | None
+    cost_usd: float
+    latency_s: float
+    calls: int
+    text: str | None = None
+    model: str | None = None
+    output_tokens: int = 0
+    error: str | None = None
+
+
+class Progress:
+    """A bar on a terminal; plain lines every ``every_s`` seconds otherwise."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, *, every_s: float = 10.0,
+                 label: str = "bench") -> None:
+        self.total, self.done, self.errors = total, 0, 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every_s, self.label = every_s, label
+        self._started = self._last = time.monotonic()
+
+    def update(self, error: bool = False) -> None:
+        self.done += 1
+        self.errors += int(error)
+        now = time.monotonic()
+        if self.tty:
+            width = 30
+            filled = int(width * self.done / max(self.total, 1))
+            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                              f"{self.done}/{self.total} errors {self.errors} "
+                              f"{now - self._started:.0f}s")
+            if self.done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+        elif now - self._last >= self.every_s or self.done == self.total:
+            self._last = now
+            self.stream.write(f"{self.label}: {self.done}/{self.total} done, "
+                              f"{self.errors} errors, {now - self._started:.0f}s\n")
+            self.stream.flush()
+
+
+async def _one(name: str, model: Model, item: Item, scorer: Scorer,
+               timeout_s: float | None) -> ItemResult:
+    started = time.perf_counter()
+    answer: Completion | None = None
+    try:
+        with scope(deadline_s=timeout_s):
+            answer = await call(model, item.request())
+    except ChorusError as exc:
+        latency = time.perf_counter() - started
+        span = getattr(exc, "span", None)
+        cost = span.cost_usd if isinstance(span, Span) else 0.0
+        calls = leaf_calls(span) if isinstance(span, Span) else 1
+        return ItemResult(name, item.id, 0.0, cost, latency, calls, error=str(exc))
+    latency = time.perf_counter() - started
+    try:
+        score, _ = await scorer.score(item, answer)
+        error = None
+    except ChorusError as exc:
+        score, error = None, f"scorer: {exc}"
+    return ItemResult(name, item.id, score, answer.cost_usd, latency,
+                      max(1, leaf_calls(answer.trace)), answer.text, answer.model,
+                      answer.usage.output_tokens, error)
+
+
+async def run_bench(
+    systems: Mapping[str, Model],
+    items: Sequence[Item],
+    scorer: Scorer,
+    *,
+    concurrency: int = 8,
+    timeout_s: float | None = None,
+    progress: Progress | None = None,
+    on_result: Callable[[ItemResult], None] | None = None,
+) -> dict[str, list[ItemResult]]:
+    """Every system on every item, at most ``concurrency`` calls in flight; results per
+    system in item order."""
+    if concurrency < 1:
+        raise ValueError("concurrency must be at least 1")
+    jobs = [(name, i) for i in range(len(items)) for name in systems]
+    results: dict[str, list[ItemResult | None]] = {n: [None] * len(items) for n in systems}
+    queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+
+    async def worker() -> None:
+        while True:
+            try:
+                name, i = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            res = await _one(name, systems[name], items[i], scorer, timeout_s)
+            results[name][i] = res
+            if progress is not None:
+                progress.update(res.error is not None)
+            if on_result is not None:
+                on_result(res)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(jobs)) or 1)))
+    return {n: [r for r in rs if r is not None] for n, rs in results.items()}
+
+
+def to_outcomes(items: Sequence[Item], results: Mapping[str, Sequence[ItemResult]]
+                ) -> list[OutcomeItem]:
+    """An outcome table of a bench run: each system is one 'model' of the table."""
+    by_item: dict[str, dict[str, Outcome]] = {it.id: {} for it in items}
+    for name, rs in results.items():
+        for r in rs:
+            by_item[r.item_id][name] = Outcome(
+                r.score, r.cost_usd, r.text, r.output_tokens if r.error is None else None)
+    return [OutcomeItem(it.id, it.prompt, it.category, it.reference, by_item[it.id])
+            for it in items]

@@ -1,0 +1,163 @@
+"""Outcome tables: what each model did on each item, one JSON object per line:
+
+    {"id": str, "prompt": str, "category": str|null, "reference": str|null,
+     "outcomes": {MODEL: {"score": float|null, "cost_usd": float|null,
+                          "response": str|null, "output_tokens": int|null}}}
+
+The ``replay`` provider answers from such a table, ``chorus router fit`` learns from
+one, and ``chorus bench --record`` writes one. Converters build tables from the public
+MMLU-Pro outputs and the RouteLLM evaluation sets (``convert.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from chorus.core.errors import ChorusError
+from chorus.eval.datasets import Item
+
+__all__ = [
+    "Outcome",
+    "OutcomeItem",
+    "read_outcomes",
+    "write_outcomes",
+    "models_of",
+    "matrices",
+    "as_items",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one model did on one item."""
+
+    score: float | None = None
+    cost_usd: float | None = None
+    response: str | None = None
+    output_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": self.score, "cost_usd": self.cost_usd, "response": self.response,
+                "output_tokens": self.output_tokens}
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeItem:
+    id: str
+    prompt: str
+    category: str | None = None
+    reference: str | None = None
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "prompt": self.prompt, "category": self.category,
+                "reference": self.reference,
+                "outcomes": {m: o.to_dict() for m, o in self.outcomes.items()}}
+
+    def item(self) -> Item:
+        return Item(self.id, self.prompt, self.reference, self.category)
+
+
+def _number(value: Any, where: str, key: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise ChorusError(f"{where}: {key} must be a number or null, got {value!r}")
+    return float(value)
+
+
+def _outcome(raw: Any, where: str) -> Outcome:
+    if not isinstance(raw, Mapping):
+        raise ChorusError(f"{where}: each outcome must be an object with score, cost_usd, "
+                          "response, output_tokens")
+    unknown = set(raw) - {"score", "cost_usd", "response", "output_tokens"}
+    if unknown:
+        raise ChorusError(f"{where}: unknown outcome key(s) {', '.join(sorted(unknown))}")
+    tokens = raw.get("output_tokens")
+    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int)):
+        raise ChorusError(f"{where}: output_tokens must be an integer or null")
+    response = raw.get("response")
+    if response is not None and not isinstance(response, str):
+        raise ChorusError(f"{where}: response must be a string or null")
+    return Outcome(_number(raw.get("score"), where, "score"),
+                   _number(raw.get("cost_usd"), where, "cost_usd"), response, tokens)
+
+
+def parse_row(row: Any, where: str) -> OutcomeItem:
+    if not isinstance(row, Mapping):
+        raise ChorusError(f"{where}: each line must be a JSON object")
+    for key in ("id", "prompt", "outcomes"):
+        if key not in row:
+            raise ChorusError(f"{where}: missing key {key!r}")
+    if not isinstance(row["outcomes"], Mapping):
+        raise ChorusError(f"{where}: outcomes must map model names to outcomes")
+    opt = {k: None if row.get(k) is None else str(row[k]) for k in ("category", "reference")}
+    return OutcomeItem(
+        str(row["id"]), str(row["prompt"]), opt["category"], opt["reference"],
+        {str(m): _outcome(o, f"{where}: {m}") for m, o in row["outcomes"].items()},
+    )
+
+
+def read_outcomes(path: str | Path, *, limit: int | None = None) -> list[OutcomeItem]:
+    """The rows of an outcome table (JSONL), in file order."""
+    p = Path(path)
+    if not p.is_file():
+        raise ChorusError(f"outcome table {str(p)!r} does not exist")
+    out: list[OutcomeItem] = []
+    with p.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ChorusError(f"{p}:{n}: not valid JSON ({exc})") from None
+            out.append(parse_row(row, f"{p}:{n}"))
+            if limit is not None and len(out) >= limit:
+                break
+    return out
+
+
+def write_outcomes(path: str | Path, rows: Iterable[OutcomeItem]) -> int:
+    """Write rows as JSONL; returns how many."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with p.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row.to_dict(), ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def models_of(rows: Sequence[OutcomeItem]) -> list[str]:
+    """Every model named in the table, in first-seen order."""
+    return list(dict.fromkeys(m for r in rows for m in r.outcomes))
+
+
+Matrix = npt.NDArray[np.float64]
+
+
+def matrices(rows: Sequence[OutcomeItem], models: Sequence[str]) -> tuple[Matrix, Matrix]:
+    """Scores and costs as items x models arrays; NaN where not recorded."""
+    scores = np.full((len(rows), len(models)), np.nan)
+    costs = np.full((len(rows), len(models)), np.nan)
+    for i, row in enumerate(rows):
+        for j, m in enumerate(models):
+            o = row.outcomes.get(m)
+            if o is not None:
+                scores[i, j] = np.nan if o.score is None else o.score
+                costs[i, j] = np.nan if o.cost_usd is None else o.cost_usd
+    return scores, costs
+
+
+def as_items(rows: Sequence[OutcomeItem]) -> list[Item]:
+    return [r.item() for r in rows]

@@ -1,0 +1,126 @@
+"""Fitting and evaluating learned routers on outcome tables (what ``chorus router fit``
+and ``chorus router eval`` and the router benchmark run).
+
+Embeddings of a table's prompts are cached in a ``.npy`` file keyed by a hash of the
+prompts and the embedder's name, so reruns skip the embedding step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chorus.embeddings._base import Embedder, Vectors
+from chorus.eval.metrics import Point, RouterMetrics, random_curve, router_metrics
+from chorus.eval.outcomes import OutcomeItem, matrices, models_of
+from chorus.routing.learned import (
+    Kind,
+    LearnedRouter,
+    choose,
+    curve_points,
+    fit,
+    knob_grid,
+)
+
+__all__ = ["RouterEval", "embed_rows", "fit_router", "evaluate_router", "single_points"]
+
+
+def _key(rows: Sequence[OutcomeItem], embedder: Embedder) -> str:
+    h = hashlib.sha1(embedder.name.encode())
+    for r in rows:
+        h.update(r.prompt.encode("utf-8", "replace"))
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+async def embed_rows(rows: Sequence[OutcomeItem], embedder: Embedder,
+                     cache_dir: str | Path | None = None, batch: int = 256) -> Vectors:
+    """One unit row per item's prompt, read from / written to the cache when given."""
+    path = Path(cache_dir) / f"emb-{_key(rows, embedder)}.npy" if cache_dir else None
+    if path is not None and path.is_file():
+        cached = np.load(path)
+        if cached.shape[0] == len(rows):
+            return np.asarray(cached, dtype=np.float32)
+    parts = [await embedder.embed([r.prompt for r in rows[i:i + batch]])
+             for i in range(0, len(rows), batch)]
+    x = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, x)
+    return x
+
+
+def _scores_costs(rows: Sequence[OutcomeItem], models: Sequence[str]
+                  ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    return matrices(rows, models)
+
+
+def fit_router(rows: Sequence[OutcomeItem], x: Vectors, *, kind: Kind = "knn",
+               models: Sequence[str] | None = None, **options: Any) -> LearnedRouter:
+    """Fit a router on a table (all its models unless ``models`` names some)."""
+    names = list(models) if models else models_of(rows)
+    scores, costs = _scores_costs(rows, names)
+    router = fit(np.asarray(x, dtype=np.float64), scores, costs, names, kind=kind, **options)
+    router.info["embedding_dims"] = int(x.shape[1])
+    return router
+
+
+def single_points(rows: Sequence[OutcomeItem], models: Sequence[str]) -> dict[str, Point]:
+    """Each model on its own: total cost and mean score (missing scores count 0)."""
+    scores, costs = _scores_costs(rows, models)
+    return {m: Point(float(np.nansum(costs[:, j])),
+                     float(np.mean(np.nan_to_num(scores[:, j], nan=0.0))))
+            for j, m in enumerate(models)}
+
+
+@dataclass(frozen=True, slots=True)
+class RouterEval:
+    curve: list[Point]
+    singles: dict[str, Point]
+    metrics: RouterMetrics
+    random: RouterMetrics
+    at_default: Point
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.metrics
+        return {
+            "apgr": m.apgr, "cpt50": m.cpt50, "cpt80": m.cpt80, "aiq": m.aiq,
+            "weak": m.weak, "strong": m.strong,
+            "random": {"apgr": self.random.apgr, "cpt50": self.random.cpt50,
+                       "cpt80": self.random.cpt80, "aiq": self.random.aiq},
+            "at_default_knob": {"cost_usd": self.at_default.cost_usd,
+                                "quality": self.at_default.quality,
+                                "willingness_to_pay": self.at_default.knob},
+            "singles": {k: {"cost_usd": p.cost_usd, "quality": p.quality}
+                        for k, p in self.singles.items()},
+            "curve": [{"cost_usd": p.cost_usd, "quality": p.quality,
+                       "willingness_to_pay": p.knob} for p in self.curve],
+        }
+
+
+def evaluate_router(router: LearnedRouter, rows: Sequence[OutcomeItem], x: Vectors
+                    ) -> RouterEval:
+    """The router's curve over its knob on ``rows`` and the metrics against the same
+    models used alone (and against a random weak/strong router)."""
+    missing = [m for m in router.models if not any(m in r.outcomes for r in rows)]
+    if missing:
+        raise ValueError(f"the table has no outcomes for: {', '.join(missing)}")
+    scores, costs = _scores_costs(rows, router.models)
+    pred = router.predict(x)
+    rel = router.relative_costs()
+    curve = []
+    for lam in knob_grid(pred, rel, steps=51):
+        cost, quality = curve_points(choose(pred, rel, lam), scores, costs)
+        curve.append(Point(cost, quality, lam if np.isfinite(lam) else None))
+    cost, quality = curve_points(choose(pred, rel, router.willingness_to_pay), scores, costs)
+    singles = single_points(rows, router.models)
+    metrics = router_metrics(curve, singles)
+    rnd = router_metrics(random_curve(singles[metrics.weak], singles[metrics.strong], 51),
+                         singles)
+    return RouterEval(curve, singles, metrics, rnd,
+                      Point(cost, quality, router.willingness_to_pay))

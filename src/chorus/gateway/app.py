@@ -1,0 +1,393 @@
+"""The ASGI app: Starlette routes over a ``Gateway``.
+
+The two hot endpoints (chat completions, embeddings) are plain ASGI callables: they
+read the body and send the answer in one task, so the request's deadline scope covers
+the whole stream, and a stream's headers go out only once its first piece exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request as HttpRequest
+from starlette.responses import Response
+from starlette.routing import Route
+
+from chorus.core.context import scope as chorus_scope
+from chorus.core.errors import ChorusError, DeadlineExceeded, MalformedResponse
+from chorus.core.model import Model, StreamEvent, call, stream_or_complete
+from chorus.core.types import Completion, Span
+from chorus.gateway.auth import KeyInfo
+from chorus.gateway.metrics import Metrics
+from chorus.gateway.openai_wire import (
+    ChatRequest,
+    EmbeddingsRequest,
+    WireError,
+    chat_body,
+    chunk_body,
+    decision_summary,
+    error_response,
+    models_answered,
+    to_request,
+    validation_error,
+)
+from chorus.gateway.openapi import openapi_document
+from chorus.gateway.service import WRAPPER_PREFIX, Gateway
+
+try:
+    import orjson
+
+    def dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    def loads(raw: bytes) -> Any:
+        return orjson.loads(raw)
+except ImportError:  # pragma: no cover - orjson is optional
+    import json
+
+    def dumps(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def loads(raw: bytes) -> Any:
+        return json.loads(raw)
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("chorus.gateway")
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+_JSON = [(b"content-type", b"application/json")]
+_SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no")]
+_MAX_BODY = 32 * 1024 * 1024
+
+
+def _ascii(value: str) -> bytes:
+    return value.encode("ascii", "replace")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope["headers"]:
+        if k == name:
+            return str(v.decode("latin-1"))
+    return None
+
+
+async def _body(receive: Receive) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise asyncio.CancelledError("client disconnected")
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size > _MAX_BODY:
+            raise WireError(413, "request body too large", code="body_too_large")
+        parts.append(chunk)
+        if not msg.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _send(send: Send, status: int, body: bytes,
+                headers: list[tuple[bytes, bytes]] = _JSON) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _root(span: Span | None) -> Span | None:
+    """The system's own span: below the gateway's per-key wrappers."""
+    while span is not None and span.name.startswith(WRAPPER_PREFIX) and span.children:
+        span = span.children[0]
+    return span
+
+
+def _wants_trace(scope: Scope, body: ChatRequest) -> bool:
+    if body.chorus is not None and body.chorus.trace:
+        return True
+    return (_header(scope, b"x-chorus-trace") or "").lower() in ("1", "true", "yes")
+
+
+def _chorus(system: str, answer: Completion, overhead_ms: float, trace: bool
+            ) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "system": system, "model": answer.model,
+        "models": models_answered(answer.trace, answer.model),
+        "decision": decision_summary(_root(answer.trace)),
+        "cost_usd": answer.cost_usd, "latency_s": round(answer.latency_s, 6),
+        "overhead_ms": round(overhead_ms, 3),
+    }
+    if trace and answer.trace is not None:
+        out["trace"] = answer.trace.to_dict()
+    return out
+
+
+def _chorus_headers(info: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
+    return [(b"x-chorus-system", _ascii(info["system"])),
+            (b"x-chorus-model", _ascii(info["model"])),
+            (b"x-chorus-models", _ascii(",".join(info["models"]))),
+            (b"x-chorus-cost-usd", f"{info['cost_usd']:.8f}".encode()),
+            (b"x-chorus-latency-s", f"{info['latency_s']:.4f}".encode()),
+            (b"x-chorus-overhead-ms", f"{info['overhead_ms']:.3f}".encode()),
+            (b"x-chorus-decision", _ascii(info["decision"]))]
+
+
+class _Endpoint:
+    """Shared by the ASGI endpoints: auth, errors, metrics."""
+
+    def __init__(self, gw: Gateway, metrics: Metrics, name: str) -> None:
+        self.gw, self.metrics, self.name = gw, metrics, name
+        self.timeout = gw.settings.timeout_s
+        self.log_content = gw.settings.log_content
+
+    async def _error(self, send: Send, err: WireError, system: str, started: float) -> None:
+        headers = [*_JSON, *((k.encode(), v.encode()) for k, v in err.headers.items())]
+        await _send(send, err.status, dumps(err.body()), headers)
+        self.metrics.error(system, err.code or err.type)
+        self.metrics.record(self.name, system, "", err.status, time.perf_counter() - started)
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s %s -> %d %s", self.name, system or "-", err.status,
+                     err.code or err.type)
+
+    async def _parse(self, receive: Receive, cls: type[Any]) -> Any:
+        raw = await _body(receive)
+        try:
+            data = loads(raw)
+        except ValueError:
+            raise WireError(400, "the body is not valid JSON", code="invalid_json") from None
+        if not isinstance(data, dict):
+            raise WireError(400, "the body must be a JSON object", code="invalid_json")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise validation_error(exc) from None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        state = {"system": ""}
+        try:
+            key = self.gw.keys.check(_header(scope, b"authorization"))
+            await self.handle(scope, receive, send, key, started, state)
+        except WireError as err:
+            await self._error(send, err, state["system"], started)
+        except ChorusError as exc:
+            await self._error(send, error_response(exc), state["system"], started)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, key: KeyInfo,
+                     started: float, state: dict[str, str]) -> None:
+        raise NotImplementedError
+
+
+class ChatEndpoint(_Endpoint):
+    async def handle(self, scope: Scope, receive: Receive, send: Send, key: KeyInfo,
+                     started: float, state: dict[str, str]) -> None:
+        body: ChatRequest = await self._parse(receive, ChatRequest)
+        state["system"] = system = body.model
+        model = self.gw.resolve(system, key)
+        request = to_request(body, self.gw.metadata_for(key))
+        if self.log_content:
+            log.info("key %s asks %s: %r", key.name, system, request.prompt)
+        if body.stream:
+            include = bool(body.stream_options and body.stream_options.include_usage)
+            await self._stream(send, model, request, body, include, started, scope)
+            return
+        with chorus_scope(deadline_s=self.timeout):
+            answer = await call(model, request)
+        info = _chorus(system, answer, (time.perf_counter() - started - answer.latency_s)
+                       * 1000, _wants_trace(scope, body))
+        out = chat_body(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), system, answer, info)
+        await _send(send, 200, dumps(out), [*_JSON, *_chorus_headers(info)])
+        self._done(system, answer, started)
+
+    def _done(self, system: str, answer: Completion, started: float) -> None:
+        u = answer.usage
+        self.metrics.record(self.name, system, answer.model, 200, time.perf_counter() - started,
+                            u.input_tokens, u.output_tokens, answer.cost_usd)
+        if self.log_content:
+            log.info("%s answered (%s): %r", system, answer.model, answer.text)
+
+    async def _stream(self, send: Send, model: Model, request: Any, body: ChatRequest,
+                      include_usage: bool, started: float, scope: Scope) -> None:
+        system = body.model
+        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        events = cast(AsyncGenerator[StreamEvent, None], stream_or_complete(model, request))
+        opened = False
+
+        async def event(obj: Any, more: bool = True) -> None:
+            await send({"type": "http.response.body", "body": b"data: " + dumps(obj) + b"\n\n",
+                        "more_body": more})
+
+        try:
+            with chorus_scope(deadline_s=self.timeout):
+                async with asyncio.timeout(self.timeout):
+                    final: Completion | None = None
+                    async for ev in events:
+                        if isinstance(ev, Completion):
+                            final = ev
+                            break
+                        if not opened:
+                            # Headers only now: an error before the first piece is still
+                            # an ordinary error response with its status code.
+                            await send({"type": "http.response.start", "status": 200,
+                                        "headers": [*_SSE,
+                                                    (b"x-chorus-system", _ascii(system))]})
+                            opened = True
+                            await event(chunk_body(cid, created, system, text=ev.text,
+                                                   role=True, include_usage=include_usage))
+                            continue
+                        if ev.text:
+                            await event(chunk_body(cid, created, system, text=ev.text,
+                                                   include_usage=include_usage))
+            if final is None:
+                raise MalformedResponse(f"{model.name!r} ended its stream without an answer")
+        except TimeoutError:
+            await self._stream_error(send, opened, DeadlineExceeded(
+                f"{system!r} did not finish within {self.timeout:g}s"), system, started)
+            return
+        except ChorusError as exc:
+            await self._stream_error(send, opened, exc, system, started)
+            return
+        finally:
+            await events.aclose()
+        info = _chorus(system, final, (time.perf_counter() - started - final.latency_s)
+                       * 1000, _wants_trace(scope, body))
+        if not opened:  # a model that streamed no text at all
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [*_SSE, (b"x-chorus-system", _ascii(system))]})
+            await event(chunk_body(cid, created, system, text="", role=True,
+                                   include_usage=include_usage))
+        await event(chunk_body(cid, created, system, finish=final.finish_reason or "stop",
+                               include_usage=include_usage,
+                               chorus=None if include_usage else info))
+        if include_usage:
+            await event(chunk_body(cid, created, system, usage=final.usage, chorus=info))
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n",
+                    "more_body": False})
+        self._done(system, final, started)
+
+    async def _stream_error(self, send: Send, opened: bool, exc: ChorusError, system: str,
+                            started: float) -> None:
+        err = error_response(exc)
+        if not opened:
+            await self._error(send, err, system, started)
+            return
+        # Cut off after the first piece: say so, and never send [DONE].
+        await send({"type": "http.response.body", "body": b"data: " + dumps(err.body())
+                    + b"\n\n", "more_body": False})
+        self.metrics.error(system, err.code or err.type)
+        self.metrics.record(self.name, system, "", err.status, time.perf_counter() - started)
+
+
+class EmbeddingsEndpoint(_Endpoint):
+    async def handle(self, scope: Scope, receive: Receive, send: Send, key: KeyInfo,
+                     started: float, state: dict[str, str]) -> None:
+        body: EmbeddingsRequest = await self._parse(receive, EmbeddingsRequest)
+        state["system"] = body.model
+        texts = [body.input] if isinstance(body.input, str) else list(body.input)
+        if not texts or any(not t for t in texts):
+            raise WireError(400, "input: give one or more non-empty strings", param="input",
+                            code="invalid_value")
+        emb = self.gw.embedder(body.model)
+        vectors = await emb.embed(texts)
+        if body.dimensions is not None and body.dimensions != vectors.shape[1]:
+            raise WireError(400, f"dimensions: {body.model!r} gives {vectors.shape[1]}",
+                            param="dimensions", code="invalid_value")
+        data: list[dict[str, Any]] = []
+        for i, row in enumerate(vectors):
+            vec: Any = (base64.b64encode(row.astype("<f4").tobytes()).decode()
+                        if body.encoding_format == "base64" else row.tolist())
+            data.append({"object": "embedding", "index": i, "embedding": vec})
+        tokens = sum(max(1, (len(t) + 3) // 4) for t in texts)
+        out = {"object": "list", "data": data, "model": body.model,
+               "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        await _send(send, 200, dumps(out))
+        self.metrics.record(self.name, body.model, body.model, 200,
+                            time.perf_counter() - started, tokens)
+
+
+def create_app(gateway: Gateway) -> Starlette:
+    """The ASGI app serving ``gateway``."""
+    metrics = Metrics()
+    doc = dumps(openapi_document([n for n, t, _ in gateway.listed(_OPEN) if t != "embedder"],
+                                 secured=not gateway.keys.open))
+
+    def _json(obj: Any, status: int = 200) -> Response:
+        return Response(dumps(obj), status, media_type="application/json")
+
+    def _key(request: HttpRequest) -> KeyInfo:
+        return gateway.keys.check(request.headers.get("authorization"))
+
+    def _entry(name: str, type_: str, kind: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": 0, "owned_by": "chorus",
+                "chorus": {"type": type_, "kind": kind}}
+
+    async def models(request: HttpRequest) -> Response:
+        try:
+            key = _key(request)
+        except WireError as err:
+            return _json(err.body(), err.status)
+        return _json({"object": "list", "data": [_entry(*t) for t in gateway.listed(key)]})
+
+    async def one_model(request: HttpRequest) -> Response:
+        name = request.path_params["model"]
+        try:
+            key = _key(request)
+            for entry in gateway.listed(key):
+                if entry[0] == name:
+                    return _json(_entry(*entry))
+            gateway.resolve(name, key)  # raises 404 or 403
+        except WireError as err:
+            return _json(err.body(), err.status)
+        raise AssertionError("unreachable")
+
+    async def health(request: HttpRequest) -> Response:
+        return _json({"status": "ok", "models": len(gateway.models)})
+
+    async def metrics_text(request: HttpRequest) -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def openapi(request: HttpRequest) -> Response:
+        return Response(doc, media_type="application/json")
+
+    async def http_error(request: HttpRequest, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        err = WireError(status, f"{request.method} {request.url.path}: {detail}",
+                        code="not_found" if status == 404 else None)
+        return _json(err.body(), status)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await gateway.aclose()
+
+    routes = [
+        Route("/v1/chat/completions", ChatEndpoint(gateway, metrics, "chat"), methods=["POST"]),
+        Route("/v1/embeddings", EmbeddingsEndpoint(gateway, metrics, "embeddings"),
+              methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/models/{model:path}", one_model, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/metrics", metrics_text, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
+                    lifespan=lifespan)
+    app.state.gateway = gateway
+    app.state.metrics = metrics
+    return app
+
+
+_OPEN = KeyInfo("openapi")

@@ -1,0 +1,332 @@
+"""Routers learned from outcome tables: predict each model's score for a prompt from its
+embedding (local MiniLM by default), then call the model with the best predicted score
+minus a price of cost (``willingness_to_pay``, λ):
+
+    choice = argmax_j  predicted_score[j] - λ * mean_cost[j] / max(mean_cost)
+
+Three predictors (``kind``): ``knn`` (mean score of the k most similar training prompts),
+``mlp`` (one hidden layer, numpy) and ``mf`` (matrix factorisation as in RouteLLM:
+``σ(w·(v_model ⊙ W q) + b_model)``). ``fit`` holds out a split to calibrate λ: the
+default is the cheapest setting whose held-out quality is within ``tolerance`` of the
+best. A router is saved as a folder (``router.json`` + ``.npy`` arrays) and used in YAML:
+
+    classifier: {type: learned, path: routers/gsm8k-mf, willingness_to_pay: 0.2}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+
+from chorus.config.schema import Node
+from chorus.core.types import Request
+from chorus.embeddings._base import Embedder
+from chorus.routing._base import Classifier, Decision
+
+__all__ = [
+    "Kind",
+    "LearnedRouter",
+    "LearnedClassifier",
+    "LearnedClassifierConfig",
+    "fit",
+    "knob_grid",
+    "choose",
+    "curve_points",
+]
+
+Kind = Literal["knn", "mlp", "mf"]
+Array = npt.NDArray[np.float64]
+_FORMAT = "chorus-router/1"
+
+
+def _sigmoid(z: Array) -> Array:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
+
+
+@dataclass
+class LearnedRouter:
+    """A fitted score predictor over ``models`` and the calibrated cost knob."""
+
+    kind: Kind
+    models: list[str]
+    costs: Array  # mean cost per call of each model, on the training items
+    arrays: dict[str, Array]
+    willingness_to_pay: float = 0.0
+    calibration: list[dict[str, float]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, x: npt.ArrayLike) -> Array:
+        """Predicted score of every model (columns) for every embedded prompt (rows)."""
+        x = np.asarray(x, dtype=np.float64)
+        a = self.arrays
+        if self.kind == "knn":
+            sims = x @ a["train_x"].T
+            k = min(int(self.info.get("k", 20)), sims.shape[1])
+            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            return np.asarray(a["train_y"][top].mean(axis=1))
+        if self.kind == "mlp":
+            h = np.maximum(0.0, x @ a["w1"] + a["b1"])
+            return _sigmoid(h @ a["w2"] + a["b2"])
+        h = x @ a["proj"].T  # mf
+        return _sigmoid((h * a["w"]) @ a["v"].T + a["b"])
+
+    def relative_costs(self) -> Array:
+        top = float(np.max(self.costs))
+        return self.costs / top if top > 0 else np.zeros_like(self.costs)
+
+    def save(self, folder: str | Path) -> Path:
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, arr in self.arrays.items():
+            np.save(out / f"{name}.npy", arr)
+        meta = {"format": _FORMAT, "kind": self.kind, "models": self.models,
+                "costs": [float(c) for c in self.costs],
+                "willingness_to_pay": self.willingness_to_pay,
+                "calibration": self.calibration, "arrays": sorted(self.arrays),
+                "info": self.info}
+        (out / "router.json").write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> LearnedRouter:
+        root = Path(folder)
+        try:
+            meta = json.loads((root / "router.json").read_text("utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{str(root)!r} is not a saved router ({exc})") from None
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"{str(root)!r}: unknown router format {meta.get('format')!r}")
+        arrays = {n: np.load(root / f"{n}.npy") for n in meta["arrays"]}
+        return cls(meta["kind"], list(meta["models"]), np.asarray(meta["costs"], dtype=float),
+                   arrays, float(meta["willingness_to_pay"]), list(meta["calibration"]),
+                   dict(meta.get("info", {})))
+
+    def knob_for_share(self, share: float) -> float:
+        """The calibrated λ whose held-out cost share (of the costliest model) is at most
+        ``share``, with the best held-out quality."""
+        fits = [c for c in self.calibration if c["cost_share"] <= share + 1e-12]
+        if not fits:
+            return float(max((c["lambda"] for c in self.calibration), default=0.0))
+        return float(max(fits, key=lambda c: (c["quality"], -c["cost_share"]))["lambda"])
+
+
+def choose(pred: Array, rel_costs: Array, lam: float) -> npt.NDArray[np.int64]:
+    """The chosen model per row: argmax of predicted score - λ·relative cost; λ = inf
+    picks the cheapest model."""
+    if np.isinf(lam):
+        return np.full(pred.shape[0], int(np.argmin(rel_costs)), dtype=np.int64)
+    return np.asarray(np.argmax(pred - lam * rel_costs[None, :], axis=1), dtype=np.int64)
+
+
+def knob_grid(pred: Array, rel_costs: Array, steps: int = 41) -> list[float]:
+    """λ values that spread the decisions from 'best predicted' (0) to 'cheapest' (inf):
+    quantiles of each row's break-even λ against the cheapest model."""
+    cheap = int(np.argmin(rel_costs))
+    gain = pred - pred[:, [cheap]]
+    extra = rel_costs - rel_costs[cheap]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(extra[None, :] > 0, gain / extra[None, :], -np.inf)
+    breakeven = ratio.max(axis=1)
+    breakeven = breakeven[np.isfinite(breakeven) & (breakeven > 0)]
+    qs = np.quantile(breakeven, np.linspace(0, 1, steps)) if breakeven.size else np.array([])
+    return [0.0, *sorted({float(q) * (1 + 1e-9) for q in qs}), float("inf")]
+
+
+def curve_points(choice: npt.NDArray[np.int64], scores: Array, costs: Array
+                 ) -> tuple[float, float]:
+    """Total cost and mean quality of routing each row to ``choice`` (missing scores
+    count as 0, missing costs as 0)."""
+    rows = np.arange(len(choice))
+    s, c = scores[rows, choice], costs[rows, choice]
+    return float(np.nansum(c)), float(np.mean(np.nan_to_num(s, nan=0.0)))
+
+
+# -- fitting ----------------------------------------------------------------------------
+
+
+def _fill(scores: Array) -> Array:
+    """Missing scores replaced by the model's mean (so kNN and masks stay simple)."""
+    means = np.nanmean(np.where(np.isnan(scores), np.nan, scores), axis=0)
+    means = np.nan_to_num(means, nan=0.0)
+    return np.where(np.isnan(scores), means[None, :], scores)
+
+
+class _Adam:
+    def __init__(self, params: dict[str, Array], lr: float) -> None:
+        self.p, self.lr, self.t = params, lr, 0
+        self.m = {k: np.zeros_like(v) for k, v in params.items()}
+        self.v = {k: np.zeros_like(v) for k, v in params.items()}
+
+    def step(self, grads: Mapping[str, Array]) -> None:
+        self.t += 1
+        for k, g in grads.items():
+            self.m[k] = 0.9 * self.m[k] + 0.1 * g
+            self.v[k] = 0.999 * self.v[k] + 0.001 * g * g
+            mh = self.m[k] / (1 - 0.9 ** self.t)
+            vh = self.v[k] / (1 - 0.999 ** self.t)
+            self.p[k] -= self.lr * mh / (np.sqrt(vh) + 1e-8)
+
+
+def _train(kind: Kind, x: Array, y: Array, mask: Array, rng: np.random.Generator,
+           hidden: int, epochs: int, lr: float, l2: float) -> dict[str, Array]:
+    n, d = x.shape
+    m = y.shape[1]
+    p: dict[str, Array]
+    if kind == "mlp":
+        p = {"w1": rng.normal(0, np.sqrt(2 / d), (d, hidden)), "b1": np.zeros(hidden),
+             "w2": rng.normal(0, np.sqrt(1 / hidden), (hidden, m)), "b2": np.zeros(m)}
+    else:
+        p = {"proj": rng.normal(0, np.sqrt(1 / d), (hidden, d)), "w": np.ones(hidden),
+             "v": rng.normal(0, 1.0, (m, hidden)) * 0.1, "b": np.zeros(m)}
+    means = (y * mask).sum(0) / np.maximum(mask.sum(0), 1)
+    logit = np.log(np.clip(means, 1e-3, 1 - 1e-3) / (1 - np.clip(means, 1e-3, 1 - 1e-3)))
+    p["b2" if kind == "mlp" else "b"] = logit
+    opt = _Adam(p, lr)
+    batch = min(128, n)
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        for start in range(0, n, batch):
+            idx = order[start:start + batch]
+            xb, yb, mb = x[idx], y[idx], mask[idx]
+            count = max(float(mb.sum()), 1.0)
+            if kind == "mlp":
+                pre = xb @ p["w1"] + p["b1"]
+                h = np.maximum(0.0, pre)
+                g = (_sigmoid(h @ p["w2"] + p["b2"]) - yb) * mb / count  # dBCE/dlogit
+                gh = (g @ p["w2"].T) * (pre > 0)
+                grads = {"w2": h.T @ g + l2 * p["w2"], "b2": g.sum(0),
+                         "w1": xb.T @ gh + l2 * p["w1"], "b1": gh.sum(0)}
+            else:
+                h = xb @ p["proj"].T
+                hw = h * p["w"]
+                g = (_sigmoid(hw @ p["v"].T + p["b"]) - yb) * mb / count
+                gv = g.T @ hw
+                ghw = g @ p["v"]
+                grads = {"v": gv + l2 * p["v"], "b": g.sum(0), "w": (ghw * h).sum(0),
+                         "proj": (ghw * p["w"]).T @ xb + l2 * p["proj"]}
+            opt.step(grads)
+    return p
+
+
+def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: Kind = "knn",
+        holdout: float = 0.2, tolerance: float = 0.01, seed: int = 0, k: int = 20,
+        hidden: int = 64, epochs: int = 40, lr: float = 3e-3, l2: float = 1e-4
+        ) -> LearnedRouter:
+    """Fit on all but a ``holdout`` share of the rows, calibrate λ on the rest.
+
+    ``x``: one embedding row per item; ``scores``/``costs``: items x models, NaN where
+    not recorded. Scores should lie in [0, 1].
+    """
+    if len(models) < 2 or scores.shape[1] != len(models):
+        raise ValueError("a learned router needs outcomes of at least two models")
+    if kind not in ("knn", "mlp", "mf"):
+        raise ValueError(f"kind must be knn, mlp or mf, got {kind!r}")
+    n = x.shape[0]
+    if n < 10:
+        raise ValueError(f"need at least 10 items to fit a router, got {n}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    n_cal = max(1, int(round(n * holdout))) if holdout > 0 else 0
+    cal, train = order[:n_cal], order[n_cal:]
+    mean_costs = np.nan_to_num(np.nanmean(costs[train], axis=0), nan=0.0)
+    xt = np.asarray(x[train], dtype=np.float64)
+    info: dict[str, Any] = {"k": k, "hidden": hidden, "epochs": epochs, "seed": seed,
+                            "train_items": int(len(train)), "holdout_items": int(n_cal),
+                            "tolerance": tolerance}
+    arrays: dict[str, Array]
+    if kind == "knn":
+        arrays = {"train_x": xt, "train_y": _fill(scores[train])}
+    else:
+        mask = (~np.isnan(scores[train])).astype(np.float64)
+        arrays = _train(kind, xt, np.nan_to_num(scores[train], nan=0.0), mask, rng,
+                        hidden, epochs, lr, l2)
+    router = LearnedRouter(kind, list(models), mean_costs, arrays, 0.0, [], info)
+    if n_cal:
+        _calibrate(router, x[cal], scores[cal], costs[cal], tolerance)
+    return router
+
+
+def _calibrate(router: LearnedRouter, x: Array, scores: Array, costs: Array,
+               tolerance: float) -> None:
+    pred = router.predict(x)
+    rel = router.relative_costs()
+    top = float(np.max(router.costs)) * len(x)
+    table = []
+    for lam in knob_grid(pred, rel):
+        cost, quality = curve_points(choose(pred, rel, lam), scores, costs)
+        table.append({"lambda": lam if np.isfinite(lam) else 1e9,
+                      "cost_share": cost / top if top > 0 else 0.0, "quality": quality})
+    best = max(c["quality"] for c in table)
+    good = [c for c in table if c["quality"] >= best - tolerance]
+    router.willingness_to_pay = float(min(good, key=lambda c: c["cost_share"])["lambda"])
+    router.calibration = table
+
+
+# -- the Router classifier --------------------------------------------------------------
+
+
+class LearnedClassifier(Classifier):
+    """A saved LearnedRouter as a Router classifier: the label is the chosen model's
+    name (renamed through ``labels`` when given)."""
+
+    type = "learned"
+
+    def __init__(self, router: LearnedRouter, embedder: Embedder, *,
+                 willingness_to_pay: float | None = None, cost_share: float | None = None,
+                 labels: Mapping[str, str] | None = None) -> None:
+        if willingness_to_pay is not None and cost_share is not None:
+            raise ValueError("give willingness_to_pay or cost_share, not both")
+        self.router, self.embedder = router, embedder
+        self.lam = (willingness_to_pay if willingness_to_pay is not None
+                    else router.knob_for_share(cost_share) if cost_share is not None
+                    else router.willingness_to_pay)
+        rename = dict(labels or {})
+        unknown = set(rename) - set(router.models)
+        if unknown:
+            raise ValueError(f"labels name unknown models: {', '.join(sorted(unknown))}")
+        self.names = [rename.get(m, m) for m in router.models]
+        self.labels = tuple(self.names)
+        self._rel = router.relative_costs()
+
+    async def classify(self, request: Request) -> Decision:
+        x = await self.embedder.embed([request.prompt])
+        pred = self.router.predict(x)[0]
+        j = int(choose(pred[None, :], self._rel, self.lam)[0])
+        scores = {name: float(s) for name, s in zip(self.names, pred, strict=True)}
+        return Decision(self.names[j], f"{self.names[j]}: predicted {pred[j]:.2f}, "
+                        f"λ={self.lam:g} x relative cost {self._rel[j]:.3f}",
+                        float(pred[j]), scores)
+
+
+class LearnedClassifierConfig(Node):
+    type: Literal["learned"]
+    #: The router folder written by ``chorus router fit`` (relative to the config file).
+    path: str
+    #: λ: score given up per unit of relative cost (default: the calibrated value).
+    willingness_to_pay: float | None = Field(None, ge=0)
+    #: Instead of λ: the calibrated setting spending at most this share of the costliest.
+    cost_share: float | None = Field(None, ge=0, le=1)
+    #: Rename labels: recorded model name -> route name.
+    labels: dict[str, str] = Field(default_factory=dict)
+    embedder: str | dict[str, Any] | None = None
+
+
+def build_classifier(cfg: LearnedClassifierConfig, b: Any) -> LearnedClassifier:
+    path = Path(cfg.path).expanduser()
+    config_file = Path(b.doc.file)
+    if not path.is_absolute() and config_file.is_file():
+        path = config_file.parent / path
+    try:
+        router = LearnedRouter.load(path)
+        return LearnedClassifier(router, b.embedder(cfg.embedder, "classifier", "embedder"),
+                                 willingness_to_pay=cfg.willingness_to_pay,
+                                 cost_share=cfg.cost_share, labels=cfg.labels)
+    except ValueError as exc:
+        raise b.error(str(exc), "classifier", "path") from None

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from chorus.cli.main import main
+from chorus.eval.outcomes import Outcome, OutcomeItem, read_outcomes, write_outcomes
+from tests.eval._data import small_routellm_gsm8k
+
+
+def _table(path: Path, n: int = 12) -> Path:
+    rows = [OutcomeItem(f"i{i}", f"question {i}", None, "x",
+                        {"good": Outcome(1.0 if i % 4 else 0.0, 0.01, "x", 2),
+                         "bad": Outcome(0.0, 0.001, "y", 2)}) for i in range(n)]
+    write_outcomes(path, rows)
+    return path
+
+
+def score_one(request: object, answer: str) -> float:
+    return 1.0
+
+
+CONFIG = """
+models:
+  good: {provider: replay, outcomes: t.jsonl}
+  bad: {provider: replay, outcomes: t.jsonl}
+  good2: {provider: replay, outcomes: t.jsonl, model: good}
+systems:
+  vote: {kind: vote, models: [good, bad, good2]}
+  ens:
+    kind: weighted
+    models: [good, bad]
+    scorer: tests.eval.test_cli:score_one
+    weights_file: w.json
+"""
+
+
+def test_bench_writes_every_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _table(tmp_path / "t.jsonl")
+    (tmp_path / "c.yaml").write_text(CONFIG)
+    out = tmp_path / "out"
+    code = main(["bench", "-c", str(tmp_path / "c.yaml"), "--systems", "good,bad,vote",
+                 "--dataset", str(tmp_path / "t.jsonl"), "--limit", "8", "--out", str(out),
+                 "--json", str(tmp_path / "s.json"), "--record", str(tmp_path / "rec.jsonl")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    rows = json.loads((tmp_path / "s.json").read_text())
+    by = {r["system"]: r for r in rows}
+    assert by["good"]["quality"] == pytest.approx(6 / 8) and by["bad"]["quality"] == 0.0
+    assert by["vote"]["calls_per_item"] == 3 and by["vote"]["kind"] == "parallel"
+    assert by["good"]["cost_usd"] == pytest.approx(0.08)
+    assert {"system", "quality", "cost_usd", "latency_p50_s", "errors"} <= set(rows[0])
+    # vote ties good on quality, so the simpler single model is recommended.
+    assert "recommended: good" in captured.out
+    for name in ("report.md", "report.csv", "report.json", "cost_quality.png"):
+        assert (out / name).is_file()
+    recorded = read_outcomes(tmp_path / "rec.jsonl")
+    assert len(recorded) == 8 and set(recorded[0].outcomes) == {"good", "bad", "vote"}
+    assert "8/8" in captured.err or "24/24" in captured.err
+
+
+def test_bench_unknown_system_is_one_line(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    _table(tmp_path / "t.jsonl")
+    (tmp_path / "c.yaml").write_text(CONFIG)
+    code = main(["bench", "-c", str(tmp_path / "c.yaml"), "--systems", "nope",
+                 "--dataset", str(tmp_path / "t.jsonl"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and "unknown model or system 'nope'" in err and err.count("\n") == 1
+
+
+def test_feedback_moves_weights_and_saves(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _table(tmp_path / "t.jsonl")
+    (tmp_path / "c.yaml").write_text(CONFIG)
+    code = main(["feedback", "-c", str(tmp_path / "c.yaml"), "-s", "ens", "--outcomes",
+                 str(tmp_path / "t.jsonl"), "--json"])
+    assert code == 0
+    weights = json.loads(capsys.readouterr().out)["weights"]
+    assert weights["good"] > 5 * weights["bad"]
+    saved = json.loads((tmp_path / "w.json").read_text())["weights"]
+    assert saved == pytest.approx(weights)
+    code = main(["feedback", "-c", str(tmp_path / "c.yaml"), "-s", "ens", "--model", "bad",
+                 "--reward", "1", "--json"])
+    assert code == 0
+    after = json.loads(capsys.readouterr().out)["weights"]
+    assert after["bad"] > weights["bad"]
+    assert main(["feedback", "-c", str(tmp_path / "c.yaml"), "-s", "vote", "--model", "good",
+                 "--reward", "1"]) == 1
+    assert "holds no) weighted ensemble" in capsys.readouterr().err
+
+
+def test_outcomes_convert_and_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = small_routellm_gsm8k(tmp_path / "data", 40)
+    table = tmp_path / "g.jsonl"
+    assert main(["outcomes", "convert", "routellm-gsm8k", str(folder), "-o", str(table)]) == 0
+    n = len(read_outcomes(table))
+    assert main(["outcomes", "split", str(table), "--train", str(tmp_path / "tr.jsonl"),
+                 "--test", str(tmp_path / "te.jsonl"), "--test-share", "0.25"]) == 0
+    train, test = read_outcomes(tmp_path / "tr.jsonl"), read_outcomes(tmp_path / "te.jsonl")
+    assert len(train) + len(test) == n and len(test) == round(n * 0.25)
+    assert not {r.id for r in train} & {r.id for r in test}
+
+
+@pytest.mark.embeddings
+def test_router_fit_and_eval_on_minilm(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sentence_transformers")
+    folder = small_routellm_gsm8k(tmp_path / "data", 80)
+    table = tmp_path / "g.jsonl"
+    assert main(["outcomes", "convert", "routellm-gsm8k", str(folder), "-o", str(table)]) == 0
+    router = tmp_path / "routers" / "knn"
+    assert main(["router", "fit", "--outcomes", str(table), "--out", str(router),
+                 "--kind", "knn", "--k", "5"]) == 0
+    assert (router / "router.json").is_file()
+    assert list((tmp_path / "routers").glob("emb-*.npy"))
+    assert main(["router", "eval", "--router", str(router), "--outcomes", str(table),
+                 "--json", str(tmp_path / "m.json")]) == 0
+    out = capsys.readouterr().out
+    assert "APGR" in out and "CPT(50%)" in out
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert {"apgr", "cpt50", "cpt80", "aiq", "curve"} <= set(metrics)
+    assert metrics["strong"] == "gpt-4-1106-preview"
+    assert list(router.glob("curve-*.png"))

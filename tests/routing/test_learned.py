@@ -1,0 +1,141 @@
+"""Learned routers on a synthetic task where the right choice is known: the cheap model
+is right on one cluster of prompts only, the costly one on both."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chorus.config.builder import Config
+from chorus.core.errors import ConfigError
+from chorus.core.types import Request
+from chorus.embeddings._base import Embedder, Vectors
+from chorus.eval.outcomes import Outcome, OutcomeItem
+from chorus.eval.routers import evaluate_router, fit_router
+from chorus.patterns.router import Router
+from chorus.routing.learned import LearnedClassifier, LearnedRouter, choose, fit, knob_grid
+
+
+def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    cluster = rng.integers(0, 2, n)
+    centres = np.eye(8)[[0, 1]]
+    x = centres[cluster] + rng.normal(0, 0.15, (n, 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    cheap = (cluster == 0).astype(float)
+    big = (rng.random(n) < 0.95).astype(float)
+    scores = np.stack([cheap, big], axis=1)
+    costs = np.tile([1.0, 10.0], (n, 1))
+    return x, scores, costs, cluster
+
+
+@pytest.mark.parametrize("kind", ["knn", "mlp", "mf"])
+def test_each_kind_learns_the_clusters(kind: str) -> None:
+    x, scores, costs, cluster = _data(400, 0)
+    router = fit(x, scores, costs, ["cheap", "big"], kind=kind, seed=1, epochs=60)  # type: ignore[arg-type]
+    xt, st, _, ct = _data(200, 1)
+    pred = router.predict(xt)
+    assert pred.shape == (200, 2)
+    # The cheap model is predicted good on cluster 0 and bad on cluster 1.
+    assert pred[ct == 0, 0].mean() > 0.8 and pred[ct == 1, 0].mean() < 0.2
+    picks = choose(pred, router.relative_costs(), router.willingness_to_pay)
+    # At the calibrated knob: cheap on cluster 0, big on cluster 1, nearly always.
+    assert (picks == ct).mean() > 0.9
+    assert router.calibration and router.calibration[0]["lambda"] == 0.0
+
+
+def test_knob_extremes_and_grid() -> None:
+    pred = np.array([[0.9, 0.95], [0.1, 0.9]])
+    rel = np.array([0.1, 1.0])
+    assert list(choose(pred, rel, 0.0)) == [1, 1]
+    assert list(choose(pred, rel, float("inf"))) == [0, 0]
+    grid = knob_grid(pred, rel)
+    assert grid[0] == 0.0 and grid[-1] == float("inf")
+    # Between the two break-evens (0.05/0.9 and 0.8/0.9) only the hard item goes up.
+    assert list(choose(pred, rel, 0.5)) == [0, 1]
+
+
+def _rows(x: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> list[OutcomeItem]:
+    return [OutcomeItem(str(i), f"p{i}", None, None,
+                        {m: Outcome(float(scores[i, j]), float(costs[i, j]))
+                         for j, m in enumerate(["cheap", "big"])}) for i in range(len(x))]
+
+
+def test_evaluate_beats_random_and_round_trips(tmp_path: Path) -> None:
+    x, s, c, _ = _data(300, 2)
+    router = fit_router(_rows(x, s, c), x, kind="knn")
+    xt, st, ctst, _ = _data(200, 3)
+    ev = evaluate_router(router, _rows(xt, st, ctst), xt)
+    assert (ev.metrics.weak, ev.metrics.strong) == ("cheap", "big")
+    assert ev.metrics.apgr > ev.random.apgr + 0.2
+    assert ev.metrics.cpt50 is not None and ev.metrics.cpt50 < 0.7
+    assert ev.metrics.aiq > ev.random.aiq
+    d = ev.to_dict()
+    assert {"apgr", "cpt50", "cpt80", "aiq", "curve"} <= set(d)
+    assert all(set(p) >= {"cost_usd", "quality"} for p in d["curve"])
+    router.save(tmp_path / "r")
+    again = LearnedRouter.load(tmp_path / "r")
+    assert np.allclose(again.predict(xt), router.predict(xt))
+    assert again.willingness_to_pay == router.willingness_to_pay
+    by_knob = {c["lambda"]: c for c in again.calibration}
+    assert by_knob[again.knob_for_share(1.0)]["quality"] == max(
+        c["quality"] for c in again.calibration)
+    assert by_knob[again.knob_for_share(0.1)]["cost_share"] <= 0.1 + 1e-9
+    with pytest.raises(ValueError, match="not a saved router"):
+        LearnedRouter.load(tmp_path / "none")
+
+
+def test_fit_rejects_one_model_and_tiny_tables() -> None:
+    x, s, c, _ = _data(50, 4)
+    with pytest.raises(ValueError, match="two models"):
+        fit(x, s[:, :1], c[:, :1], ["one"])
+    with pytest.raises(ValueError, match="at least 10"):
+        fit(x[:5], s[:5], c[:5], ["a", "b"])
+
+
+class VectorEmbedder(Embedder):
+    def __init__(self, table: dict[str, np.ndarray]) -> None:
+        super().__init__("vectors")
+        self.table = table
+
+    async def _embed(self, texts: Sequence[str]) -> Vectors:
+        return np.stack([self.table[t] for t in texts]).astype(np.float32)
+
+
+async def test_classifier_in_a_router_and_from_yaml(tmp_path: Path) -> None:
+    from chorus.providers.scripted import ScriptedModel
+
+    x, s, c, cluster = _data(300, 5)
+    router = fit(x, s, c, ["cheap", "big"], kind="knn")
+    router.save(tmp_path / "r")
+    emb = VectorEmbedder({"easy": np.eye(8)[0], "hard": np.eye(8)[1]})
+    clf = LearnedClassifier(router, emb, labels={"cheap": "small"})
+    r = Router("r", clf, {"small": ScriptedModel("s", default="S"),
+                          "big": ScriptedModel("b", default="B")}, default="big")
+    assert (await r.complete(Request.of("easy"))).text == "S"
+    hard = await r.complete(Request.of("hard"))
+    assert hard.text == "B" and hard.trace is not None
+    assert hard.trace.attributes["classifier"] == "learned"
+    assert set(hard.trace.attributes["scores"]) == {"small", "big"}
+    always_big = LearnedClassifier(router, emb, willingness_to_pay=0.0)
+    assert (await always_big.classify(Request.of("easy"))).label in ("big", "cheap")
+
+    cfg = Config.from_text(
+        "models:\n  cheap: {provider: scripted, default: C}\n"
+        "  big: {provider: scripted, default: B}\n"
+        "systems:\n  routed:\n    kind: router\n"
+        f"    classifier: {{type: learned, path: '{tmp_path / 'r'}', cost_share: 0.5}}\n"
+        "    routes: {cheap: cheap, big: big}\n    default: big\n")
+    built = cfg.get("routed")
+    assert isinstance(built, Router) and isinstance(built.classifier, LearnedClassifier)
+    built.classifier.embedder = emb
+    assert (await built.complete(Request.of("easy"))).text == "C"
+    bad = Config.from_text(
+        "models:\n  a: {provider: scripted, default: A}\n"
+        "systems:\n  r: {kind: router, classifier: {type: learned, path: /nonexistent},"
+        " routes: {a: a}, default: a}\n")
+    with pytest.raises(ConfigError, match="not a saved router"):
+        bad.get("r")
