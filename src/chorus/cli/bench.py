@@ -18,7 +18,7 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
     bench = sub.add_parser(
         "bench", help="run systems over a dataset; compare quality, cost and latency",
         description="Run each system over a dataset (JSONL/CSV items or an outcome table) "
-                    "and report quality with a 95%% interval, cost, latency, calls and "
+                    "and report quality with a 95% interval, cost, latency, calls and "
                     "errors; recommend the simplest system near the best.")
     config_arg(bench)
     bench.add_argument("--systems", required=True, metavar="A,B,...",

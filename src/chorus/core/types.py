@@ -155,6 +155,9 @@ class Usage:
             self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
         )
 
+    def to_dict(self) -> dict[str, int]:
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
@@ -196,10 +199,7 @@ class Span:
             "kind": self.kind,
             "name": self.name,
             "model": self.model,
-            "usage": {
-                "input_tokens": self.usage.input_tokens,
-                "output_tokens": self.usage.output_tokens,
-            },
+            "usage": self.usage.to_dict(),
             "cost_usd": self.cost_usd,
             "latency_s": self.latency_s,
             "start": self.start,
@@ -233,10 +233,7 @@ class Completion:
         out: dict[str, Any] = {
             "text": self.text,
             "model": self.model,
-            "usage": {
-                "input_tokens": self.usage.input_tokens,
-                "output_tokens": self.usage.output_tokens,
-            },
+            "usage": self.usage.to_dict(),
             "cost_usd": self.cost_usd,
             "latency_s": self.latency_s,
             "finish_reason": self.finish_reason,
