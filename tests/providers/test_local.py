@@ -31,7 +31,7 @@ def _usable(model: LocalModel) -> LocalModel:
 
 @pytest.fixture(scope="module")
 def smollm2() -> Iterator[LocalModel]:
-    yield _usable(LocalModel("smollm2", "smollm2-135m"))
+    yield _usable(LocalModel("smollm2", "smollm2-135m", logprobs=True))
 
 
 @pytest.fixture(scope="module")
