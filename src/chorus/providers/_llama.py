@@ -13,9 +13,11 @@ import concurrent.futures
 import functools
 import importlib.util
 import json
+import logging
 import os
 import random
 import re
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -342,6 +344,12 @@ def _close_all() -> None:
         loaded.executor.shutdown(wait=True)
         loaded.llama.close()
     _cache.clear()
+    # llama_cpp._utils opens two os.devnull files at import and never closes them.
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        f = getattr(utils, name, None)
+        if f is not None and not f.closed:
+            f.close()
 
 
 def loaded_models() -> list[LoadedModel]:
@@ -358,6 +366,9 @@ def _new_llama(path: Path, n_ctx: int, n_threads: int) -> Any:
         from llama_cpp import Llama
     except ImportError:
         raise MissingDependency("llama-cpp-python", "the local provider", extra="local") from None
+    # llama.cpp's own log goes through this logger, which is left at NOTSET, so notes
+    # such as Gemma's "using full-size SWA cache" reach the user's terminal.
+    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
     if not path.is_file():
         raise ConfigError(f"file not found: {path}")
     try:
