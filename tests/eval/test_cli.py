@@ -89,7 +89,7 @@ def test_feedback_moves_weights_and_saves(tmp_path: Path,
     assert after["bad"] > weights["bad"]
     assert main(["feedback", "-c", str(tmp_path / "c.yaml"), "-s", "vote", "--model", "good",
                  "--reward", "1"]) == 1
-    assert "holds no) weighted ensemble" in capsys.readouterr().err
+    assert "holds no weighted ensemble" in capsys.readouterr().err
 
 
 def test_outcomes_convert_and_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -62,13 +62,15 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
                        help="sample N items first (same seed)")
     split.add_argument("--seed", type=int, default=0)
 
-    fb = sub.add_parser("feedback", help="update a weighted ensemble's weights from outcomes")
+    fb = sub.add_parser("feedback", help="update a weighted ensemble's weights and a learned "
+                                           "router's statistics from real outcomes")
     config_arg(fb)
-    fb.add_argument("-s", "--system", required=True, help="a weighted system (or one holding one)")
+    fb.add_argument("-s", "--system", required=True,
+                    help="a system holding a weighted ensemble and/or a learned router")
     fb.add_argument("--model", help="the model the outcome is about")
     fb.add_argument("--reward", type=float, help="the outcome, 0 (bad) to 1 (good)")
     fb.add_argument("--outcomes", metavar="TABLE.jsonl",
-                    help="replay every recorded score of the ensemble's models")
+                    help="replay every recorded score of the members' models")
     fb.add_argument("--limit", type=int, metavar="N")
     fb.add_argument("--json", action="store_true", help="print the weights as JSON")
 
@@ -186,26 +188,50 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     raise ChorusError("give an action: chorus outcomes convert|split (see --help)")
 
 
-def _find_weighted(model: Any) -> Any:
+def _learners(model: Any, found: list[Any] | None = None) -> list[Any]:
+    """Every weighted ensemble and every learned router classifier in a system's tree."""
+    from chorus.patterns.router import Router
     from chorus.patterns.weighted import Weighted
+    from chorus.routing.learned import LearnedClassifier
 
-    if isinstance(model, Weighted):
-        return model
+    out = [] if found is None else found
+    if isinstance(model, Weighted) and model not in out:
+        out.append(model)
+    if isinstance(model, Router) and isinstance(model.classifier, LearnedClassifier) \
+            and model.classifier not in out:
+        out.append(model.classifier)
     for child in model.children():
-        found = _find_weighted(child)
-        if found is not None:
-            return found
-    return None
+        _learners(child, out)
+    return out
+
+
+def _update(learner: Any, model: str, reward: float) -> bool:
+    """One outcome into a weighted ensemble or a learned router; False if the model is
+    not one of its members (a route name counts for the model it routes to)."""
+    from chorus.routing.learned import LearnedClassifier
+
+    if isinstance(learner, LearnedClassifier):
+        recorded = dict(zip(learner.names, learner.router.models, strict=True))
+        name = model if model in learner.router.models else recorded.get(model)
+        if name is None:
+            return False
+        learner.router.record_outcome(name, reward)
+        return True
+    if model not in learner.names:
+        return False
+    learner.record_outcome(model, reward)
+    return True
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
     from chorus.cli.main import dump_json, load_config
     from chorus.eval.outcomes import read_outcomes
+    from chorus.routing.learned import LearnedClassifier
 
     cfg = load_config(args.config)
-    weighted = _find_weighted(cfg.get(args.system))
-    if weighted is None:
-        raise ChorusError(f"{args.system!r} is not (and holds no) weighted ensemble")
+    learners = _learners(cfg.get(args.system))
+    if not learners:
+        raise ChorusError(f"{args.system!r} holds no weighted ensemble and no learned router")
     if (args.outcomes is None) == (args.model is None):
         raise ChorusError("give --model M --reward R, or --outcomes TABLE.jsonl")
     updates = 0
@@ -213,23 +239,51 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         if args.model is not None:
             if args.reward is None:
                 raise ChorusError("--model needs --reward (0 to 1)")
-            weighted.record_outcome(args.model, args.reward)
-            updates = 1
+            hits = sum(_update(lr, args.model, args.reward) for lr in learners)
+            if not hits:
+                raise ChorusError(f"no weighted ensemble or learned router in {args.system!r} "
+                                  f"has a model {args.model!r}")
+            updates = hits
         else:
             for row in read_outcomes(args.outcomes, limit=args.limit):
-                for name in weighted.names:
-                    o = row.outcomes.get(name)
-                    if o is not None and o.score is not None:
-                        weighted.record_outcome(name, min(1.0, max(0.0, o.score)))
-                        updates += 1
+                for name, o in row.outcomes.items():
+                    if o.score is not None:
+                        reward = min(1.0, max(0.0, o.score))
+                        updates += sum(_update(lr, name, reward) for lr in learners)
     except ValueError as exc:
         raise ChorusError(str(exc)) from None
+    report: dict[str, Any] = {"updates": updates}
+    notes = []
+    for lr in learners:
+        if isinstance(lr, LearnedClassifier):
+            if lr.path is not None:
+                lr.router.save(lr.path)
+            shift = {m: round(float(v), 4) for m, v in zip(
+                lr.router.models, _shifts(lr.router), strict=True)}
+            report.setdefault("routers", {})[str(lr.path)] = {
+                "feedback": lr.router.info.get("feedback", {}), "shift": shift}
+            notes.append(f"router {lr.path}: statistics saved" if lr.path else
+                         "router (not from a file): not saved")
+        else:
+            report.setdefault("weights", {}).update(lr.weights)
+            notes.append(f"weights saved to {lr.weights_file}" if lr.weights_file else
+                         f"{lr.name}: no weights_file, not saved")
     if args.json:
-        print(dump_json({"updates": updates, "weights": weighted.weights}))
+        print(dump_json(report))
     else:
-        for name, w in sorted(weighted.weights.items(), key=lambda kv: -kv[1]):
+        for name, w in sorted(report.get("weights", {}).items(), key=lambda kv: -kv[1]):
             print(f"{name:30} {w:.4f}")
-        saved = f" saved to {weighted.weights_file}" if weighted.weights_file else \
-            " (no weights_file: not saved)"
-        print(f"{updates} update(s);{saved}", file=sys.stderr)
+        for path, r in report.get("routers", {}).items():
+            print(f"router {path}:")
+            for name, v in sorted(r["shift"].items(), key=lambda kv: -kv[1]):
+                n = r["feedback"].get(name, [0, 0.0])[0]
+                print(f"  {name:28} shift {v:+.4f} ({n} outcomes)")
+        print(f"{updates} update(s); {'; '.join(notes)}", file=sys.stderr)
     return 0
+
+
+def _shifts(router: Any) -> Any:
+    from chorus.routing.learned import FEEDBACK_PRIOR, feedback_shift
+
+    return feedback_shift(router.base_means(), router.info.get("feedback", {}), router.models,
+                          float(router.info.get("feedback_prior", FEEDBACK_PRIOR)))

@@ -27,14 +27,16 @@ __all__ = [
 CHARS_PER_TOKEN = 4.0
 
 PRICES_NOTE = (
-    "List prices per million output tokens as published in October 2024: open-weight models "
+    "List prices per million output tokens as recorded in chorus/eval/convert.py, said to be "
+    "those of October 2024 and not re-checked against the providers' pages: open-weight models "
     "at Together AI's serverless size tiers (<=4B $0.10, <=8B $0.20, <=21B $0.30, <=41B $0.80, "
     "<=80B $0.90, <=110B $1.80, Mixtral-8x7B $0.60; Llama-3.1 Turbo 8B $0.18, 70B $0.88), "
     "DeepSeek API $0.28, Cohere Command R $1.50, Gemini 1.5 Flash $0.30 and Pro $5.00 "
     "(<=128k prompts), AI21 Jamba 1.5 Large $8.00. Cost = output characters / 4 x price."
 )
 
-#: Dollars per million output tokens (see PRICES_NOTE; read 2024-10).
+#: Dollars per million output tokens (see PRICES_NOTE: recorded as 2024-10 list prices,
+#: not re-checked).
 MMLU_PRO_OUTPUT_PRICES: dict[str, float] = {
     "DeepSeek-Coder-V2": 0.28,
     "Llama-2-13b-hf": 0.30,
@@ -68,7 +70,8 @@ MMLU_PRO_OUTPUT_PRICES: dict[str, float] = {
 }
 
 #: (input, output) dollars per million tokens: Mixtral-8x7B-Instruct at Together AI
-#: ($0.60 both), gpt-4-1106-preview at OpenAI ($10 / $30), list prices of 2024-10.
+#: ($0.60 both), gpt-4-1106-preview at OpenAI ($10 / $30), recorded as 2024-10 list prices,
+#: not re-checked.
 ROUTELLM_PRICES: dict[str, tuple[float, float]] = {
     "mistralai/Mixtral-8x7B-Instruct-v0.1": (0.60, 0.60),
     "gpt-4-1106-preview": (10.0, 30.0),

@@ -39,6 +39,8 @@ __all__ = [
     "knob_grid",
     "choose",
     "curve_points",
+    "feedback_shift",
+    "FEEDBACK_PRIOR",
 ]
 
 Kind = Literal["knn", "mlp", "mf"]
@@ -63,8 +65,16 @@ class LearnedRouter:
     info: dict[str, Any] = field(default_factory=dict)
 
     def predict(self, x: npt.ArrayLike) -> Array:
-        """Predicted score of every model (columns) for every embedded prompt (rows)."""
-        x = np.asarray(x, dtype=np.float64)
+        """Predicted score of every model (columns) for every embedded prompt (rows),
+        shifted by what real outcomes recorded since fitting say (``record_outcome``)."""
+        raw = self._predict(np.asarray(x, dtype=np.float64))
+        if not self.info.get("feedback"):
+            return raw
+        shift = feedback_shift(self.base_means(), self.info["feedback"], self.models,
+                               float(self.info.get("feedback_prior", FEEDBACK_PRIOR)))
+        return np.asarray(np.clip(raw + shift[None, :], 0.0, 1.0))
+
+    def _predict(self, x: Array) -> Array:
         a = self.arrays
         if self.kind == "knn":
             sims = x @ a["train_x"].T
@@ -76,6 +86,30 @@ class LearnedRouter:
             return _sigmoid(h @ a["w2"] + a["b2"])
         h = x @ a["proj"].T  # mf
         return _sigmoid((h * a["w"]) @ a["v"].T + a["b"])
+
+    def base_means(self) -> Array:
+        """Each model's mean score on the training items (what the predictor learned)."""
+        if "train_means" in self.info:
+            return np.asarray(self.info["train_means"], dtype=np.float64)
+        # Routers saved before train_means was kept: the kNN table's mean, or the output
+        # bias, which fit() starts at the logit of that mean.
+        if self.kind == "knn":
+            return np.asarray(self.arrays["train_y"].mean(axis=0), dtype=np.float64)
+        return _sigmoid(self.arrays["b2" if self.kind == "mlp" else "b"])
+
+    def record_outcome(self, model: str, reward: float) -> dict[str, float]:
+        """Count one real outcome (reward in [0, 1]) of ``model``; returns each model's
+        prediction shift. Saved with the router (``save``) so it survives restarts."""
+        if model not in self.models:
+            raise ValueError(f"router has no model {model!r}; known: {', '.join(self.models)}")
+        if not 0.0 <= reward <= 1.0 or np.isnan(reward):
+            raise ValueError(f"reward must be in [0, 1], got {reward!r}")
+        stats = self.info.setdefault("feedback", {})
+        n, total = stats.get(model, (0, 0.0))
+        stats[model] = [int(n) + 1, float(total) + float(reward)]
+        shift = feedback_shift(self.base_means(), stats, self.models,
+                               float(self.info.get("feedback_prior", FEEDBACK_PRIOR)))
+        return {m: float(v) for m, v in zip(self.models, shift, strict=True)}
 
     def relative_costs(self) -> Array:
         top = float(np.max(self.costs))
@@ -115,6 +149,22 @@ class LearnedRouter:
         if not fits:
             return float(max((c["lambda"] for c in self.calibration), default=0.0))
         return float(max(fits, key=lambda c: (c["quality"], -c["cost_share"]))["lambda"])
+
+
+#: Outcomes a model needs before its recorded mean counts as much as its training mean.
+FEEDBACK_PRIOR = 50.0
+
+
+def feedback_shift(base: Array, feedback: Mapping[str, Sequence[float]],
+                   models: Sequence[str], prior: float = FEEDBACK_PRIOR) -> Array:
+    """Per model: (mean recorded reward - training mean) x n / (n + prior). With few
+    outcomes the predictor stands; with many, a model's real record moves its scores."""
+    shift = np.zeros(len(models))
+    for j, m in enumerate(models):
+        n, total = feedback.get(m, (0, 0.0))
+        if n > 0:
+            shift[j] = (total / n - float(base[j])) * n / (n + prior)
+    return shift
 
 
 def choose(pred: Array, rel_costs: Array, lam: float) -> npt.NDArray[np.int64]:
@@ -247,6 +297,7 @@ def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: K
         mask = (~np.isnan(scores[train])).astype(np.float64)
         arrays = _train(kind, xt, np.nan_to_num(scores[train], nan=0.0), mask, rng,
                         hidden, epochs, lr, l2)
+    info["train_means"] = [float(v) for v in _fill(scores[train]).mean(axis=0)]
     router = LearnedRouter(kind, list(models), mean_costs, arrays, 0.0, [], info)
     if n_cal:
         _calibrate(router, x[cal], scores[cal], costs[cal], tolerance)
@@ -284,6 +335,8 @@ class LearnedClassifier(Classifier):
         if willingness_to_pay is not None and cost_share is not None:
             raise ValueError("give willingness_to_pay or cost_share, not both")
         self.router, self.embedder = router, embedder
+        #: Where the router was loaded from (set by YAML); ``chorus feedback`` saves there.
+        self.path: Path | None = None
         self.lam = (willingness_to_pay if willingness_to_pay is not None
                     else router.knob_for_share(cost_share) if cost_share is not None
                     else router.willingness_to_pay)
@@ -325,8 +378,10 @@ def build_classifier(cfg: LearnedClassifierConfig, b: Any) -> LearnedClassifier:
         path = config_file.parent / path
     try:
         router = LearnedRouter.load(path)
-        return LearnedClassifier(router, b.embedder(cfg.embedder, "classifier", "embedder"),
-                                 willingness_to_pay=cfg.willingness_to_pay,
-                                 cost_share=cfg.cost_share, labels=cfg.labels)
+        clf = LearnedClassifier(router, b.embedder(cfg.embedder, "classifier", "embedder"),
+                                willingness_to_pay=cfg.willingness_to_pay,
+                                cost_share=cfg.cost_share, labels=cfg.labels)
+        clf.path = path
+        return clf
     except ValueError as exc:
         raise b.error(str(exc), "classifier", "path") from None
