@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -205,16 +206,20 @@ def main() -> int:
         litellm = ROOT / ".venv-bench" / "bin" / "litellm"
         if litellm.exists():
             lcfg = tmp / "litellm.yaml"
+            # The proxy refuses to start without a strong master key; no database is set.
+            key = "sk-" + secrets.token_hex(24)
             lcfg.write_text(f"model_list:\n  - model_name: mock\n    litellm_params:\n"
                             f"      model: openai/mock\n      api_base: http://127.0.0.1:{up}/v1\n"
-                            f"      api_key: none\n")
+                            f"      api_key: none\ngeneral_settings:\n  master_key: {key}\n")
             lp = free_port()
             try:
+                # The local price table: no fetch from GitHub (this machine has no network).
                 with process([str(litellm), "--config", str(lcfg), "--port", str(lp),
                               "--host", "127.0.0.1", "--num_workers", "1"], lp,
-                             tmp / "litellm.log", timeout=120):
+                             tmp / "litellm.log", env={"LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+                             timeout=120):
                     results["LiteLLM proxy (1 worker)"] = measure(
-                        lp, request_bytes(lp, "mock"), direct, args)
+                        lp, request_bytes(lp, "mock", key), direct, args)
             except (RuntimeError, AssertionError) as exc:
                 results["LiteLLM proxy (1 worker)"] = f"could not run: {exc}"[:400]
         else:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import random
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
 from pydantic import ValidationError
+from starlette import types
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request as HttpRequest
@@ -71,6 +72,13 @@ _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
         (b"x-accel-buffering", b"no")]
 _MAX_BODY = 32 * 1024 * 1024
+# Completion ids need to be unique, not secret: a seeded PRNG spares uuid4's
+# os.urandom call on every request.
+_ids = random.Random()
+
+
+def _completion_id() -> str:
+    return f"chatcmpl-{_ids.getrandbits(128):032x}"
 
 
 def _ascii(value: str) -> bytes:
@@ -207,7 +215,7 @@ class ChatEndpoint(_Endpoint):
             answer = await call(model, request)
         info = _chorus(system, answer, (time.perf_counter() - started - answer.latency_s)
                        * 1000, _wants_trace(scope, body))
-        out = chat_body(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), system, answer, info)
+        out = chat_body(_completion_id(), int(time.time()), system, answer, info)
         await _send(send, 200, dumps(out), [*_JSON, *_chorus_headers(info)])
         self._done(system, answer, started)
 
@@ -221,7 +229,7 @@ class ChatEndpoint(_Endpoint):
     async def _stream(self, send: Send, model: Model, request: Any, body: ChatRequest,
                       include_usage: bool, started: float, scope: Scope) -> None:
         system = body.model
-        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        cid, created = _completion_id(), int(time.time())
         events = cast(AsyncGenerator[StreamEvent, None], stream_or_complete(model, request))
         opened = False
 
@@ -317,6 +325,23 @@ class EmbeddingsEndpoint(_Endpoint):
                             time.perf_counter() - started, tokens)
 
 
+class _App(Starlette):
+    """Starlette, except that the POST endpoints (plain ASGI callables that answer their
+    own errors) are reached with one dict lookup instead of the middleware stack and the
+    route regexes."""
+
+    hot: dict[str, _Endpoint]
+
+    async def __call__(self, scope: types.Scope, receive: types.Receive,
+                       send: types.Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self.hot.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(cast(Scope, scope), cast(Receive, receive), cast(Send, send))
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(gateway: Gateway) -> Starlette:
     """The ASGI app serving ``gateway``."""
     metrics = Metrics()
@@ -373,18 +398,20 @@ def create_app(gateway: Gateway) -> Starlette:
         yield
         await gateway.aclose()
 
+    chat = ChatEndpoint(gateway, metrics, "chat")
+    embeddings = EmbeddingsEndpoint(gateway, metrics, "embeddings")
     routes = [
-        Route("/v1/chat/completions", ChatEndpoint(gateway, metrics, "chat"), methods=["POST"]),
-        Route("/v1/embeddings", EmbeddingsEndpoint(gateway, metrics, "embeddings"),
-              methods=["POST"]),
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/models/{model:path}", one_model, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics_text, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
-                    lifespan=lifespan)
+    app = _App(routes=routes, exception_handlers={HTTPException: http_error},
+               lifespan=lifespan)
+    app.hot = {"/v1/chat/completions": chat, "/v1/embeddings": embeddings}
     app.state.gateway = gateway
     app.state.metrics = metrics
     return app

@@ -5,7 +5,7 @@ how a wrapper reports its span, and what a failing store does (``on_store_error`
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -18,6 +18,7 @@ from chorus.stores import Store
 
 __all__ = [
     "Cost",
+    "GuardedWrapper",
     "OnStoreError",
     "StoreGate",
     "approx_tokens",
@@ -152,3 +153,20 @@ class StoreGate:
                 ) from exc
             notes.setdefault("store_errors", []).append(f"{what}: {exc}")
             return None
+
+
+class GuardedWrapper(Model):
+    """A wrapper around one model whose state lives in a store behind a StoreGate
+    (budget, breaker, rate limit)."""
+
+    inner: Model
+    gate: StoreGate
+
+    def children(self) -> Sequence[Model]:
+        return (self.inner,)
+
+    async def aclose(self) -> None:
+        """Close the inner model and this policy's store connection (a store shared by
+        several policies reopens on its next use)."""
+        await super().aclose()
+        await self.gate.store.aclose()

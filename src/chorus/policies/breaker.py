@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ from chorus.core.errors import AllModelsFailed, ChorusError, ServerError, StoreU
 from chorus.core.model import Model, call
 from chorus.core.types import Completion, Request
 from chorus.policies._guarded import (
+    GuardedWrapper,
     OnStoreError,
     StoreGate,
     attach_span,
@@ -115,7 +116,7 @@ def trips(error: BaseException) -> bool:
 # -- the wrapper ---------------------------------------------------------------------------
 
 
-class Breaker(Model):
+class Breaker(GuardedWrapper):
     """Refuses calls to a model while its circuit is open; state shared through a store."""
 
     kind = "breaker"
@@ -154,15 +155,6 @@ class Breaker(Model):
         self.key = f"chorus:breaker:{self.model_name}"
         # How often a caller waiting on someone else's probe looks again.
         self._poll_s = max(0.01, min(1.0, cooldown_s / 10))
-
-    def children(self) -> Sequence[Model]:
-        return (self.inner,)
-
-    async def aclose(self) -> None:
-        """Close the inner model and this policy's store connection (a store shared by
-        several policies reopens on its next use)."""
-        await super().aclose()
-        await self.gate.store.aclose()
 
     async def _state(self, notes: dict[str, Any]) -> BreakerState:
         raw = await self.gate.run(self.gate.store.get(self.key), notes, "read breaker state")

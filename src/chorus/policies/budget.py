@@ -31,6 +31,7 @@ from chorus.core.types import Completion, Request
 from chorus.policies._guarded import (
     DEFAULT_MAX_TOKENS,
     Cost,
+    GuardedWrapper,
     OnStoreError,
     StoreGate,
     attach_span,
@@ -278,7 +279,7 @@ class BudgetChain:
 # -- the wrapper -------------------------------------------------------------------------
 
 
-class Budget(Model):
+class Budget(GuardedWrapper):
     """Refuses any leaf call below it that would pass the per-request or window cap."""
 
     kind = "budget"
@@ -309,15 +310,6 @@ class Budget(Model):
         self.gate = StoreGate(store or MemoryStore(), on_store_error, f"budget {name!r}")
         self.default_max_tokens = default_max_tokens
         self.key_prefix = f"chorus:budget:{name}:"
-
-    def children(self) -> Sequence[Model]:
-        return (self.inner,)
-
-    async def aclose(self) -> None:
-        """Close the inner model and this policy's store connection (a store shared by
-        several policies reopens on its next use)."""
-        await super().aclose()
-        await self.gate.store.aclose()
 
     async def complete(self, request: Request) -> Completion:
         started = time.perf_counter()

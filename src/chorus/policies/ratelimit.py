@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field
@@ -30,6 +29,7 @@ from chorus.core.model import Model, call
 from chorus.core.types import Completion, Request
 from chorus.policies._guarded import (
     DEFAULT_MAX_TOKENS,
+    GuardedWrapper,
     OnStoreError,
     StoreGate,
     attach_span,
@@ -68,7 +68,7 @@ def next_sleep(wait: float, on_limit: OnLimit, waited: float, max_wait_s: float,
 # -- the wrapper ---------------------------------------------------------------------------
 
 
-class RateLimit(Model):
+class RateLimit(GuardedWrapper):
     """Holds calls to its model under a requests- and tokens-per-minute limit."""
 
     kind = "ratelimit"
@@ -109,15 +109,6 @@ class RateLimit(Model):
         # Per model name, so every wrapper around the same model shares its buckets.
         self.model_name = target_name(inner)
         self.key_prefix = f"chorus:ratelimit:{self.model_name}:"
-
-    def children(self) -> Sequence[Model]:
-        return (self.inner,)
-
-    async def aclose(self) -> None:
-        """Close the inner model and this policy's store connection (a store shared by
-        several policies reopens on its next use)."""
-        await super().aclose()
-        await self.gate.store.aclose()
 
     async def _take(self, key: str, amount: float, per_minute: float, what: str, who: str,
                     notes: dict[str, Any]) -> float:

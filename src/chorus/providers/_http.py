@@ -37,6 +37,19 @@ from chorus.core.errors import (
 from chorus.providers._aio import aiohttp_error, forget, iter_lines, new_session
 from chorus.providers._sse import ServerSentEvent, SSEDecoder
 
+try:  # several times faster than json on the gateway's hot path
+    import orjson
+
+    _loads: Any = orjson.loads
+
+    def _dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj)
+except ImportError:  # pragma: no cover - orjson is a dependency, but keep working without
+    _loads = json.loads
+
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
 __all__ = [
     "Endpoint",
     "HttpClient",
@@ -192,7 +205,7 @@ def transport_error(exc: httpx.TransportError, *, model: str, url: str,
 
 def parse_json_body(body: str | bytes, *, model: str, url: str) -> Any:
     try:
-        return json.loads(body)
+        return _loads(body)
     except ValueError:
         text = body if isinstance(body, str) else body.decode("utf-8", "replace")
         raise MalformedResponse(f"{url} answered with something that is not JSON: "
@@ -380,5 +393,4 @@ def _encode(payload: Any, headers: Mapping[str, str]) -> tuple[bytes | None, dic
     """The JSON body and the headers to send with it."""
     if payload is None:
         return None, dict(headers)
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return body, {"Content-Type": "application/json", **headers}
+    return _dumps(payload), {"Content-Type": "application/json", **headers}
