@@ -58,6 +58,7 @@ __all__ = [
     "is_local",
     "one_line",
     "parse_retry_after",
+    "key_usable",
     "resolve_api_key",
     "transport_error",
 ]
@@ -82,6 +83,16 @@ def is_local(url: str) -> bool:
         return httpx.URL(url).host in _LOCAL_HOSTS
     except httpx.InvalidURL:
         return False
+
+
+def key_usable(literal: str | None, env_name: str | None, base_url: str, *,
+               model: str) -> tuple[bool, str]:
+    """``Provider.usable()`` for a keyed endpoint: whether a key can be found now."""
+    try:
+        resolve_api_key(literal, env_name, base_url, model=model)
+    except AuthenticationError as exc:
+        return False, str(exc)
+    return True, "ok"
 
 
 def resolve_api_key(literal: str | None, env_name: str | None, base_url: str, *,

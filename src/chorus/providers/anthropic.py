@@ -19,11 +19,18 @@ import httpx
 from pydantic import Field
 
 from chorus.config.schema import ProviderConfig
-from chorus.core.errors import AuthenticationError, MalformedResponse, ProviderError
+from chorus.core.errors import MalformedResponse, ProviderError
 from chorus.core.model import StreamEvent
 from chorus.core.types import Completion, Request, TextDelta, Usage
 from chorus.providers._base import Provider, common_kwargs
-from chorus.providers._http import Endpoint, HttpClient, error_for_code, one_line, resolve_api_key
+from chorus.providers._http import (
+    Endpoint,
+    HttpClient,
+    error_for_code,
+    key_usable,
+    one_line,
+    resolve_api_key,
+)
 
 __all__ = ["AnthropicModel", "AnthropicConfig", "messages_payload", "parse_message"]
 
@@ -189,11 +196,7 @@ class AnthropicModel(Provider):
                                   auth_hint=hint)
 
     def usable(self) -> tuple[bool, str]:
-        try:
-            resolve_api_key(self.api_key, self.api_key_env, self.base_url, model=self.name)
-        except AuthenticationError as exc:
-            return False, str(exc)
-        return True, "ok"
+        return key_usable(self.api_key, self.api_key_env, self.base_url, model=self.name)
 
     def _headers(self) -> dict[str, str]:
         key = resolve_api_key(self.api_key, self.api_key_env, self.base_url, model=self.name)

@@ -24,7 +24,6 @@ from pydantic import Field
 
 from chorus.config.schema import ProviderConfig
 from chorus.core.errors import (
-    AuthenticationError,
     BadRequestError,
     MalformedResponse,
     ProviderError,
@@ -37,6 +36,7 @@ from chorus.providers._http import (
     Endpoint,
     HttpClient,
     error_for_code,
+    key_usable,
     one_line,
     resolve_api_key,
 )
@@ -195,11 +195,7 @@ class OpenAIModel(Provider):
                                   auth_hint=hint)
 
     def usable(self) -> tuple[bool, str]:
-        try:
-            resolve_api_key(self.api_key, self.api_key_env, self.base_url, model=self.name)
-        except AuthenticationError as exc:
-            return False, str(exc)
-        return True, "ok"
+        return key_usable(self.api_key, self.api_key_env, self.base_url, model=self.name)
 
     def _headers(self) -> dict[str, str]:
         key = resolve_api_key(self.api_key, self.api_key_env, self.base_url, model=self.name)
