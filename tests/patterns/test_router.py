@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 from chorus.config import Config
@@ -350,3 +352,37 @@ async def test_router_and_pipeline_on_the_two_local_models() -> None:
     assert c.usage == Usage.total(s.usage for s in leaves)
     assert 0 < c.usage.output_tokens <= 24 + 16 + 24
     assert c.cost_usd == 0.0
+
+
+async def test_yaml_stats_key_shares_latency_through_a_store(tmp_path: pathlib.Path) -> None:
+    """Two routers built from one config file's SQLite store see each other's latencies."""
+    from chorus.policies.stats import StoreStats
+
+    text = f"""
+stores:
+  shared: {{kind: sqlite, path: {tmp_path / "stats.db"}}}
+models:
+  slow: {{provider: scripted, default: slow, latency_s: 0.05}}
+  fast: {{provider: scripted, default: fast}}
+systems:
+  r:
+    kind: router
+    classifier: {{type: keyword, rules: [{{label: general, keywords: [zzz]}}]}}
+    routes: {{general: {{candidates: [slow, fast], select: fastest}}}}
+    default: general
+    stats: shared
+"""
+    router = Config.from_text(text, "stats.yaml").get("r")
+    assert isinstance(router.stats, StoreStats)
+    for _ in range(4):
+        await router.complete(Request.of("hi"))
+    await router.stats.flush()
+    again = Config.from_text(text, "stats.yaml").get("r")
+    assert isinstance(again.stats, StoreStats)
+    # A fresh process knows nothing locally; its first look starts a read of the store.
+    assert again.stats.latency("slow") is None and again.stats.latency("fast") is None
+    await again.stats.flush()
+    slow, fast = again.stats.latency("slow"), again.stats.latency("fast")
+    assert slow is not None and fast is not None and fast < slow
+    c = await again.complete(Request.of("hi"))
+    assert c.text == "fast"

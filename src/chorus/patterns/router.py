@@ -246,6 +246,9 @@ class RouterConfig(PatternConfig):
     routes: dict[str, ModelRef] = Field(min_length=1)
     default: str
     min_confidence: float | None = Field(None, ge=0, le=1)
+    #: Where the latency statistics for ``select: fastest`` live: absent = this process
+    #: only; a store name under ``stores:`` or a store spec = shared (policies.stats).
+    stats: str | dict[str, Any] | None = None
 
 
 def _classifier(data: dict[str, Any], b: Builder, routes: list[str]) -> Classifier:
@@ -309,6 +312,11 @@ def build(cfg: RouterConfig, b: Builder) -> Router:
     if missing:
         raise b.error(f"label(s) with no route: {', '.join(missing)} (add them under routes:)",
                       "classifier")
+    stats: LatencyStore | None = None
+    if cfg.stats is not None:
+        from chorus.policies.stats import StoreStats
+
+        stats = StoreStats(b.store(cfg.stats, "stats"))
     return Router(b.name, classifier, routes, default=cfg.default,
-                  min_confidence=cfg.min_confidence)
+                  min_confidence=cfg.min_confidence, stats=stats)
 
