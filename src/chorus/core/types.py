@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
@@ -252,6 +252,3 @@ class TextDelta:
 
     text: str
 
-
-def sum_costs(completions: Sequence[Completion]) -> tuple[Usage, float]:
-    return Usage.total(c.usage for c in completions), sum(c.cost_usd for c in completions)

@@ -67,7 +67,6 @@ class ScriptedModel(Provider):
     ) -> None:
         kwargs.setdefault("local", True)
         super().__init__(name, **kwargs)
-        self._script: Sequence[Reply] = list(replies)
         self.replies: deque[Reply] = deque(replies)
         self.rules = [(re.compile(p, re.IGNORECASE), r) for p, r in (rules or {}).items()]
         self.default = default
