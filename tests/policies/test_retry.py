@@ -64,6 +64,10 @@ def test_next_delay_decisions() -> None:
     delay, why = next_delay(RateLimitError("x", retry_after=3), 1, remaining_s=2.0,
                             **kw)  # type: ignore[arg-type]
     assert delay is None and "deadline" in why
+    # a wait that would end a few ms before the deadline leaves no time for the call
+    delay, why = next_delay(ServerError("x"), 1, remaining_s=0.505, **kw)  # type: ignore[arg-type]
+    assert delay is None and "deadline" in why
+    assert next_delay(ServerError("x"), 1, remaining_s=0.6, **kw) == (0.5, "backoff")  # type: ignore[arg-type]
 
 
 # -- the policy ---------------------------------------------------------------------------

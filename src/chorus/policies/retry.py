@@ -43,6 +43,10 @@ def backoff(attempt: int, base_s: float, max_delay_s: float, draw: float) -> flo
     return ceiling * draw
 
 
+#: The least time a retry must leave before the deadline for its call to be worth making.
+DEADLINE_MARGIN_S = 0.01
+
+
 def next_delay(
     error: BaseException,
     attempt: int,
@@ -64,7 +68,8 @@ def next_delay(
     if isinstance(error, RateLimitError) and error.retry_after is not None:
         if error.retry_after > delay:
             delay, why = error.retry_after, "retry-after"
-    if remaining_s is not None and delay >= remaining_s:
+    # A wait that ends just short of the deadline leaves no time for the call itself.
+    if remaining_s is not None and delay >= remaining_s - DEADLINE_MARGIN_S:
         return None, f"the deadline is {max(remaining_s, 0):.2f}s away; the wait is {delay:.2f}s"
     return delay, why
 
@@ -132,6 +137,15 @@ class Retry(Model):
                     raise
                 entry["wait_s"] = round(delay, 3)
                 await self._sleep(delay)
+                left = context.remaining()
+                if left is not None and left <= 0:
+                    # The wait fit the deadline but the clock reached it anyway: the last
+                    # error says more than "no time left" would.
+                    why = "the deadline passed during the wait"
+                    entry["decision"] = why
+                    exc.add_note(f"retry {self.name!r}: {why}")
+                    exc.span = self._failed_span(started, failed, attempt, log)  # type: ignore[attr-defined]
+                    raise
                 continue
             log.append({"attempt": attempt, "ok": True})
             out = combine(self, answer.text, started=started, parts=[answer], winner=answer,
