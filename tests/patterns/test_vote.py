@@ -67,6 +67,24 @@ async def test_ties_follow_the_chosen_rule(tie_break: str, weights: dict[str, fl
     assert out.trace.attributes["tie_break"] == tie_break
 
 
+async def test_by_weight_lets_one_heavy_voter_outvote_two_light_ones() -> None:
+    kids = [_m("strong", "(C)"), _m("w1", "The answer is (A)"), _m("w2", "A")]
+    weights = {"strong": 2.5, "w1": 1.0, "w2": 1.0}
+    counted = await Vote("v", kids, extract="choice", weights=weights).complete(REQ)
+    assert counted.text == "A"  # by count, weights only break ties
+    weighed = await Vote("v", kids, extract="choice", weights=weights,
+                         by="weight").complete(REQ)
+    assert (weighed.text, weighed.model) == ("C", "strong")
+    assert weighed.trace is not None
+    assert weighed.trace.attributes["by"] == "weight"
+    assert weighed.trace.attributes["tally"]["A"]["weight"] == 2.0
+    # Equal totals are a tie, broken by the tie_break rule (here: the earliest answer).
+    weights["strong"] = 2.0
+    tied = await Vote("v", kids, extract="choice", weights=weights, by="weight").complete(REQ)
+    assert tied.text == "C"
+    assert tied.trace is not None and sorted(tied.trace.attributes["tie"]) == ["A", "C"]
+
+
 async def test_failed_children_are_recorded_and_excluded() -> None:
     kids = [_m("a", "no"), _m("b", "x", fail_with="server_error", fail_times=-1),
             _m("c", "no"), _m("d", "It depends")]
@@ -142,6 +160,8 @@ async def test_by_meaning_returns_the_medoid_of_the_largest_group() -> None:
         ({"models": [ScriptedModel("a")], "by_meaning": True}, "embedder"),
         ({"models": [ScriptedModel("a")], "tie_break": "coin"}, "tie_break"),
         ({"models": [ScriptedModel("a")], "weights": {"z": 1.0}}, "unknown children"),
+        ({"models": [ScriptedModel("a")], "weights": {"a": 0.0}}, "> 0"),
+        ({"models": [ScriptedModel("a")], "by": "loudness"}, "by must be"),
         ({"models": [ScriptedModel("a"), ScriptedModel("a")]}, "distinct names"),
     ],
 )
@@ -161,6 +181,8 @@ systems:
          tie_break: order}
   vote_n: {kind: vote, model: s, samples: 3, extract: yes_no}
   loose: {kind: vote, models: [a, b], by_meaning: true, similarity: 0.7}
+  heavy: {kind: vote, models: [a, b, c], extract: label, labels: [positive, negative],
+          by: weight, weights: {a: 0.4, b: 1.0, c: 0.4}}
 """
 
 
@@ -174,6 +196,9 @@ async def test_yaml_builds_the_same_objects() -> None:
     assert (await vote_n.complete(REQ)).text == "yes"
     loose = cfg.get("loose")
     assert isinstance(loose, Vote) and isinstance(loose.embedder, MiniLMEmbedder)
+    heavy = cfg.get("heavy")
+    assert isinstance(heavy, Vote) and heavy.by == "weight"
+    assert (await heavy.complete(REQ)).text == "negative"
 
 
 @pytest.mark.parametrize(
@@ -181,6 +206,7 @@ async def test_yaml_builds_the_same_objects() -> None:
     [
         ("{kind: vote, models: [a], model: a}", "either models"),
         ("{kind: vote, models: [a], tie_break: coin}", "tie_break"),
+        ("{kind: vote, models: [a], by: loudness}", "by"),
         ("{kind: vote, models: [a], weights: {zz: 1}}", "unknown children"),
         ("{kind: vote, models: [a], extract: label}", "labels"),
         ("{kind: vote, models: [a], quorum: 2}", "unknown key 'quorum'"),

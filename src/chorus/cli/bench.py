@@ -61,6 +61,19 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
     split.add_argument("--limit", type=int, metavar="N",
                        help="sample N items first (same seed)")
     split.add_argument("--seed", type=int, default=0)
+    vote = osub.add_parser(
+        "vote", help="plan a weighted vote from a table: members and log-odds weights",
+        description="Weigh each model by the log-odds of its recorded score, replay the "
+                    "weighted vote of the best 1..N models on the table, and print the "
+                    "size that scored best as a `systems:` entry for a config file.")
+    vote.add_argument("table", metavar="TRAIN.jsonl")
+    vote.add_argument("--extract", default="choice",
+                      choices=["choice", "number", "yes_no", "none"],
+                      help="what counts as the same answer (default: choice letters; "
+                           "none: the normalised text)")
+    vote.add_argument("--models", metavar="A,B,...", help="only these models")
+    vote.add_argument("--max-models", type=int, default=12, metavar="N")
+    vote.add_argument("--name", default="weighted_vote", help="the system's name")
 
     fb = sub.add_parser("feedback", help="update a weighted ensemble's weights and a learned "
                                            "router's statistics from real outcomes")
@@ -185,7 +198,34 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
         print(f"train {len(rows) - cut} items -> {args.train}; test {cut} -> {args.test} "
               f"(seed {args.seed})")
         return 0
-    raise ChorusError("give an action: chorus outcomes convert|split (see --help)")
+    if args.outcomes_command == "vote":
+        return _plan_vote(args)
+    raise ChorusError("give an action: chorus outcomes convert|split|vote (see --help)")
+
+
+def _plan_vote(args: argparse.Namespace) -> int:
+    from chorus.eval.ensembles import plan_vote, vote_yaml
+    from chorus.eval.outcomes import read_outcomes
+    from chorus.patterns._agreement import extractor
+
+    rows = read_outcomes(args.table)
+    kind = None if args.extract == "none" else args.extract
+    models = [m.strip() for m in args.models.split(",")] if args.models else None
+    try:
+        plan = plan_vote(rows, extract=extractor(kind), models=models,
+                         max_models=args.max_models)
+    except ValueError as exc:
+        raise ChorusError(f"{args.table}: {exc}") from None
+    print(f"{len(rows)} items. Models by mean score (weight = log-odds):")
+    for m, acc in plan.accuracy.items():
+        w = f"{plan.weights[m]:.3f}" if m in plan.weights else "-"
+        print(f"  {m}: {acc:.3f}  weight {w}")
+    print("Weighted vote of the best k, replayed on the table: " + ", ".join(
+        f"k={k} {q:.3f}" for k, q in plan.quality_by_size.items()))
+    print(f"Best: k={len(plan.models)}. Add to your config (re-check it on a held-out "
+          "table, e.g. with chorus bench):\n")
+    print(vote_yaml(plan, name=args.name, extract=kind), end="")
+    return 0
 
 
 def _learners(model: Any, found: list[Any] | None = None) -> list[Any]:

@@ -9,13 +9,16 @@ one of ``labels``, or the first group of a ``pattern``. With ``by_meaning`` free
 answers are grouped by the cosine similarity of their embeddings, and the answer is
 the medoid of the largest group. Ties go to the ``tie_break`` rule: ``order`` (the
 earliest child), ``weight`` (per-child ``weights``) or ``cheapest`` (lowest cost).
+With ``by="weight"`` each answer counts its child's weight instead of one vote: a
+weighted majority, with weights such as the log-odds of each model's recorded accuracy
+(``chorus outcomes vote`` learns them from an outcome table).
 Failed children, and answers with no label to extract, are recorded and left out.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, get_args
 
 from pydantic import Field, model_validator
@@ -27,6 +30,7 @@ from chorus.core.types import Completion, Request
 from chorus.embeddings._base import Embedder
 from chorus.patterns._agreement import (
     ExtractKind,
+    Group,
     TieBreak,
     collect,
     display_labels,
@@ -39,7 +43,12 @@ from chorus.patterns._agreement import (
 from chorus.patterns._base import combine
 from chorus.patterns._concurrent import gather
 
-__all__ = ["Vote", "VoteConfig", "build"]
+__all__ = ["Vote", "VoteBy", "VoteConfig", "build"]
+
+#: What an answer's group is ranked by: its number of votes, or its children's weights.
+VoteBy = Literal["count", "weight"]
+_BY: dict[str, Callable[[Group], float]] = {"count": lambda g: g.count,
+                                            "weight": lambda g: g.weight}
 
 
 class Vote(Model):
@@ -61,6 +70,7 @@ class Vote(Model):
         similarity: float = 0.8,
         tie_break: TieBreak = "order",
         weights: Mapping[str, float] | None = None,
+        by: VoteBy = "count",
         timeout_s: float | None = None,
     ) -> None:
         super().__init__(name)
@@ -85,6 +95,11 @@ class Vote(Model):
         if tie_break not in get_args(TieBreak):
             raise ValueError(f"tie_break must be one of {', '.join(get_args(TieBreak))}")
         self.weights = dict(weights or {})
+        if by not in get_args(VoteBy):
+            raise ValueError(f"by must be one of {', '.join(get_args(VoteBy))}")
+        if any(w <= 0 for w in self.weights.values()):
+            raise ValueError("weights must be > 0")
+        self.by = by
         self.timeout_s = timeout_s
         if self.samples > 1:
             self.names = [f"{self.models[0].name}[{i}]" for i in range(self.samples)]
@@ -121,7 +136,7 @@ class Vote(Model):
             err.span = failed_span(self, err, [o.span for o in outcomes])  # type: ignore[attr-defined]
             raise err
         groups = await group_answers(answers, self.embedder, self.similarity)
-        winner, tied = pick(groups, self.tie_break)
+        winner, tied = pick(groups, self.tie_break, _BY[self.by])
         rep = winner.representative
         chosen = outcomes[rep.index].completion
         assert chosen is not None  # every answer comes from a successful outcome
@@ -133,6 +148,7 @@ class Vote(Model):
             "votes": len(answers),
             "tie": [shown[k] for k in tied],
             "tie_break": self.tie_break,
+            "by": self.by,
             "failed": {name: str(e) for name, e in errors.items()},
         }
         if self.samples > 1:
@@ -161,6 +177,7 @@ class VoteConfig(PatternConfig):
     similarity: float = Field(0.8, gt=-1, le=1)
     tie_break: TieBreak = "order"
     weights: dict[str, float] = Field(default_factory=dict)
+    by: VoteBy = "count"
     timeout_s: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
@@ -178,5 +195,5 @@ def build(cfg: VoteConfig, b: Any) -> Vote:
         b.name, models, model=model, samples=cfg.samples, temperature=cfg.temperature,
         extract=cfg.extract, labels=cfg.labels, pattern=cfg.pattern,
         by_meaning=cfg.by_meaning, embedder=embedder, similarity=cfg.similarity,
-        tie_break=cfg.tie_break, weights=cfg.weights, timeout_s=cfg.timeout_s,
+        tie_break=cfg.tie_break, weights=cfg.weights, by=cfg.by, timeout_s=cfg.timeout_s,
     )

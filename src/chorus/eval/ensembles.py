@@ -1,0 +1,119 @@
+"""Ensembles planned from recorded outcomes: which models a weighted vote should ask, and
+with what weights, decided on a training table before any live call.
+
+Each model's weight is the log-odds of its mean recorded score, log(p / (1 - p)): for
+voters that err independently this is the weighting that maximises the chance the
+weighted majority is right (Nitzan and Paroush, 1982). Only models right more often
+than not (p > 0.5) get a positive weight, so only they are candidates. The size of the
+ensemble is chosen by replaying the vote on the table: the models are taken best first,
+and the size whose weighted vote scores best on the table wins (ties: the smaller).
+
+    plan = plan_vote(train_rows, extract=extractor("choice"))
+    print(vote_yaml(plan, extract="choice"))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import yaml
+
+from chorus.eval.outcomes import OutcomeItem, models_of
+
+__all__ = ["VotePlan", "log_odds", "plan_vote", "replay_vote", "vote_yaml"]
+
+Extract = Callable[[str], "str | None"]
+
+
+def log_odds(p: float, eps: float = 1e-3) -> float:
+    """log(p / (1 - p)), with p kept inside [eps, 1 - eps] so a perfect record stays finite."""
+    p = min(max(p, eps), 1.0 - eps)
+    return math.log(p / (1.0 - p))
+
+
+def _mean_scores(rows: Sequence[OutcomeItem], models: Sequence[str]) -> dict[str, float]:
+    """Each model's mean score over the rows; a missing score counts as 0."""
+    n = max(len(rows), 1)
+    return {m: sum((r.outcomes[m].score or 0.0) if m in r.outcomes else 0.0 for r in rows) / n
+            for m in models}
+
+
+def replay_vote(rows: Sequence[OutcomeItem], members: Sequence[str],
+                weights: Mapping[str, float], extract: Extract) -> float:
+    """The mean score a weighted vote of ``members`` would have had on ``rows``.
+
+    Per row, each member's recorded response votes for its extracted answer with its
+    weight (no response or no answer: no vote); the answer with the largest total wins,
+    ties going to the earliest member, as ``Vote(by="weight", tie_break="order")`` does.
+    The vote's score is the recorded score of a member that gave the winning answer.
+    A row where nobody voted scores 0.
+    """
+    if not rows:
+        return 0.0
+    total = 0.0
+    for row in rows:
+        votes: dict[str, float] = {}
+        first: dict[str, str] = {}
+        for m in members:
+            out = row.outcomes.get(m)
+            key = extract(out.response) if out is not None and out.response else None
+            if not key:
+                continue
+            votes[key] = votes.get(key, 0.0) + weights[m]
+            first.setdefault(key, m)
+        if not votes:
+            continue
+        best = max(votes.values())
+        # dicts keep insertion order, so the first key at the top total is the earliest.
+        winner = next(k for k, v in votes.items() if v >= best - 1e-12)
+        total += row.outcomes[first[winner]].score or 0.0
+    return total / len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class VotePlan:
+    """The chosen members (best first), their weights, and what each size scored."""
+
+    models: list[str]
+    weights: dict[str, float]
+    #: Every model's mean recorded score, best first.
+    accuracy: dict[str, float]
+    #: Ensemble size -> the replayed weighted vote's mean score on the table.
+    quality_by_size: dict[int, float] = field(default_factory=dict)
+
+
+def plan_vote(rows: Sequence[OutcomeItem], *, extract: Extract,
+              models: Sequence[str] | None = None, max_models: int = 12) -> VotePlan:
+    """The weighted vote that scores best on ``rows`` (see the module's docstring)."""
+    if not rows:
+        raise ValueError("the outcome table is empty")
+    if max_models < 1:
+        raise ValueError("max_models must be at least 1")
+    names = list(models) if models else models_of(rows)
+    acc = _mean_scores(rows, names)
+    ranked = sorted(names, key=lambda m: -acc[m])
+    candidates = [m for m in ranked if acc[m] > 0.5][:max_models]
+    if not candidates:
+        best = ranked[0] if ranked else "?"
+        raise ValueError(f"no model scores above 0.5 on this table (best: {best} at "
+                         f"{acc.get(best, 0.0):.3f}); a weighted majority needs voters that "
+                         "are right more often than not")
+    weights = {m: log_odds(acc[m]) for m in candidates}
+    quality = {k: replay_vote(rows, candidates[:k], weights, extract)
+               for k in range(1, len(candidates) + 1)}
+    size = max(quality, key=lambda k: (quality[k], -k))
+    chosen = candidates[:size]
+    return VotePlan(chosen, {m: weights[m] for m in chosen},
+                    {m: acc[m] for m in ranked}, quality)
+
+
+def vote_yaml(plan: VotePlan, *, name: str = "weighted_vote", extract: str | None = None
+              ) -> str:
+    """The plan as a ``systems:`` entry for a chorus config file."""
+    system: dict[str, object] = {"kind": "vote", "models": list(plan.models), "by": "weight",
+                                 "weights": {m: round(w, 4) for m, w in plan.weights.items()}}
+    if extract:
+        system["extract"] = extract
+    return yaml.safe_dump({"systems": {name: system}}, sort_keys=False, width=100)
