@@ -88,6 +88,38 @@ def test_evaluate_beats_random_and_round_trips(tmp_path: Path) -> None:
         LearnedRouter.load(tmp_path / "none")
 
 
+def _clusters(n_clusters: int, per: int, p_right: float, seed: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tight clusters on random directions; the cheap model is right with ``p_right`` on
+    even clusters and ``1 - p_right`` on odd ones, the costly one always."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, (n_clusters, 32))
+    label = np.repeat(np.arange(n_clusters), per)
+    x = centres[label] + rng.normal(0, 0.05, (len(label), 32))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    p = np.where(label % 2 == 0, p_right, 1 - p_right)
+    cheap = (rng.random(len(label)) < p).astype(float)
+    scores = np.stack([cheap, np.ones(len(label))], axis=1)
+    return x, scores, np.tile([1.0, 10.0], (len(label), 1))
+
+
+def test_knn_picks_k_on_the_held_out_split() -> None:
+    # Many small clusters whose answers alternate: few neighbours, or the vote blurs them.
+    x, s, c = _clusters(60, 10, 1.0, 0)
+    fine = fit(x, s, c, ["cheap", "big"], seed=0)
+    assert fine.info["k"] <= 20
+    assert set(fine.info["k_chosen_from"]) == {"10", "20", "50", "100", "200"}
+    # Two clusters and noisy outcomes: many neighbours average the noise away.
+    x, s, c = _clusters(2, 400, 0.7, 1)
+    coarse = fit(x, s, c, ["cheap", "big"], seed=0)
+    assert coarse.info["k"] >= 50
+    # A given k is kept as is; without a held-out split the default is 20.
+    assert fit(x, s, c, ["cheap", "big"], k=7).info["k"] == 7
+    assert fit(x, s, c, ["cheap", "big"], holdout=0).info["k"] == 20
+    with pytest.raises(ValueError, match="k must be"):
+        fit(x, s, c, ["cheap", "big"], k=0)
+
+
 def test_fit_rejects_one_model_and_tiny_tables() -> None:
     x, s, c, _ = _data(50, 4)
     with pytest.raises(ValueError, match="two models"):

@@ -27,7 +27,9 @@ def add_parser(sub: Any) -> None:
                      help="share of items kept to calibrate the knob (0.2)")
     fit.add_argument("--tolerance", type=float, default=0.01,
                      help="default knob: cheapest within this of the best held-out quality")
-    fit.add_argument("--k", type=int, default=20, help="neighbours (knn)")
+    fit.add_argument("--k", type=int, default=None,
+                     help="neighbours (knn; default: the best of 10, 20, 50, 100, 200 on "
+                          "the held-out split)")
     fit.add_argument("--epochs", type=int, default=40, help="training epochs (mlp, mf)")
     fit.add_argument("--seed", type=int, default=0)
 
@@ -69,7 +71,8 @@ def cmd_router(args: argparse.Namespace) -> int:
             raise ChorusError(str(exc)) from None
         router.info.update({"embedder": "minilm", "trained_on": str(args.outcomes)})
         router.save(out)
-        print(f"{args.kind} router over {len(router.models)} models "
+        kind = f"knn (k={router.info['k']})" if args.kind == "knn" else args.kind
+        print(f"{kind} router over {len(router.models)} models "
               f"({', '.join(router.models)}), {router.info['train_items']} training items; "
               f"calibrated willingness_to_pay {router.willingness_to_pay:.4g} on "
               f"{router.info['holdout_items']} held-out items -> {out}")

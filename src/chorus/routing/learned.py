@@ -265,15 +265,23 @@ def _train(kind: Kind, x: Array, y: Array, mask: Array, rng: np.random.Generator
     return p
 
 
+#: The neighbour counts a kNN router tries on its held-out split when no ``k`` is given.
+K_GRID = (10, 20, 50, 100, 200)
+
+
 def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: Kind = "knn",
-        holdout: float = 0.2, tolerance: float = 0.01, seed: int = 0, k: int = 20,
+        holdout: float = 0.2, tolerance: float = 0.01, seed: int = 0, k: int | None = None,
         hidden: int = 64, epochs: int = 40, lr: float = 3e-3, l2: float = 1e-4
         ) -> LearnedRouter:
     """Fit on all but a ``holdout`` share of the rows, calibrate λ on the rest.
 
     ``x``: one embedding row per item; ``scores``/``costs``: items x models, NaN where
-    not recorded. Scores should lie in [0, 1].
+    not recorded. Scores should lie in [0, 1]. A kNN router without ``k`` takes the
+    count from ``K_GRID`` whose held-out cost-quality curve is highest on average
+    (``_curve_area``); without a held-out split it uses 20.
     """
+    if k is not None and k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
     if len(models) < 2 or scores.shape[1] != len(models):
         raise ValueError("a learned router needs outcomes of at least two models")
     if kind not in ("knn", "mlp", "mf"):
@@ -287,7 +295,7 @@ def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: K
     cal, train = order[:n_cal], order[n_cal:]
     mean_costs = np.nan_to_num(np.nanmean(costs[train], axis=0), nan=0.0)
     xt = np.asarray(x[train], dtype=np.float64)
-    info: dict[str, Any] = {"k": k, "hidden": hidden, "epochs": epochs, "seed": seed,
+    info: dict[str, Any] = {"k": k or 20, "hidden": hidden, "epochs": epochs, "seed": seed,
                             "train_items": int(len(train)), "holdout_items": int(n_cal),
                             "tolerance": tolerance}
     arrays: dict[str, Array]
@@ -299,9 +307,37 @@ def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: K
                         hidden, epochs, lr, l2)
     info["train_means"] = [float(v) for v in _fill(scores[train]).mean(axis=0)]
     router = LearnedRouter(kind, list(models), mean_costs, arrays, 0.0, [], info)
+    if kind == "knn" and k is None and n_cal:
+        _choose_k(router, x[cal], scores[cal], costs[cal])
     if n_cal:
         _calibrate(router, x[cal], scores[cal], costs[cal], tolerance)
     return router
+
+
+def _curve_area(router: LearnedRouter, x: Array, scores: Array, costs: Array) -> float:
+    """Mean, over cost budgets of 5 %, 10 %, ... 100 % of the costliest model, of the best
+    held-out quality the router reaches within the budget (0 where none fits)."""
+    pred = router.predict(x)
+    rel = router.relative_costs()
+    top = float(np.max(router.costs)) * len(x)
+    points = [curve_points(choose(pred, rel, lam), scores, costs)
+              for lam in knob_grid(pred, rel)]
+    shares = [(cost / top if top > 0 else 0.0, quality) for cost, quality in points]
+    budgets = np.linspace(0.05, 1.0, 20)
+    return float(np.mean([max((q for c, q in shares if c <= b + 1e-12), default=0.0)
+                          for b in budgets]))
+
+
+def _choose_k(router: LearnedRouter, x: Array, scores: Array, costs: Array) -> None:
+    """Set the kNN router's ``k`` to the grid value with the best held-out curve."""
+    n_train = router.arrays["train_x"].shape[0]
+    grid = [k for k in K_GRID if k <= n_train] or [n_train]
+    areas: dict[int, float] = {}
+    for k in grid:
+        router.info["k"] = k
+        areas[k] = _curve_area(router, x, scores, costs)
+    router.info["k"] = max(grid, key=lambda k: (areas[k], -k))
+    router.info["k_chosen_from"] = {str(k): round(v, 5) for k, v in areas.items()}
 
 
 def _calibrate(router: LearnedRouter, x: Array, scores: Array, costs: Array,
