@@ -37,9 +37,12 @@ from chorus.embeddings.local import MiniLMEmbedder  # noqa: E402
 from chorus.eval import report  # noqa: E402
 from chorus.eval.bench import run_bench, system_kind  # noqa: E402
 from chorus.eval.convert import PRICES_NOTE, mmlu_pro_outcomes  # noqa: E402
+from chorus.eval.ensembles import VotePlan, plan_vote, vote_yaml  # noqa: E402
 from chorus.eval.outcomes import as_items, matrices, models_of, write_outcomes  # noqa: E402
 from chorus.eval.routers import embed_rows, fit_router  # noqa: E402
 from chorus.eval.scorers import make_scorer  # noqa: E402
+from chorus.patterns._agreement import extractor  # noqa: E402
+from chorus.routing.learned import LearnedRouter  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,7 +56,8 @@ def split(rows: list[Any], sample: int, seed: int = 0) -> tuple[list[Any], list[
 
 
 def systems_yaml(table: Path, models: list[str], ranked: list[str], cheap_pair: list[str],
-                 routers: dict[str, tuple[Path, list[str]]], share: float) -> str:
+                 routers: dict[str, tuple[Path, list[str]]], share: float,
+                 weighted: VotePlan) -> str:
     best = ranked[0]
     doc: dict[str, Any] = {
         "models": {m: {"provider": "replay", "outcomes": str(table), "model": m}
@@ -61,6 +65,8 @@ def systems_yaml(table: Path, models: list[str], ranked: list[str], cheap_pair: 
         "systems": {
             "vote_top3": {"kind": "vote", "models": ranked[:3], "extract": "choice",
                           "tie_break": "order"},
+            "vote_weighted": yaml.safe_load(vote_yaml(weighted, name="v", extract="choice")
+                                            )["systems"]["v"],
             "consensus": {"kind": "consensus", "models": ranked[1:3], "threshold": 1.0,
                           "extract": "choice", "escalate_to": best},
             "cascade": {"kind": "cascade", "stages": [
@@ -102,6 +108,8 @@ async def main() -> None:
     top5 = ranked[:5]
     # The cascade's first stage: the two cheapest of the five best models on train.
     cheap_pair = sorted(top5, key=lambda m: mean_cost[models.index(m)])[:2]
+    # The weighted majority: log-odds weights and its size, both from the train half.
+    weighted = plan_vote(train, extract=extractor("choice"))
 
     embedder = MiniLMEmbedder()
     x_train = await embed_rows(train, embedder, cache)
@@ -114,15 +122,16 @@ async def main() -> None:
     table = work / "test.jsonl"
     write_outcomes(table, test)
     cfg_path = work / "systems.yaml"
-    cfg_path.write_text(systems_yaml(table, models, ranked, cheap_pair, routers, args.share),
-                        "utf-8")
+    cfg_path.write_text(systems_yaml(table, models, ranked, cheap_pair, routers, args.share,
+                                     weighted), "utf-8")
     cfg = Config.load(cfg_path)
     # The routers embed each request with MiniLM; give the shared embedder the cached
     # vectors of these very prompts (same model) so the run does not embed them again.
     shared = cfg.builder.embedder("minilm")
     for row, vec in zip(test, x_test, strict=True):
         shared._memo[row.prompt] = vec
-    names = [ranked[0], ranked[1], "vote_top3", "consensus", "cascade", *routers]
+    names = [ranked[0], ranked[1], "vote_top3", "vote_weighted", "consensus", "cascade",
+             *routers]
     systems = {n: cfg.get(n) for n in names}
     items = as_items(test)
     t0 = time.time()
@@ -146,6 +155,10 @@ async def main() -> None:
     print(f"Train/test: {len(train)}/{len(test)} questions. Ranked on train: "
           f"{', '.join(f'{m} {acc[models.index(m)]:.3f}' for m in ranked[:5])}. "
           f"Cascade pair: {', '.join(cheap_pair)}.\n")
+    print(f"Weighted vote planned on train: {len(weighted.models)} models, weights "
+          f"{', '.join(f'{m} {w:.2f}' for m, w in weighted.weights.items())}; replayed train "
+          f"accuracy by size: "
+          f"{', '.join(f'{k}: {q:.3f}' for k, q in weighted.quality_by_size.items())}.\n")
     print("| system | kind | accuracy | 95 % CI | cost $ (2,000 q) | cost vs best single | "
           "calls/item | errors |")
     print("|---|---|---|---|---|---|---|---|")
@@ -170,6 +183,9 @@ async def main() -> None:
         "command": cmd, "machine": machine(), "train": len(train), "test": len(test),
         "ranked_on_train": {m: float(acc[models.index(m)]) for m in ranked},
         "cascade_pair": cheap_pair, "router_cost_share": args.share,
+        "weighted_vote": {"models": weighted.models, "weights": weighted.weights,
+                          "train_quality_by_size": weighted.quality_by_size},
+        "router_k": {n: LearnedRouter.load(p).info.get("k") for n, (p, _) in routers.items()},
         "escalated": escalated, "routed": routed, "prices": PRICES_NOTE,
         "goal_above_072": above, "goal_router_half_cost": half,
         "systems_yaml": str(cfg_path),

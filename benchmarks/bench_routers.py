@@ -78,9 +78,13 @@ async def main() -> None:
         x_test = await embed_rows(test, embedder, cache)
         embed_s = time.time() - t0
         random_done = False
-        for kind in ("knn", "mlp", "mf"):
+        # knn with k chosen on the held-out split (the default), and with k fixed at 20.
+        for kind, k in (("knn", None), ("knn", 20), ("mlp", None), ("mf", None)):
             t1 = time.time()
-            router = fit_router(train, x_train, kind=kind, models=models, seed=0)  # type: ignore[arg-type]
+            router = fit_router(train, x_train, kind=kind, models=models, seed=0,  # type: ignore[arg-type]
+                                k=k)
+            label = kind if kind != "knn" else (
+                f"knn, k={router.info['k']}" + (" fixed" if k else " (held-out)"))
             fit_s = time.time() - t1
             ev = evaluate_router(router, test, x_test)
             m = ev.metrics
@@ -94,7 +98,7 @@ async def main() -> None:
                                             for k, p in ev.singles.items()}})
                 random_done = True
             d = ev.at_default
-            results.append({"dataset": name, "router": kind, "train": len(train),
+            results.append({"dataset": name, "router": label, "train": len(train),
                             "test": len(test), "weak": m.weak, "strong": m.strong,
                             "apgr": m.apgr, "cpt50": m.cpt50, "cpt80": m.cpt80, "aiq": m.aiq,
                             "fit_s": round(fit_s, 2), "embed_s": round(embed_s, 1),
