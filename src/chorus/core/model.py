@@ -95,10 +95,26 @@ async def _call(model: Model, request: Request) -> Completion:
 
 
 async def stream_or_complete(model: Model, request: Request) -> AsyncIterator[StreamEvent]:
-    """Stream when the model can, else yield its whole answer as one piece."""
+    """Stream when the model can, else yield its whole answer as one piece.
+
+    As in ``call``, a leaf's stream under a budget goes through the budget (its
+    ``around_stream`` reserves before the first piece and settles at the end). Closing
+    this stream closes the model's at once, so a consumer that stops early frees what
+    the stream holds (a connection, a budget reservation) without waiting for the GC.
+    """
     if model.can_stream:
-        async for event in model.stream(request):
-            yield event
+        guard = context.current().values.get("budget")
+        if guard is not None and model.kind == "model":
+            events = guard.around_stream(model, request)
+        else:
+            events = model.stream(request)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
         return
     completion = await call(model, request)
     yield TextDelta(completion.text)

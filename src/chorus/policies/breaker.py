@@ -9,6 +9,8 @@ with ``ServerError("circuit open ... retry in Ns")`` (which a Fallback moves on 
 After ``cooldown_s`` one caller, in whatever process, claims the half-open probe; its
 success closes the breaker, its failure opens it again for another cool-down. With
 ``wait=True`` a refused call waits for the probe instead, when that fits the deadline.
+A stream is admitted the same way before it starts; a failure during it counts as a
+failure, a stream that reaches its final answer as a success.
 
 State is shared per model name through the store: the state as JSON in one key, the
 failure count in an atomic counter that expires with its window, and the probe claim in
@@ -21,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -30,7 +32,7 @@ from pydantic import Field
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core.context import remaining
 from chorus.core.errors import AllModelsFailed, ChorusError, ServerError, StoreUnavailable
-from chorus.core.model import Model, call
+from chorus.core.model import Model, StreamEvent, call
 from chorus.core.types import Completion, Request
 from chorus.policies._guarded import (
     GuardedWrapper,
@@ -40,6 +42,7 @@ from chorus.policies._guarded import (
     target_name,
     wrapped,
 )
+from chorus.policies._streaming import final_of, open_stream
 from chorus.stores import MemoryStore, Store
 
 __all__ = [
@@ -120,6 +123,7 @@ class Breaker(GuardedWrapper):
     """Refuses calls to a model while its circuit is open; state shared through a store."""
 
     kind = "breaker"
+    can_stream = True
 
     def __init__(
         self,
@@ -224,17 +228,30 @@ class Breaker(GuardedWrapper):
             await store.delete(self.key + (":probe" if probe else ":failures"))
         return new.state
 
-    async def complete(self, request: Request) -> Completion:
-        started = time.perf_counter()
+    async def _enter(self, started: float, notes: dict[str, Any]
+                     ) -> tuple[BreakerState, bool, dict[str, Any]]:
+        """Admit the call (or raise with the span); the state seen, whether this call is
+        the probe, and the span's attributes."""
         await self.gate.ready()
-        notes: dict[str, Any] = {}
         try:
             state, probe = await self._admit(notes)
         except ChorusError as exc:
             attach_span(self, exc, started, {"state": "open", "model": self.model_name,
                                              **notes})
             raise
-        attrs: dict[str, Any] = {"model": self.model_name, "state": state.state, "probe": probe}
+        return state, probe, {"model": self.model_name, "state": state.state, "probe": probe}
+
+    async def _unclaim(self, probe: bool) -> None:
+        """A probe cancelled (or a probe stream closed early) showed nothing: let another
+        caller probe at once."""
+        if probe:
+            with contextlib.suppress(StoreUnavailable):
+                await self.gate.store.delete(self.key + ":probe")
+
+    async def complete(self, request: Request) -> Completion:
+        started = time.perf_counter()
+        notes: dict[str, Any] = {}
+        state, probe, attrs = await self._enter(started, notes)
         t0 = time.perf_counter()
         try:
             answer = await call(self.inner, request)
@@ -243,12 +260,38 @@ class Breaker(GuardedWrapper):
             attach_span(self, exc, started, {**attrs, **notes}, t0)
             raise
         except BaseException:
-            if probe:  # cancelled mid-probe: let another caller probe at once
-                with contextlib.suppress(StoreUnavailable):
-                    await self.gate.store.delete(self.key + ":probe")
+            await self._unclaim(probe)
             raise
         attrs["after"] = await self._record(state, probe, None, notes)
         return wrapped(self, answer, started, {**attrs, **notes})
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        """``complete``, streamed: an open breaker refuses before the stream; a failure
+        before or during it counts as a failure, a whole stream as a success."""
+        started = time.perf_counter()
+        notes: dict[str, Any] = {}
+        state, probe, attrs = await self._enter(started, notes)
+        t0 = time.perf_counter()
+        events = open_stream(self.inner, request)
+        final: Completion | None = None
+        try:
+            async for event in events:
+                if isinstance(event, Completion):
+                    final = event
+                else:
+                    yield event
+            final = final_of(final, self.inner)
+        except ChorusError as exc:
+            attrs["after"] = await self._record(state, probe, exc, notes)
+            attach_span(self, exc, started, {**attrs, **notes}, t0)
+            raise
+        except BaseException:  # cancelled, or the consumer stopped early
+            await self._unclaim(probe)
+            raise
+        finally:
+            await events.aclose()
+        attrs["after"] = await self._record(state, probe, None, notes)
+        yield wrapped(self, final, started, {**attrs, **notes})
 
     async def status(self) -> dict[str, Any]:
         """The state, the failures in the current window, and when a probe may go."""

@@ -11,14 +11,18 @@ fit what is left; after it, the real usage settles the reservation and the unuse
 is released. Window budgets reserve atomically in the store (``Store.reserve``), so
 concurrent requests, in one process or in many sharing Redis, never hold more than the
 limit; spending can pass it only where a call uses more than its estimate.
+
+Streams are budgeted the same way (``core.model.stream_or_complete`` routes a leaf's
+stream through ``BudgetChain.around_stream``): refused before the first piece, settled
+with the real usage at the end, and released when the stream fails or its consumer stops
+early, charging then only what was used (the prompt and the text received, estimated).
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
@@ -26,14 +30,26 @@ from pydantic import Field
 from chorus.config.schema import ModelRef, Node, PatternConfig
 from chorus.core.context import current, scope
 from chorus.core.errors import BudgetExceeded, ChorusError, StoreUnavailable
-from chorus.core.model import Model, call
+from chorus.core.model import Model, StreamEvent, call
 from chorus.core.types import Completion, Request
+from chorus.policies._budget_math import (
+    UNITS,
+    Ledger,
+    Limit,
+    Unit,
+    Window,
+    first_over,
+    fmt,
+    left,
+    of_unit,
+)
 from chorus.policies._guarded import (
     DEFAULT_MAX_TOKENS,
     Cost,
     GuardedWrapper,
     OnStoreError,
     StoreGate,
+    approx_tokens,
     attach_span,
     estimate,
     leaf_price,
@@ -41,6 +57,7 @@ from chorus.policies._guarded import (
     prompt_tokens,
     wrapped,
 )
+from chorus.policies._streaming import aclose, final_of, open_stream
 from chorus.stores import MemoryStore, Store
 from chorus.stores._base import decode_number
 
@@ -56,77 +73,6 @@ __all__ = [
     "fmt",
     "left",
 ]
-
-Unit = Literal["tokens", "usd"]
-UNITS: tuple[Unit, ...] = ("tokens", "usd")
-_EPS = 1e-12  # float sums of prices must not refuse a call that fits exactly
-
-
-# -- arithmetic (no I/O) ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """A cap in tokens and/or US dollars (None: no cap on that unit)."""
-
-    tokens: float | None = None
-    usd: float | None = None
-
-    def of(self, unit: Unit) -> float | None:
-        return self.tokens if unit == "tokens" else self.usd
-
-
-@dataclass(frozen=True, slots=True)
-class Window(Limit):
-    """A cap over ``seconds`` per ``request.metadata[per]`` (or one for all: ``global``)."""
-
-    per: Literal["key", "session", "global"] = "key"
-    seconds: float = 3600.0
-
-
-def _get(cost: Cost, unit: Unit) -> float:
-    return cost.tokens if unit == "tokens" else cost.usd
-
-
-def left(limit: float | None, spent: float) -> float:
-    """What is left under ``limit`` after ``spent`` (infinite without a limit)."""
-    return math.inf if limit is None else limit - spent
-
-
-def first_over(limit: Limit, used: Cost, ask: Cost) -> Unit | None:
-    """The first unit in which ``used`` (spent + held) plus ``ask`` passes ``limit``."""
-    for unit in UNITS:
-        if _get(ask, unit) > left(limit.of(unit), _get(used, unit)) + _EPS:
-            return unit
-    return None
-
-
-def fmt(unit: Unit, amount: float) -> str:
-    return f"${amount:.6f}".rstrip("0").rstrip(".") if unit == "usd" else f"{amount:,.0f} tokens"
-
-
-@dataclass(slots=True)
-class Ledger:
-    """One request's spending under one budget: spent, held by calls in flight, calls."""
-
-    limit: Limit
-    spent: Cost = field(default_factory=Cost)
-    held: Cost = field(default_factory=Cost)
-    calls: int = 0
-
-    def hold(self, ask: Cost) -> Unit | None:
-        """Hold ``ask`` for a call, or return the unit that does not fit (nothing held)."""
-        unit = first_over(self.limit, self.spent + self.held, ask)
-        if unit is None:
-            self.held = self.held + ask
-        return unit
-
-    def settle(self, ask: Cost, actual: Cost | None) -> None:
-        """Release the hold of a finished call and count what it really spent."""
-        self.held = self.held - ask
-        if actual is not None:
-            self.spent = self.spent + actual
-            self.calls += 1
 
 
 # -- the per-request machinery --------------------------------------------------------------
@@ -157,7 +103,7 @@ class _Active:
 
     def _refuse(self, model: str, unit: Unit, ask: Cost, spent: float, limit: float,
                 where: str) -> BudgetExceeded:
-        asked = _get(ask, unit)
+        asked = of_unit(ask, unit)
         self.refused = {"model": model, "unit": unit, "asked": asked, "spent": spent,
                         "limit": limit, "scope": where}
         return BudgetExceeded(
@@ -172,7 +118,7 @@ class _Active:
         if unit is not None:
             limit = self.budget.request.of(unit)
             assert limit is not None
-            used = _get(self.ledger.spent + self.ledger.held, unit)
+            used = of_unit(self.ledger.spent + self.ledger.held, unit)
             raise self._refuse(model, unit, ask, used, limit, "the request")
         try:
             units = await self._reserve_window(model, ask)
@@ -192,7 +138,7 @@ class _Active:
                 limit = w.of(unit)
                 if limit is None:
                     continue
-                got = await gate.run(gate.store.reserve(key + unit, _get(ask, unit), limit,
+                got = await gate.run(gate.store.reserve(key + unit, of_unit(ask, unit), limit,
                                                         w.seconds), self.notes, "reserve")
                 if got is None:  # store down and on_store_error is open: not charged
                     continue
@@ -214,7 +160,7 @@ class _Active:
         if self.window_key is None:
             return
         for unit in units:
-            amount = _get(delta, unit)
+            amount = of_unit(delta, unit)
             if amount == 0:
                 continue
             try:
@@ -250,8 +196,9 @@ Call = Callable[[Model, Request], Awaitable[Completion]]
 
 
 class BudgetChain:
-    """The budgets in force for the current request, outermost first. ``core.model.call``
-    sends every leaf call through ``around`` while one is set."""
+    """The budgets in force for the current request, outermost first. While one is set,
+    ``core.model.call`` sends every leaf call through ``around``, and
+    ``core.model.stream_or_complete`` every leaf stream through ``around_stream``."""
 
     __slots__ = ("active",)
 
@@ -259,21 +206,61 @@ class BudgetChain:
         self.active = active
 
     async def around(self, model: Model, request: Request, call_leaf: Call) -> Completion:
+        holds = await self._reserve(model, request, prompt_tokens(model, request))
+        try:
+            answer = await call_leaf(model, request)
+        except BaseException:
+            await _settle(holds, None)
+            raise
+        await _settle(holds, Cost.of(answer))
+        return answer
+
+    async def around_stream(self, model: Model, request: Request
+                            ) -> AsyncIterator[StreamEvent]:
+        """``around`` for a leaf's stream: reserve before the first piece, settle with the
+        real usage when the final Completion comes. A stream that fails or is closed
+        early settles what it used: its prompt and the text received (estimated), or
+        nothing when no text came (as a failed ``complete`` spends nothing)."""
         prompt = prompt_tokens(model, request)
+        holds = await self._reserve(model, request, prompt)
+        received: list[str] = []
+        try:
+            events = model.stream(request)
+            try:
+                async for event in events:
+                    if isinstance(event, Completion):
+                        await _settle(holds, Cost.of(event))  # before the answer goes on
+                        holds = []
+                    else:
+                        received.append(event.text)
+                    yield event
+            finally:
+                await aclose(events)
+        finally:
+            if holds:
+                text = "".join(received)
+                used = estimate(prompt, approx_tokens(text), leaf_price(model)) if text \
+                    else None
+                await _settle(holds, used)
+
+    async def _reserve(self, model: Model, request: Request, prompt: int
+                       ) -> list[tuple[_Active, _Hold]]:
+        """Hold the call's estimate in every budget, outermost first (all or none)."""
         price = leaf_price(model)
         holds: list[tuple[_Active, _Hold]] = []
-        answer: Completion | None = None
         try:
             for act in self.active:
                 out = output_allowance(model, request, act.budget.default_max_tokens)
                 holds.append((act, await act.reserve(model.name, estimate(prompt, out, price))))
-            answer = await call_leaf(model, request)
-        finally:
-            actual = None if answer is None else Cost.of(answer)
-            for act, hold in reversed(holds):
-                await act.settle(hold, actual)
-        assert answer is not None
-        return answer
+        except BaseException:
+            await _settle(holds, None)
+            raise
+        return holds
+
+
+async def _settle(holds: list[tuple[_Active, _Hold]], actual: Cost | None) -> None:
+    for act, hold in reversed(holds):
+        await act.settle(hold, actual)
 
 
 # -- the wrapper -------------------------------------------------------------------------
@@ -283,6 +270,7 @@ class Budget(GuardedWrapper):
     """Refuses any leaf call below it that would pass the per-request or window cap."""
 
     kind = "budget"
+    can_stream = True
 
     def __init__(
         self,
@@ -311,21 +299,48 @@ class Budget(GuardedWrapper):
         self.default_max_tokens = default_max_tokens
         self.key_prefix = f"chorus:budget:{name}:"
 
-    async def complete(self, request: Request) -> Completion:
-        started = time.perf_counter()
+    async def _enter(self, request: Request) -> tuple[_Active, BudgetChain]:
+        """This request's state under this budget, and the chain with it innermost."""
         if self.window is not None:
             await self.gate.ready()
         act = _Active(self, request)
         parent = current().values.get("budget")
         outer = parent.active if isinstance(parent, BudgetChain) else ()
+        return act, BudgetChain((*outer, act))
+
+    async def complete(self, request: Request) -> Completion:
+        started = time.perf_counter()
+        act, chain = await self._enter(request)
         t0 = time.perf_counter()
         try:
-            with scope(budget=BudgetChain((*outer, act))):
+            with scope(budget=chain):
                 answer = await call(self.inner, request)
         except ChorusError as exc:
             attach_span(self, exc, started, act.attributes(), t0)
             raise
         return wrapped(self, answer, started, act.attributes())
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        """``complete``, streamed: each leaf stream below is reserved for before its first
+        piece and settled at its end, or on failure or early close (never left held)."""
+        started = time.perf_counter()
+        act, chain = await self._enter(request)
+        t0 = time.perf_counter()
+        events = open_stream(self.inner, request, budget=chain)
+        final: Completion | None = None
+        try:
+            async for event in events:
+                if isinstance(event, Completion):
+                    final = event
+                else:
+                    yield event
+            final = final_of(final, self.inner)
+        except ChorusError as exc:
+            attach_span(self, exc, started, act.attributes(), t0)
+            raise
+        finally:
+            await events.aclose()
+        yield wrapped(self, final, started, act.attributes())
 
     async def status(self) -> dict[str, Any]:
         """The limits, and what each window key has spent or holds now (from the store)."""

@@ -9,6 +9,7 @@ A request takes one request token and its estimated tokens (prompt + output allo
 Over the limit,
 ``on_limit: queue`` sleeps until the bucket refills (bounded by the request deadline and
 ``max_wait_s``) and tries again; ``refuse`` raises ``RateLimitError`` with ``retry_after``.
+A stream takes its permits before it starts.
 Put the limit around a leaf for exact token counts: around a composite, the estimate sees
 one prompt, not every call the composite makes.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from pydantic import Field
@@ -25,7 +27,7 @@ from pydantic import Field
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core.context import remaining
 from chorus.core.errors import ChorusError, RateLimitError
-from chorus.core.model import Model, call
+from chorus.core.model import Model, StreamEvent, call
 from chorus.core.types import Completion, Request
 from chorus.policies._guarded import (
     DEFAULT_MAX_TOKENS,
@@ -38,6 +40,7 @@ from chorus.policies._guarded import (
     target_name,
     wrapped,
 )
+from chorus.policies._streaming import final_of, open_stream
 from chorus.stores import MemoryStore, Store
 
 __all__ = ["RateLimit", "RateLimitConfig", "bucket", "build", "next_sleep"]
@@ -72,6 +75,7 @@ class RateLimit(GuardedWrapper):
     """Holds calls to its model under a requests- and tokens-per-minute limit."""
 
     kind = "ratelimit"
+    can_stream = True
 
     def __init__(
         self,
@@ -136,8 +140,8 @@ class RateLimit(GuardedWrapper):
             await asyncio.sleep(sleep)
             waited += sleep
 
-    async def complete(self, request: Request) -> Completion:
-        started = time.perf_counter()
+    async def _permit(self, request: Request, started: float) -> dict[str, Any]:
+        """Take this request's permits (queueing as configured); what to record."""
         await self.gate.ready()
         who = "*" if self.per == "model" else str(request.metadata.get(self.per, "-"))
         notes: dict[str, Any] = {"per": self.per, "who": who, "waited_s": 0.0}
@@ -157,6 +161,11 @@ class RateLimit(GuardedWrapper):
         except ChorusError as exc:
             attach_span(self, exc, started, notes)
             raise
+        return notes
+
+    async def complete(self, request: Request) -> Completion:
+        started = time.perf_counter()
+        notes = await self._permit(request, started)
         t0 = time.perf_counter()
         try:
             answer = await call(self.inner, request)
@@ -164,6 +173,27 @@ class RateLimit(GuardedWrapper):
             attach_span(self, exc, started, notes, t0)
             raise
         return wrapped(self, answer, started, notes)
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        """``complete``, streamed: the permits are taken before the stream starts."""
+        started = time.perf_counter()
+        notes = await self._permit(request, started)
+        t0 = time.perf_counter()
+        events = open_stream(self.inner, request)
+        final: Completion | None = None
+        try:
+            async for event in events:
+                if isinstance(event, Completion):
+                    final = event
+                else:
+                    yield event
+            final = final_of(final, self.inner)
+        except ChorusError as exc:
+            attach_span(self, exc, started, notes, t0)
+            raise
+        finally:
+            await events.aclose()
+        yield wrapped(self, final, started, notes)
 
     async def status(self) -> dict[str, Any]:
         keys = await self.gate.store.scan(self.key_prefix)

@@ -6,6 +6,8 @@ Only ``retryable`` errors are retried (timeout, rate limit, 5xx, connection, mal
 The wait before attempt n+1 is "full jitter" (a uniform draw in [0, min(max, base * 2**n)]),
 at least the server's ``Retry-After`` for a rate limit, and never past the request's
 deadline: when the wait would cross it, the last error is raised at once.
+A stream is retried only while nothing has reached the consumer: a failure after the
+first piece propagates, since a restarted answer would repeat text already sent.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field
@@ -21,9 +24,10 @@ from pydantic import Field
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core import context
 from chorus.core.errors import ChorusError, RateLimitError
-from chorus.core.model import Model, call, error_span
+from chorus.core.model import Model, StreamEvent, call, error_span
 from chorus.core.types import Completion, Request, Span
 from chorus.patterns._base import combine
+from chorus.policies._streaming import final_of, open_stream
 
 __all__ = ["Retry", "RetryConfig", "backoff", "build", "next_delay", "should_retry"]
 
@@ -77,10 +81,21 @@ def next_delay(
 # -- the policy --------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Run:
+    """One request's attempts: the failed ones' spans and the decision log."""
+
+    started: float
+    attempt: int = 0
+    failed: list[Span] = field(default_factory=list)
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
 class Retry(Model):
     """Calls ``inner`` up to ``attempts`` times while the error is retryable."""
 
     kind = "retry"
+    can_stream = True
 
     def __init__(
         self,
@@ -109,51 +124,96 @@ class Retry(Model):
         return (self.inner,)
 
     async def complete(self, request: Request) -> Completion:
-        started = time.perf_counter()
-        failed: list[Span] = []
-        log: list[dict[str, Any]] = []
-        attempt = 0
+        run = _Run(time.perf_counter())
         while True:
-            attempt += 1
+            run.attempt += 1
             t0 = time.perf_counter()
             try:
                 answer = await call(self.inner, request)
             except ChorusError as exc:
-                span = error_span(self.inner, exc, t0)
-                span.attributes["attempt"] = attempt
-                failed.append(span)
-                delay, why = next_delay(
-                    exc, attempt, attempts=self.attempts, base_s=self.base_s,
-                    max_delay_s=self.max_delay_s, remaining_s=context.remaining(),
-                    draw=self._rng.random(),
-                )
-                entry: dict[str, Any] = {"attempt": attempt, "error": exc.code,
-                                         "message": str(exc), "decision": why}
-                log.append(entry)
-                if delay is None:
-                    exc.add_note(f"retry {self.name!r}: {why}")
-                    # error_span() picks this up, so a parent's trace keeps every attempt.
-                    exc.span = self._failed_span(started, failed, attempt, log)  # type: ignore[attr-defined]
-                    raise
-                entry["wait_s"] = round(delay, 3)
-                await self._sleep(delay)
-                left = context.remaining()
-                if left is not None and left <= 0:
-                    # The wait fit the deadline but the clock reached it anyway: the last
-                    # error says more than "no time left" would.
-                    why = "the deadline passed during the wait"
-                    entry["decision"] = why
-                    exc.add_note(f"retry {self.name!r}: {why}")
-                    exc.span = self._failed_span(started, failed, attempt, log)  # type: ignore[attr-defined]
+                if not await self._again(run, exc, t0):
                     raise
                 continue
-            log.append({"attempt": attempt, "ok": True})
-            out = combine(self, answer.text, started=started, parts=[answer], winner=answer,
-                          attributes={"attempts": attempt, "retries": log})
-            if out.trace is not None:  # children in attempt order: failures, then the answer
-                out.trace.children[:0] = failed
-            return out
+            return self._answer(run, answer)
 
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        """``complete``, streamed: a failure before the first piece reaches the consumer
+        is retried as in ``complete``; after it, the error propagates (a stream never
+        restarts mid-answer)."""
+        run = _Run(time.perf_counter())
+        while True:
+            run.attempt += 1
+            t0 = time.perf_counter()
+            events = open_stream(self.inner, request)
+            final: Completion | None = None
+            sent = False
+            try:
+                async for event in events:
+                    if isinstance(event, Completion):
+                        final = event
+                        continue
+                    sent = True
+                    yield event
+                final = final_of(final, self.inner)
+            except ChorusError as exc:
+                if sent:
+                    why = "failed after the first piece was sent: a stream never restarts"
+                    self._record(run, exc, t0, why)
+                    self._give_up(run, exc, why)
+                    raise
+                if not await self._again(run, exc, t0):
+                    raise
+                continue
+            finally:
+                await events.aclose()
+            yield self._answer(run, final)
+            return
+
+    def _record(self, run: _Run, exc: ChorusError, t0: float, why: str) -> dict[str, Any]:
+        """Log a failed attempt: its span, and the decision taken after it."""
+        span = error_span(self.inner, exc, t0)
+        span.attributes["attempt"] = run.attempt
+        run.failed.append(span)
+        entry: dict[str, Any] = {"attempt": run.attempt, "error": exc.code,
+                                 "message": str(exc), "decision": why}
+        run.log.append(entry)
+        return entry
+
+    def _give_up(self, run: _Run, exc: ChorusError, why: str) -> None:
+        exc.add_note(f"retry {self.name!r}: {why}")
+        # error_span() picks this up, so a parent's trace keeps every attempt.
+        exc.span = self._failed_span(run.started, run.failed, run.attempt, run.log)  # type: ignore[attr-defined]
+
+    async def _again(self, run: _Run, exc: ChorusError, t0: float) -> bool:
+        """Record a failed attempt and wait before the next; False to give up (the
+        error then carries the retry's span)."""
+        delay, why = next_delay(
+            exc, run.attempt, attempts=self.attempts, base_s=self.base_s,
+            max_delay_s=self.max_delay_s, remaining_s=context.remaining(),
+            draw=self._rng.random(),
+        )
+        entry = self._record(run, exc, t0, why)
+        if delay is None:
+            self._give_up(run, exc, why)
+            return False
+        entry["wait_s"] = round(delay, 3)
+        await self._sleep(delay)
+        left = context.remaining()
+        if left is not None and left <= 0:
+            # The wait fit the deadline but the clock reached it anyway: the last error
+            # says more than "no time left" would.
+            entry["decision"] = why = "the deadline passed during the wait"
+            self._give_up(run, exc, why)
+            return False
+        return True
+
+    def _answer(self, run: _Run, answer: Completion) -> Completion:
+        run.log.append({"attempt": run.attempt, "ok": True})
+        out = combine(self, answer.text, started=run.started, parts=[answer], winner=answer,
+                      attributes={"attempts": run.attempt, "retries": run.log})
+        if out.trace is not None:  # children in attempt order: failures, then the answer
+            out.trace.children[:0] = run.failed
+        return out
 
     def _failed_span(self, started: float, failed: list[Span], attempt: int,
                      log: list[dict[str, Any]]) -> Span:

@@ -1,0 +1,58 @@
+"""How the policy wrappers drive their inner model's stream: opened through
+``stream_or_complete`` (so a leaf under a budget is charged), closed whatever happens,
+and, for the budget, run with the wrapper's context values in force.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, cast
+
+from chorus.core.context import scope
+from chorus.core.errors import MalformedResponse
+from chorus.core.model import Model, StreamEvent, stream_or_complete
+from chorus.core.types import Completion, Request
+
+__all__ = ["Events", "aclose", "final_of", "open_stream"]
+
+Events = AsyncGenerator[StreamEvent, None]
+
+
+async def aclose(events: AsyncIterator[Any]) -> None:
+    """Close a stream now (an abandoned async generator is only closed by the GC)."""
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def open_stream(model: Model, request: Request, **values: Any) -> Events:
+    """``model``'s stream; with ``values``, each step runs inside ``scope(**values)``.
+
+    The scope is entered around each step rather than across the ``yield``s: a context
+    variable set inside an async generator would leak into the consumer between
+    pieces, and could not be reset when the consumer steps it from another task.
+    """
+    events = cast(Events, stream_or_complete(model, request))
+    return _scoped(events, values) if values else events
+
+
+async def _scoped(events: Events, values: dict[str, Any]) -> Events:
+    try:
+        while True:
+            with scope(**values):
+                try:
+                    event = await anext(events)
+                except StopAsyncIteration:
+                    return
+            yield event
+    finally:
+        with scope(**values):
+            await events.aclose()
+
+
+def final_of(final: Completion | None, model: Model) -> Completion:
+    """The stream's final Completion; a stream that ended without one is malformed."""
+    if final is None:
+        raise MalformedResponse("the stream ended without a final completion",
+                                model=model.name)
+    return final
