@@ -11,7 +11,7 @@ import asyncio
 import concurrent.futures
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
 from typing import Any, ClassVar, TypeVar
 
 from chorus.core import context
@@ -94,7 +94,7 @@ async def _call(model: Model, request: Request) -> Completion:
         ) from None
 
 
-async def stream_or_complete(model: Model, request: Request) -> AsyncIterator[StreamEvent]:
+async def stream_or_complete(model: Model, request: Request) -> AsyncGenerator[StreamEvent, None]:
     """Stream when the model can, else yield its whole answer as one piece.
 
     As in ``call``, a leaf's stream under a budget goes through the budget (its

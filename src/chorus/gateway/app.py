@@ -12,7 +12,7 @@ import base64
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -26,7 +26,7 @@ from starlette.routing import Route
 
 from chorus.core.context import scope as chorus_scope
 from chorus.core.errors import ChorusError, DeadlineExceeded, MalformedResponse
-from chorus.core.model import Model, StreamEvent, call, stream_or_complete
+from chorus.core.model import Model, call, stream_or_complete
 from chorus.core.types import Completion, Span
 from chorus.gateway.auth import KeyInfo
 from chorus.gateway.metrics import Metrics
@@ -230,7 +230,7 @@ class ChatEndpoint(_Endpoint):
                       include_usage: bool, started: float, scope: Scope) -> None:
         system = body.model
         cid, created = _completion_id(), int(time.time())
-        events = cast(AsyncGenerator[StreamEvent, None], stream_or_complete(model, request))
+        events = stream_or_complete(model, request)
         opened = False
 
         async def event(obj: Any, more: bool = True) -> None:

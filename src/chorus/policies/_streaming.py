@@ -6,7 +6,7 @@ and, for the budget, run with the wrapper's context values in force.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 from chorus.core.context import scope
 from chorus.core.errors import MalformedResponse
@@ -32,7 +32,7 @@ def open_stream(model: Model, request: Request, **values: Any) -> Events:
     variable set inside an async generator would leak into the consumer between
     pieces, and could not be reset when the consumer steps it from another task.
     """
-    events = cast(Events, stream_or_complete(model, request))
+    events: Events = stream_or_complete(model, request)
     return _scoped(events, values) if values else events
 
 

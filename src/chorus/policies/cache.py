@@ -20,6 +20,7 @@ import time
 from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
@@ -153,11 +154,13 @@ class CachePolicy(Model):
             yield self._hit(found, started)
             return
         answer: Completion | None = None
-        async for event in stream_or_complete(self.inner, request):
-            if isinstance(event, Completion):
-                answer = event
-            else:
-                yield event
+        # aclosing: a consumer that stops early closes the inner stream now, not at GC.
+        async with aclosing(stream_or_complete(self.inner, request)) as events:
+            async for event in events:
+                if isinstance(event, Completion):
+                    answer = event
+                else:
+                    yield event
         if answer is None:
             raise MalformedResponse("the stream ended without a final completion",
                                     model=self.inner.name)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -309,17 +310,20 @@ class Guardrails(Model):
             assert isinstance(req, Request)
             mapping = checked.restore
             final: Completion | None = None
-            async for event in stream_or_complete(self.inner, req):
-                if isinstance(event, Completion):
-                    final = event
-                    continue
-                raw += event.text
-                while len(raw) - released >= self.window_chars + self.overlap_chars:
-                    windows += 1
-                    piece, released = await self._window(raw, released, log, windows, last=False)
-                    if piece:
-                        sent.append(restore_text(piece, mapping))
-                        yield TextDelta(sent[-1])
+            # aclosing: a consumer that stops early closes the inner stream now.
+            async with aclosing(stream_or_complete(self.inner, req)) as events:
+                async for event in events:
+                    if isinstance(event, Completion):
+                        final = event
+                        continue
+                    raw += event.text
+                    while len(raw) - released >= self.window_chars + self.overlap_chars:
+                        windows += 1
+                        piece, released = await self._window(raw, released, log, windows,
+                                                             last=False)
+                        if piece:
+                            sent.append(restore_text(piece, mapping))
+                            yield TextDelta(sent[-1])
             if final is None:
                 raise MalformedResponse("the stream ended without a final completion",
                                         model=self.inner.name)
