@@ -34,14 +34,14 @@ from chorus.core.model import Model, call, error_span
 from chorus.core.types import Completion, Request, Span, Usage
 from chorus.patterns._base import combine
 from chorus.patterns._concurrent import gather
-from chorus.patterns._structured import ask_json
-from chorus.patterns.planner import (
+from chorus.patterns._hierarchy import (
     calls_of,
     error_trace,
     group_span,
     traced,
     with_children,
 )
+from chorus.patterns._structured import ask_json
 
 __all__ = [
     "Assignment",
