@@ -1,9 +1,15 @@
 """The README's commands and examples stay true."""
 
 import re
+import shutil
 from pathlib import Path
 
-from chorus import Config
+import numpy as np
+import pytest
+
+from chorus import Config, Request, run_sync
+from chorus.eval.outcomes import Outcome, OutcomeItem, write_outcomes
+from chorus.eval.routers import fit_router
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -23,3 +29,32 @@ def test_first_block_is_setup_then_tests() -> None:
 def test_yaml_example_builds() -> None:
     cfg = Config.from_text(_blocks("yaml")[0], "README.md")
     assert sorted(cfg.check()) == ["default", "gpt", "small"]
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in EXAMPLES.glob("*.yaml")
+                                        if p.name != "measure.yaml"))
+def test_every_example_config_builds(path: str) -> None:
+    assert Config.load(EXAMPLES / path).check()
+
+
+def test_measure_example_builds_next_to_its_tables(tmp_path: Path) -> None:
+    """examples/measure.yaml, copied next to an outcome table and a fitted router as the
+    README says, builds every system, and its vote answers from the table."""
+    models = ["gemini-1.5-pro-002", "gemini-1.5-flash-002", "Meta-Llama-3_1-70B-Instruct"]
+    rng = np.random.default_rng(0)
+    rows = [OutcomeItem(f"q{i}", f"question {i}?", None, "B",
+                        {m: Outcome(float(j != 1 or i % 2 == 0), 0.001 * (3 - j),
+                                    f"The answer is ({'B' if j != 1 or i % 2 == 0 else 'C'})", 5)
+                         for j, m in enumerate(models)}) for i in range(20)]
+    write_outcomes(tmp_path / "test.jsonl", rows)
+    x = rng.normal(size=(20, 8))
+    fit_router(rows, x / np.linalg.norm(x, axis=1, keepdims=True), kind="knn").save(
+        tmp_path / "router")
+    shutil.copy(EXAMPLES / "measure.yaml", tmp_path / "measure.yaml")
+    cfg = Config.load(tmp_path / "measure.yaml")
+    assert set(cfg.check()) >= {"vote3", "consensus", "routed"}
+    answer = run_sync(cfg.get("vote3").complete(Request.of("question 1?")))
+    assert answer.text == "B"
