@@ -181,7 +181,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--latency-requests", type=int, default=500)
+    ap.add_argument("--no-litellm", action="store_true",
+                    help="measure the upstream and chorus only (quicker comparisons)")
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_gateway_"))
     up = free_port()
     results: dict[str, dict[str, float] | str] = {}
@@ -204,7 +207,9 @@ def main() -> int:
                                                          direct, args)
 
         litellm = ROOT / ".venv-bench" / "bin" / "litellm"
-        if litellm.exists():
+        if args.no_litellm:
+            pass
+        elif litellm.exists():
             lcfg = tmp / "litellm.yaml"
             # The proxy refuses to start without a strong master key; no database is set.
             key = "sk-" + secrets.token_hex(24)
@@ -226,8 +231,10 @@ def main() -> int:
             results["LiteLLM proxy (1 worker)"] = "not installed in .venv-bench"
     shutil.rmtree(tmp, ignore_errors=True)
 
+    load = {"before": load_before, "after": os.getloadavg()[0]}
     cmd = "python benchmarks/bench_gateway.py " + " ".join(sys.argv[1:])
-    print(f"\n`{cmd.strip()}` on {machine()}\n")
+    print(f"\n`{cmd.strip()}` on {machine()}; load average {load['before']:.2f} before the "
+          f"run, {load['after']:.2f} after\n")
     print("| target | rps c=1 | rps c=8 | rps c=32 | p50 ms @100rps | p99 ms @100rps "
           "| added p50 ms | added p99 ms |")
     print("|---|---|---|---|---|---|---|---|")
@@ -240,7 +247,7 @@ def main() -> int:
         print(f"| {name} | {r['rps_c1']:.0f} | {r['rps_c8']:.0f} | {r['rps_c32']:.0f} | "
               f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {added} |")
     out = ROOT / "benchmarks" / "results" / "gateway.json"
-    out.write_text(json.dumps({"command": cmd.strip(), "machine": machine(),
+    out.write_text(json.dumps({"command": cmd.strip(), "machine": machine(), "load": load,
                                "results": results}, indent=2) + "\n")
     return 0
 

@@ -6,10 +6,10 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import uvicorn
-from starlette.applications import Starlette
 
 from chorus.config.builder import Config
 from chorus.gateway import Gateway, create_app, hash_key
@@ -44,11 +44,13 @@ gateway:
 
 
 @contextlib.contextmanager
-def serving(app: Starlette) -> Iterator[str]:
-    """Serve ``app`` on a free port of 127.0.0.1; yields the base URL (no /v1)."""
+def serving(app: Any, **options: Any) -> Iterator[str]:
+    """Serve ``app`` on a free port of 127.0.0.1 (``options`` override uvicorn's);
+    yields the base URL (no /v1)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", ws="none", access_log=False)
+    config = uvicorn.Config(app, **{"host": "127.0.0.1", "port": port, "log_level": "warning",
+                                    "lifespan": "on", "ws": "none", "access_log": False,
+                                    **options})
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -1,5 +1,7 @@
-"""The aiohttp path of the HTTP providers (what runs without an injected httpx transport):
-its error mapping, SSE over awkward chunking, cut-off streams, and a session never closed."""
+"""The two transports of the HTTP providers (what runs without an injected httpx
+transport): each test below runs through the lean client (plain http://) and through
+aiohttp (what https and a proxy set in the environment use): error mapping, SSE over
+awkward chunking, cut-off streams, and a client never closed."""
 
 from __future__ import annotations
 
@@ -24,6 +26,24 @@ from chorus.providers.openai import OpenAIModel
 
 Conn = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 URL = "http://127.0.0.1:1/v1/chat/completions"
+
+
+@pytest.fixture(autouse=True, params=["h1", "aiohttp"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A proxy in the environment sends requests through aiohttp (which honours NO_PROXY,
+    so they still go straight to 127.0.0.1)."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    if request.param == "aiohttp":
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    return str(request.param)
+
+
+def used(model: OpenAIModel) -> str:
+    """Which transport ``model`` went through."""
+    return "h1" if model._http._h1 is not None else "aiohttp"
 
 
 def test_aiohttp_errors_map_by_kind() -> None:
@@ -69,7 +89,7 @@ def _replying(*raw: bytes, pause: float = 0.0, close: bool = True) -> Conn:
     return handler
 
 
-async def test_rate_limit_status_and_retry_after_reach_the_typed_error() -> None:
+async def test_rate_limit_status_and_retry_after_reach_the_typed_error(transport: str) -> None:
     body = json.dumps({"error": {"message": "slow down", "type": "rate_limit_error"}}).encode()
     reply = _answer("429 Too Many Requests", "content-type: application/json\r\n"
                     "retry-after: 7\r\n", body)
@@ -77,6 +97,7 @@ async def test_rate_limit_status_and_retry_after_reach_the_typed_error() -> None
         model = OpenAIModel("local", model_id="m", base_url=base_url, timeout=5)
         with pytest.raises(RateLimitError) as info:
             await model.complete(Request.of("hi"))
+        assert used(model) == transport
         await model.aclose()
     assert info.value.retry_after == 7.0 and "slow down" in str(info.value)
 
@@ -97,13 +118,14 @@ def _delta(text: str) -> str:
                                  ensure_ascii=False) + "\r\n\r\n"
 
 
-async def test_stream_split_across_chunks_and_characters_joins_exactly() -> None:
+async def test_stream_split_across_chunks_and_characters_joins_exactly(transport: str) -> None:
     usage = 'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}}\n\n'
     pieces = [*_chunked(_delta("héllo "), _delta("wörld ✓"), usage, "data: [DONE]\n\n"),
               b"0\r\n\r\n"]
     async with tcp_server(_replying(*pieces, pause=0.01)) as base_url:
         model = OpenAIModel("local", model_id="m", base_url=base_url, timeout=5)
         events = [e async for e in model.stream(Request.of("hi"))]
+        assert used(model) == transport
         await model.aclose()
     deltas = [e.text for e in events if isinstance(e, TextDelta)]
     final = events[-1]
@@ -112,7 +134,7 @@ async def test_stream_split_across_chunks_and_characters_joins_exactly() -> None
     assert (final.usage.input_tokens, final.usage.output_tokens) == (3, 2)
 
 
-async def test_a_stream_cut_off_mid_way_raises_instead_of_ending_cleanly() -> None:
+async def test_a_stream_cut_off_mid_way_raises_instead_of_ending_cleanly(transport: str) -> None:
     # Two deltas, then the connection drops without the terminating chunk.
     async with tcp_server(_replying(*_chunked(_delta("half "), _delta("an answer")),
                                     pause=0.01)) as base_url:
@@ -121,6 +143,7 @@ async def test_a_stream_cut_off_mid_way_raises_instead_of_ending_cleanly() -> No
         with pytest.raises(ProviderConnectionError):
             async for event in model.stream(Request.of("hi")):
                 seen.append(event)
+        assert used(model) == transport
         await model.aclose()
     assert not any(isinstance(e, Completion) for e in seen)
 
@@ -140,21 +163,24 @@ def _ok_server_handler() -> Conn:
     return handler
 
 
-async def test_a_model_dropped_without_aclose_closes_its_connections_quietly() -> None:
+async def test_a_model_dropped_without_aclose_closes_its_connections_quietly(
+        transport: str) -> None:
     # filterwarnings=error: aiohttp's "Unclosed client session" / "Unclosed connector"
     # ResourceWarnings would fail this test; the server's handler sees the connection end.
     async with tcp_server(_ok_server_handler()) as base_url:
         model = OpenAIModel("local", model_id="m", base_url=base_url, timeout=5)
         answers = [await model.complete(Request.of("hi")) for _ in range(2)]
+        assert used(model) == transport
         del model  # never aclose()d
         gc.collect()
         await asyncio.sleep(0.05)  # the closed sockets reach the server's handler
     assert [a.text for a in answers] == ["ok", "ok"]
 
 
-async def test_not_http_at_all_is_malformed() -> None:
+async def test_not_http_at_all_is_malformed(transport: str) -> None:
     async with tcp_server(_replying(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")) as base_url:
         model = OpenAIModel("local", model_id="m", base_url=base_url, timeout=5)
         with pytest.raises(MalformedResponse, match="valid HTTP"):
             await model.complete(Request.of("hi"))
+        assert used(model) == transport
         await model.aclose()

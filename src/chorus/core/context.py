@@ -10,7 +10,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from chorus.core.errors import Cancelled, DeadlineExceeded
@@ -74,8 +74,10 @@ def scope(*, deadline_s: float | None = None, **values: Any) -> Iterator[Context
     if deadline_s is not None:
         mine = time.monotonic() + deadline_s
         deadline = mine if deadline is None else min(deadline, mine)
-    ctx = replace(parent, deadline=deadline, cancelled=[False], parent=parent,
-                  values={**parent.values, **values} if values else parent.values)
+    # Every field given: the constructor, not dataclasses.replace (several times slower,
+    # and this runs for every gateway request).
+    ctx = Context(deadline, [False], parent,
+                  {**parent.values, **values} if values else parent.values)
     token = _current.set(ctx)
     try:
         yield ctx

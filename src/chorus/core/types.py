@@ -140,7 +140,7 @@ class Request:
 
     def with_defaults(self, defaults: Params) -> Request:
         """Fill the unset parameters of this request from ``defaults``."""
-        if defaults is _NO_PARAMS:
+        if defaults is _NO_PARAMS or defaults == _NO_PARAMS:  # nothing to fill in
             return self
         return Request(self.messages, self.params.over(defaults), self.metadata)
 

@@ -231,6 +231,8 @@ def models_answered(trace: Span | None, fallback: str) -> list[str]:
     """The leaves that answered without an error, in call order (each once)."""
     if trace is None:
         return [fallback]
+    if not trace.children:  # one model answered (the usual case: no walk needed)
+        return [trace.name] if trace.kind == "model" and trace.error is None else [fallback]
     seen = dict.fromkeys(s.name for s in trace.walk() if s.kind == "model" and s.error is None)
     return list(seen) or [fallback]
 
@@ -250,11 +252,15 @@ def decision_summary(span: Span | None, limit: int = 240) -> str:
     """The root span's kind, name and attributes squeezed into one ASCII header value."""
     if span is None:
         return ""
-    attrs = " ".join(f"{k}={_short(v)}" for k, v in span.attributes.items()
-                     if k not in ("model_id", "base_url"))
-    text = f"{span.kind} {span.name}" + (f": {attrs}" if attrs else "")
-    text = " ".join(text.split()).encode("ascii", "replace").decode("ascii")
+    attrs = " ".join([f"{k}={v if type(v) is str else _short(v)}"
+                      for k, v in span.attributes.items() if k not in _UNSHOWN])
+    text = f"{span.kind} {span.name}: {attrs}" if attrs else f"{span.kind} {span.name}"
+    if not (text.isascii() and text.isprintable()) or "  " in text or text != text.strip():
+        text = " ".join(text.split()).encode("ascii", "replace").decode("ascii")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_UNSHOWN = frozenset({"model_id", "base_url"})
 
 
 # -- errors --------------------------------------------------------------------------------

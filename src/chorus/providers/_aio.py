@@ -1,6 +1,7 @@
-"""The aiohttp side of the HTTP providers: the pooled session they send through (about
-four times cheaper per request than httpx's, measured in benchmarks/bench_gateway.py),
-its transport failures mapped onto the typed error tree, and a stream split into lines.
+"""The aiohttp side of the HTTP providers: the pooled session https (and any request
+while a proxy is set in the environment) goes through, about four times cheaper per
+request than httpx's; its transport failures mapped onto the typed error tree, and a
+stream split into lines. Plain http:// goes through the leaner providers/_h1.py.
 
 httpx stays for clients given an explicit ``transport`` (tests use ``httpx.MockTransport``).
 """
@@ -20,12 +21,13 @@ from chorus.core.errors import (
     ProviderTimeout,
 )
 
-__all__ = ["aiohttp_error", "forget", "iter_lines", "new_session"]
+__all__ = ["aiohttp_error", "forget", "iter_lines", "new_session", "proxies_set"]
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy")
 
 
-def _proxies_set() -> bool:
+def proxies_set() -> bool:
+    """Whether a proxy is set in the environment (any of the variables, any case)."""
     return any(os.environ.get(v) or os.environ.get(v.upper()) for v in _PROXY_VARS)
 
 
@@ -38,7 +40,7 @@ def new_session(timeout: float) -> aiohttp.ClientSession:
         # Like httpx, proxies from HTTP(S)_PROXY / NO_PROXY; but only when one is set,
         # because aiohttp's trust_env also reads ~/.netrc in a thread on every request
         # (a third of the gateway's time per request, measured with py-spy).
-        trust_env=_proxies_set(),
+        trust_env=proxies_set(),
     )
 
 
@@ -77,12 +79,12 @@ def aiohttp_error(exc: aiohttp.ClientError, *, model: str, url: str,
         f"connection to {url} failed ({detail}); the server may have stopped", model=model)
 
 
-async def iter_lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
-    """The lines of a body as they arrive, without their endings (any length: aiohttp's
-    own readline refuses lines over 128 KiB)."""
+async def iter_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """The lines of a body (given as the chunks that arrive) as they arrive, without their
+    endings (any length: aiohttp's own readline refuses lines over 128 KiB)."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     pending = ""
-    async for chunk in content.iter_any():
+    async for chunk in chunks:
         pending += decoder.decode(chunk)
         if "\n" not in pending:
             continue

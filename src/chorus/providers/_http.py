@@ -1,9 +1,11 @@
 """What the HTTP providers share: API keys, one lazily made pooled client, and turning
 statuses, error bodies and transport failures into the typed error tree.
 
-Requests go through aiohttp (providers/_aio.py), which costs a quarter of httpx's time per
-request on a gateway's hot path; a client given an ``httpx`` transport (tests' mocks) uses
-httpx instead, through the same ``Endpoint`` methods and the same error mapping.
+Plain ``http://`` requests go through a lean keep-alive client (providers/_h1.py), the
+cheapest per request on a gateway's hot path; https, and any request while a proxy is set
+in the environment, through aiohttp (providers/_aio.py). A client given an ``httpx``
+transport (tests' mocks) uses httpx instead, through the same ``Endpoint`` methods and the
+same error mapping.
 
 The mapping functions are plain (no I/O) so they are tested without a server.
 """
@@ -15,7 +17,7 @@ import email.utils
 import json
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -34,7 +36,8 @@ from chorus.core.errors import (
     RateLimitError,
     ServerError,
 )
-from chorus.providers._aio import aiohttp_error, forget, iter_lines, new_session
+from chorus.providers._aio import aiohttp_error, forget, iter_lines, new_session, proxies_set
+from chorus.providers._h1 import H1Error, H1Pool, H1Response, H1Stream, h1_error
 from chorus.providers._sse import ServerSentEvent, SSEDecoder
 
 try:  # several times faster than json on the gateway's hot path
@@ -225,8 +228,9 @@ def parse_json_body(body: str | bytes, *, model: str, url: str) -> Any:
 
 
 class HttpClient:
-    """One pooled client per event loop, made on first use and closed by ``aclose``: an
-    aiohttp session, or an ``httpx.AsyncClient`` over ``transport`` when one is given."""
+    """Pooled clients per event loop, made on first use and closed by ``aclose``: the lean
+    one for http:// and an aiohttp session for the rest, or an ``httpx.AsyncClient`` over
+    ``transport`` when one is given."""
 
     def __init__(self, *, timeout: float, transport: httpx.AsyncBaseTransport | None = None
                  ) -> None:
@@ -236,6 +240,7 @@ class HttpClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
+        self._h1: H1Pool | None = None
 
     @property
     def uses_httpx(self) -> bool:
@@ -261,7 +266,25 @@ class HttpClient:
             self._session_loop = loop
         return session
 
+    def h1(self, url: str) -> H1Pool | None:
+        """The lean client's pool when it serves ``url`` (http://, no proxy set)."""
+        pool = self._h1
+        if pool is not None and pool.loop is asyncio.get_running_loop():
+            return pool if url.startswith("http://") else None
+        if not url.startswith("http://") or proxies_set():
+            return None
+        if pool is not None:
+            pool.forget()  # same reason as in ``get``
+        pool = self._h1 = H1Pool(self.timeout)
+        return pool
+
     async def aclose(self) -> None:
+        pool, self._h1 = self._h1, None
+        if pool is not None:
+            if pool.loop is asyncio.get_running_loop():
+                await pool.aclose()
+            else:
+                pool.forget()
         client, self._client = self._client, None
         if client is not None and self._loop is asyncio.get_running_loop():
             await client.aclose()
@@ -278,6 +301,9 @@ class HttpClient:
         session = getattr(self, "_session", None)
         if session is not None and not session.closed:
             forget(session)
+        pool = getattr(self, "_h1", None)
+        if pool is not None:
+            pool.forget()
 
 
 class Endpoint:
@@ -297,12 +323,29 @@ class Endpoint:
                                 response.headers, model=self.model, model_id=self.model_id,
                                 url=str(response.url), auth_hint=self.auth_hint)
 
+    def _h1_error(self, response: H1Response | H1Stream, body: bytes, url: str
+                  ) -> ProviderError:
+        return error_for_status(response.status, body.decode("utf-8", "replace"),
+                                response.headers, model=self.model, model_id=self.model_id,
+                                url=url, auth_hint=self.auth_hint)
+
     async def request_json(self, method: str, url: str, *, headers: Mapping[str, str],
                            payload: Any = None) -> Any:
         if self.http.uses_httpx:
             return await self._request_json_httpx(method, url, headers=headers,
                                                   payload=payload)
         data, sent = _encode(payload, headers)
+        pool = self.http.h1(url)
+        if pool is not None:
+            try:
+                answer = await pool.fetch(method, url, sent, data)
+                body = answer.body
+            except H1Error as exc:
+                raise h1_error(exc, model=self.model, url=url,
+                               timeout=self.http.timeout) from exc
+            if answer.status >= 400:
+                raise self._h1_error(answer, body, url)
+            return parse_json_body(body, model=self.model, url=url)
         try:
             async with self.http.session().request(method, url, headers=sent,
                                                    data=data) as response:
@@ -335,6 +378,11 @@ class Endpoint:
                 yield events
             return
         data, sent = _encode(payload, headers)
+        pool = self.http.h1(url)
+        if pool is not None:
+            async with self._stream_h1(pool, url, sent, data) as events:
+                yield events
+            return
         try:
             async with self.http.session().post(url, headers=sent, data=data) as response:
                 if response.status >= 400:
@@ -348,21 +396,26 @@ class Endpoint:
             raise aiohttp_error(exc, model=self.model, url=url,
                                 timeout=self.http.timeout) from exc
 
-    async def _aio_events(self, response: aiohttp.ClientResponse
-                          ) -> AsyncGenerator[ServerSentEvent, None]:
-        ctype = response.headers.get("content-type", "")
-        if "json" in ctype and "event-stream" not in ctype:
-            # Some servers answer a stream request with one JSON body (often an error).
-            yield ServerSentEvent((await response.read()).decode("utf-8", "replace"), "json")
-            return
-        decoder = SSEDecoder()
-        async for line in iter_lines(response.content):
-            event = decoder.feed(line)
-            if event is not None:
-                yield event
-        last = decoder.flush()
-        if last is not None:
-            yield last
+    @asynccontextmanager
+    async def _stream_h1(self, pool: H1Pool, url: str, headers: Mapping[str, str],
+                         data: bytes | None) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
+        try:
+            async with pool.stream("POST", url, headers, data) as response:
+                if response.status >= 400:
+                    raise self._h1_error(response, await response.read(), url)
+                events = _sse(response.headers.get("content-type", ""), response.read,
+                              response.chunks())
+                try:
+                    yield events
+                finally:
+                    await events.aclose()
+        except H1Error as exc:
+            raise h1_error(exc, model=self.model, url=url, timeout=self.http.timeout) from exc
+
+    def _aio_events(self, response: aiohttp.ClientResponse
+                    ) -> AsyncGenerator[ServerSentEvent, None]:
+        return _sse(response.headers.get("content-type", ""), response.read,
+                    response.content.iter_any())
 
     @asynccontextmanager
     async def _stream_httpx(self, url: str, *, headers: Mapping[str, str],
@@ -384,20 +437,30 @@ class Endpoint:
 
     async def _events(self, response: httpx.Response, url: str
                       ) -> AsyncGenerator[ServerSentEvent, None]:
-        ctype = response.headers.get("content-type", "")
-        if "json" in ctype and "event-stream" not in ctype:
-            # Some servers answer a stream request with one JSON body (often an error).
-            body = (await response.aread()).decode("utf-8", "replace")
-            yield ServerSentEvent(body, "json")
-            return
-        decoder = SSEDecoder()
-        async for line in response.aiter_lines():
-            event = decoder.feed(line)
-            if event is not None:
+        events = _sse(response.headers.get("content-type", ""), response.aread,
+                      response.aiter_bytes())
+        try:
+            async for event in events:
                 yield event
-        last = decoder.flush()
-        if last is not None:
-            yield last
+        finally:
+            await events.aclose()
+
+
+async def _sse(ctype: str, read: Callable[[], Awaitable[bytes]], chunks: AsyncIterator[bytes]
+               ) -> AsyncGenerator[ServerSentEvent, None]:
+    """The events of a streamed answer, from its content type and body."""
+    if "json" in ctype and "event-stream" not in ctype:
+        # Some servers answer a stream request with one JSON body (often an error).
+        yield ServerSentEvent((await read()).decode("utf-8", "replace"), "json")
+        return
+    decoder = SSEDecoder()
+    async for line in iter_lines(chunks):
+        event = decoder.feed(line)
+        if event is not None:
+            yield event
+    last = decoder.flush()
+    if last is not None:
+        yield last
 
 
 def _encode(payload: Any, headers: Mapping[str, str]) -> tuple[bytes | None, dict[str, str]]:
