@@ -6,12 +6,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import Field
+
 from chorus.config.schema import ProviderConfig
 from chorus.core.model import Model
 from chorus.core.pricing import FREE, Price, lookup_price
 from chorus.core.types import Completion, Params, Request, Span, Usage
 
-__all__ = ["Provider", "common_kwargs"]
+__all__ = ["KeyedEndpointConfig", "Provider", "common_kwargs", "endpoint_kwargs"]
 
 
 class Provider(Model):
@@ -89,3 +91,26 @@ def common_kwargs(cfg: ProviderConfig) -> dict[str, Any]:
         "capabilities": cfg.capabilities,
         "context_window": cfg.context_window,
     }
+
+
+class KeyedEndpointConfig(ProviderConfig):
+    """The keys of a hosted HTTP endpoint reached with an API key (OpenAI-compatible,
+    Anthropic); each subclass sets its own ``base_url`` and ``api_key_env`` defaults."""
+
+    #: The model id the endpoint knows (default: the model's name in the config).
+    model: str | None = None
+    base_url: str
+    #: The environment variable holding the API key, read at call time.
+    api_key_env: str
+    #: A literal key (prefer ``api_key_env``, or ``${ENV}`` interpolation).
+    api_key: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: Seconds to wait to connect and between bytes of the answer.
+    timeout: float = Field(60.0, gt=0)
+
+
+def endpoint_kwargs(cfg: KeyedEndpointConfig) -> dict[str, Any]:
+    """The keyword arguments a keyed endpoint's model takes from its config."""
+    return {"model_id": cfg.model, "base_url": cfg.base_url, "api_key": cfg.api_key,
+            "api_key_env": cfg.api_key_env, "headers": cfg.headers, "timeout": cfg.timeout,
+            **common_kwargs(cfg)}

@@ -16,13 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
-from pydantic import Field
 
-from chorus.config.schema import ProviderConfig
 from chorus.core.errors import MalformedResponse, ProviderError
 from chorus.core.model import StreamEvent
 from chorus.core.types import Completion, Request, TextDelta, Usage
-from chorus.providers._base import Provider, common_kwargs
+from chorus.providers._base import KeyedEndpointConfig, Provider, endpoint_kwargs
 from chorus.providers._http import (
     Endpoint,
     HttpClient,
@@ -268,21 +266,13 @@ class AnthropicModel(Provider):
         await self._http.aclose()
 
 
-class AnthropicConfig(ProviderConfig):
+class AnthropicConfig(KeyedEndpointConfig):
     provider: Literal["anthropic"] = "anthropic"
-    #: The model id, e.g. claude-sonnet-4-20250514 (default: the model's config name).
-    model: str | None = None
     base_url: str = DEFAULT_BASE_URL
     api_key_env: str = "ANTHROPIC_API_KEY"
-    api_key: str | None = None
     anthropic_version: str = API_VERSION
-    headers: dict[str, str] = Field(default_factory=dict)
-    timeout: float = Field(60.0, gt=0)
 
 
 def build(cfg: AnthropicConfig, b: Any) -> AnthropicModel:
-    return AnthropicModel(
-        b.name, model_id=cfg.model, base_url=cfg.base_url, api_key=cfg.api_key,
-        api_key_env=cfg.api_key_env, anthropic_version=cfg.anthropic_version,
-        headers=cfg.headers, timeout=cfg.timeout, **common_kwargs(cfg),
-    )
+    return AnthropicModel(b.name, anthropic_version=cfg.anthropic_version,
+                          **endpoint_kwargs(cfg))

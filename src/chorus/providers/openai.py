@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
-from pydantic import Field
 
-from chorus.config.schema import ProviderConfig
 from chorus.core.errors import (
     BadRequestError,
     MalformedResponse,
@@ -31,7 +29,7 @@ from chorus.core.errors import (
 )
 from chorus.core.model import StreamEvent
 from chorus.core.types import Completion, Request, TextDelta, Usage
-from chorus.providers._base import Provider, common_kwargs
+from chorus.providers._base import KeyedEndpointConfig, Provider, endpoint_kwargs
 from chorus.providers._http import (
     Endpoint,
     HttpClient,
@@ -321,24 +319,12 @@ class OpenAIModel(Provider):
         await self._http.aclose()
 
 
-class OpenAIConfig(ProviderConfig):
+class OpenAIConfig(KeyedEndpointConfig):
     provider: Literal["openai"] = "openai"
-    #: The model id the endpoint knows (default: the model's name in the config).
-    model: str | None = None
     base_url: str = DEFAULT_BASE_URL
-    #: The environment variable holding the API key, read at call time.
     api_key_env: str = "OPENAI_API_KEY"
-    #: A literal key (prefer ``api_key_env``, or ``${ENV}`` interpolation).
-    api_key: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    #: Seconds to wait to connect and between bytes of the answer.
-    timeout: float = Field(60.0, gt=0)
     json_mode: JsonMode = "auto"
 
 
 def build(cfg: OpenAIConfig, b: Any) -> OpenAIModel:
-    return OpenAIModel(
-        b.name, model_id=cfg.model, base_url=cfg.base_url, api_key=cfg.api_key,
-        api_key_env=cfg.api_key_env, headers=cfg.headers, timeout=cfg.timeout,
-        json_mode=cfg.json_mode, **common_kwargs(cfg),
-    )
+    return OpenAIModel(b.name, json_mode=cfg.json_mode, **endpoint_kwargs(cfg))
