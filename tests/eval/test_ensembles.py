@@ -75,6 +75,8 @@ def test_plan_refuses_a_table_where_nobody_beats_even_odds() -> None:
         plan_vote(rows, extract=CHOICE)
     with pytest.raises(ValueError, match="empty"):
         plan_vote([], extract=CHOICE)
+    with pytest.raises(ValueError, match="no outcomes recorded for 'z'; the table has a, b"):
+        plan_vote(rows, extract=CHOICE, models=["a", "z"])
 
 
 async def test_the_planned_yaml_runs_as_a_real_vote_with_the_replayed_quality(

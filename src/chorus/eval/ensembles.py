@@ -91,7 +91,12 @@ def plan_vote(rows: Sequence[OutcomeItem], *, extract: Extract,
         raise ValueError("the outcome table is empty")
     if max_models < 1:
         raise ValueError("max_models must be at least 1")
-    names = list(models) if models else models_of(rows)
+    known = models_of(rows)
+    names = list(models) if models else known
+    unknown = [m for m in names if m not in known]
+    if unknown:
+        raise ValueError(f"no outcomes recorded for {', '.join(map(repr, unknown))}; the "
+                         f"table has {', '.join(known)}")
     acc = _mean_scores(rows, names)
     ranked = sorted(names, key=lambda m: -acc[m])
     candidates = [m for m in ranked if acc[m] > 0.5][:max_models]
