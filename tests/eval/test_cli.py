@@ -124,3 +124,14 @@ def test_router_fit_and_eval_on_minilm(tmp_path: Path,
     assert {"apgr", "cpt50", "cpt80", "aiq", "curve"} <= set(metrics)
     assert metrics["strong"] == "gpt-4-1106-preview"
     assert list(router.glob("curve-*.png"))
+
+
+def test_router_fit_names_an_unknown_model_before_embedding(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = _table(tmp_path / "t.jsonl")
+    code = main(["router", "fit", "--outcomes", str(table), "--out", str(tmp_path / "r"),
+                 "--models", "good,gpt-9"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "no outcomes recorded for 'gpt-9'; the table has good, bad" in err
+    assert not list(tmp_path.glob("emb-*.npy")) and not (tmp_path / "r").exists()

@@ -54,15 +54,21 @@ def _fmt(v: float | None) -> str:
 
 
 def cmd_router(args: argparse.Namespace) -> int:
-    from chorus.eval.outcomes import read_outcomes
+    from chorus.eval.outcomes import models_of, read_outcomes
     from chorus.eval.routers import evaluate_router, fit_router
     from chorus.routing.learned import LearnedRouter
 
     if args.router_command == "fit":
         rows = read_outcomes(args.outcomes)
         out = Path(args.out)
-        x = _embed(rows, out.parent)
         models = [m.strip() for m in args.models.split(",")] if args.models else None
+        known = models_of(rows)
+        unknown = [m for m in models or () if m not in known]
+        if unknown:  # before embedding, which takes minutes on a large table
+            raise ChorusError(f"{args.outcomes}: no outcomes recorded for "
+                              f"{', '.join(map(repr, unknown))}; the table has "
+                              f"{', '.join(known)}")
+        x = _embed(rows, out.parent)
         try:
             router = fit_router(rows, x, kind=args.kind, models=models, holdout=args.holdout,
                                 tolerance=args.tolerance, k=args.k, epochs=args.epochs,
