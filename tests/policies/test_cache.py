@@ -176,6 +176,30 @@ async def test_size_cap_evicts_the_oldest(store: Store) -> None:
     assert hits == {"three": True, "two": True, "one": False}
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_size_cap_holds_across_processes_sharing_a_store(
+        kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Two caches on one shared store (as two processes would be, each with its own
+    connection) hold one cap together, and keep the newest entries."""
+    first, second = (open_backend(kind, tmp_path, request) for _ in range(2))
+    if isinstance(second, RedisStore) and isinstance(first, RedisStore):
+        second.namespace = first.namespace  # the same keys, from a second client
+    try:
+        caches = [Cache("shared", leaf(), st, max_entries=20) for st in (first, second)]
+        for i in range(70):
+            await caches[i % 2].complete(Request.of(f"question {i}"))
+        kept = await first.scan(caches[0].prefix)
+        # The cap less its slack (a tenth) after a trim, never more than the cap.
+        assert 18 <= len(kept) <= 20
+        newest = {caches[0].key_for(Request.of(f"question {i}")) for i in range(52, 70)}
+        assert newest <= set(kept)
+        hit = await caches[1].complete(Request.of("question 69"))
+        assert hit.trace is not None and hit.trace.attributes["hit"] is True
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
 async def test_stream_is_cached_and_replayed(store: Store) -> None:
     inner = leaf(default="streamed words come back")
     cache = Cache("c", inner, store)

@@ -9,8 +9,13 @@ Streams are cached too: a miss streams from the inner model while collecting, a 
 replays the text as deltas. A store that fails is recorded in the span (``store_error``)
 and the request goes to the inner model: a cache outage never fails a request.
 
-The size cap evicts the oldest entries using an index kept in this process (seeded from
-the store on first use), so with several processes on one Redis the cap is per process.
+The size cap evicts the oldest entries. With the in-process memory store an ordered index
+kept here makes it exact. With a store that processes share (SQLite, Redis) the count lives
+in the store (``cachemeta:NAMESPACE:entries``), so the cap holds across processes: when a
+write takes the count past the cap, the cache lists its entries, deletes the oldest down to
+the cap less a tenth of it (so a full cache does not list itself on every write), and
+corrects the count. Two processes trimming at once can leave the count a little low, which
+the next trim corrects.
 """
 
 from __future__ import annotations
@@ -213,6 +218,8 @@ class Cache(CachePolicy):
         await self.store.set(key, encode_entry(answer, now), self.ttl_s)
         if self.max_entries is None:
             return {}
+        if not isinstance(self.store, MemoryStore):
+            return await self._capped_in_store(self.max_entries)
         index = await self._seeded()
         index[key] = now
         index.move_to_end(key)
@@ -222,6 +229,33 @@ class Cache(CachePolicy):
             await self.store.delete(old)
             evicted += 1
         return {"evicted": evicted} if evicted else {}
+
+    async def _capped_in_store(self, cap: int) -> dict[str, Any]:
+        """Count the new entry in the store; past the cap, trim (see the module docstring).
+        Only every ``slack``-th write past the cap trims, so concurrent writers do not all
+        list the cache at once, and a trim that died is retried."""
+        counter = "cachemeta:" + self.prefix[len("cache:"):] + "entries"
+        count = int(await self.store.incr(counter, 1))
+        slack = cap // 10
+        if count <= cap or (count - cap - 1) % max(slack, 1):
+            return {}
+        ages: list[tuple[float, str]] = []
+        for key in await self.store.scan(self.prefix):
+            raw = await self.store.get(key)
+            if raw is None:
+                continue
+            try:
+                _, doc = decode_entry(raw)
+            except ValueError:
+                await self.store.delete(key)  # unreadable: not worth keeping
+                continue
+            ages.append((float(doc.get("created", 0.0)), key))
+        ages.sort()
+        surplus = ages[: max(0, len(ages) - (cap - slack))]
+        for _, key in surplus:
+            await self.store.delete(key)
+        await self.store.incr(counter, (len(ages) - len(surplus)) - count)
+        return {"evicted": len(surplus)} if surplus else {}
 
     async def _seeded(self) -> OrderedDict[str, float]:
         if self._index is not None:
