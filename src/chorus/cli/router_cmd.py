@@ -28,8 +28,8 @@ def add_parser(sub: Any) -> None:
     fit.add_argument("--tolerance", type=float, default=0.01,
                      help="default knob: cheapest within this of the best held-out quality")
     fit.add_argument("--k", type=int, default=None,
-                     help="neighbours (knn; default: the best of 10, 20, 50, 100, 200 on "
-                          "the held-out split)")
+                     help="neighbours (knn; default: the best of 10, 20, 50, 100, 200, "
+                          "up to a tenth of the training items, on the held-out split)")
     fit.add_argument("--epochs", type=int, default=40, help="training epochs (mlp, mf)")
     fit.add_argument("--seed", type=int, default=0)
 

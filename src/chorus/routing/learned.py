@@ -277,8 +277,9 @@ def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: K
 
     ``x``: one embedding row per item; ``scores``/``costs``: items x models, NaN where
     not recorded. Scores should lie in [0, 1]. A kNN router without ``k`` takes the
-    count from ``K_GRID`` whose held-out cost-quality curve is highest on average
-    (``_curve_area``); without a held-out split it uses 20.
+    count from ``K_GRID`` (up to a tenth of the training items) whose held-out
+    cost-quality curve is highest on average (``_curve_area``); without a held-out split
+    it uses 20.
     """
     if k is not None and k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -329,9 +330,11 @@ def _curve_area(router: LearnedRouter, x: Array, scores: Array, costs: Array) ->
 
 
 def _choose_k(router: LearnedRouter, x: Array, scores: Array, costs: Array) -> None:
-    """Set the kNN router's ``k`` to the grid value with the best held-out curve."""
+    """Set the kNN router's ``k`` to the grid value with the best held-out curve, among
+    those up to a tenth of the training items: more is hardly a neighbourhood, and a
+    small held-out split is too noisy to tell such near-averages apart."""
     n_train = router.arrays["train_x"].shape[0]
-    grid = [k for k in K_GRID if k <= n_train] or [n_train]
+    grid = [k for k in K_GRID if k <= max(K_GRID[0], n_train // 10)]
     areas: dict[int, float] = {}
     for k in grid:
         router.info["k"] = k
