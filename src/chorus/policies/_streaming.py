@@ -11,9 +11,9 @@ from typing import Any
 from chorus.core.context import scope
 from chorus.core.errors import MalformedResponse
 from chorus.core.model import Model, StreamEvent, stream_or_complete
-from chorus.core.types import Completion, Request
+from chorus.core.types import Completion, Request, TextDelta
 
-__all__ = ["Events", "aclose", "final_of", "open_stream"]
+__all__ = ["Events", "Relay", "aclose", "final_of", "open_stream"]
 
 Events = AsyncGenerator[StreamEvent, None]
 
@@ -56,3 +56,31 @@ def final_of(final: Completion | None, model: Model) -> Completion:
         raise MalformedResponse("the stream ended without a final completion",
                                 model=model.name)
     return final
+
+
+class Relay:
+    """Iterates a stream's text pieces, keeping its final Completion aside (``final``)
+    and noting whether any piece was passed on (``sent``). A plain iterator, not a
+    generator: there is nothing of its own to close; the caller closes ``events``."""
+
+    def __init__(self, events: AsyncIterator[StreamEvent], model: Model) -> None:
+        self.events, self.model = events, model
+        self.sent = False
+        self._final: Completion | None = None
+
+    def __aiter__(self) -> Relay:
+        return self
+
+    async def __anext__(self) -> TextDelta:
+        while True:
+            event = await anext(self.events)  # StopAsyncIteration ends the relay
+            if isinstance(event, Completion):
+                self._final = event
+                continue
+            self.sent = True
+            return event
+
+    @property
+    def final(self) -> Completion:
+        """The final Completion; a stream that ended without one is malformed."""
+        return final_of(self._final, self.model)

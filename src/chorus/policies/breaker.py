@@ -42,7 +42,7 @@ from chorus.policies._guarded import (
     target_name,
     wrapped,
 )
-from chorus.policies._streaming import final_of, open_stream
+from chorus.policies._streaming import Relay, open_stream
 from chorus.stores import MemoryStore, Store
 
 __all__ = [
@@ -273,14 +273,11 @@ class Breaker(GuardedWrapper):
         state, probe, attrs = await self._enter(started, notes)
         t0 = time.perf_counter()
         events = open_stream(self.inner, request)
-        final: Completion | None = None
+        relay = Relay(events, self.inner)
         try:
-            async for event in events:
-                if isinstance(event, Completion):
-                    final = event
-                else:
-                    yield event
-            final = final_of(final, self.inner)
+            async for piece in relay:
+                yield piece
+            final = relay.final
         except ChorusError as exc:
             attrs["after"] = await self._record(state, probe, exc, notes)
             attach_span(self, exc, started, {**attrs, **notes}, t0)

@@ -57,7 +57,7 @@ from chorus.policies._guarded import (
     prompt_tokens,
     wrapped,
 )
-from chorus.policies._streaming import aclose, final_of, open_stream
+from chorus.policies._streaming import Relay, aclose, open_stream
 from chorus.stores import MemoryStore, Store
 from chorus.stores._base import decode_number
 
@@ -327,14 +327,11 @@ class Budget(GuardedWrapper):
         act, chain = await self._enter(request)
         t0 = time.perf_counter()
         events = open_stream(self.inner, request, budget=chain)
-        final: Completion | None = None
+        relay = Relay(events, self.inner)
         try:
-            async for event in events:
-                if isinstance(event, Completion):
-                    final = event
-                else:
-                    yield event
-            final = final_of(final, self.inner)
+            async for piece in relay:
+                yield piece
+            final = relay.final
         except ChorusError as exc:
             attach_span(self, exc, started, act.attributes(), t0)
             raise

@@ -33,7 +33,7 @@ from urllib.parse import quote
 from pydantic import Field
 
 from chorus.config.schema import ModelRef, PatternConfig
-from chorus.core.errors import MalformedResponse, StoreUnavailable
+from chorus.core.errors import StoreUnavailable
 from chorus.core.model import Model, StreamEvent, call, stream_or_complete
 from chorus.core.types import ZERO_USAGE, Completion, Request, Span, TextDelta
 from chorus.patterns._base import combine
@@ -44,6 +44,7 @@ from chorus.policies._cachekey import (
     model_identity,
     request_key,
 )
+from chorus.policies._streaming import Relay
 from chorus.stores import MemoryStore, Store
 
 __all__ = ["Cache", "CacheConfig", "CacheOptions", "CachePolicy", "Lookup", "build",
@@ -158,17 +159,12 @@ class CachePolicy(Model):
                 yield TextDelta(piece)
             yield self._hit(found, started)
             return
-        answer: Completion | None = None
         # aclosing: a consumer that stops early closes the inner stream now, not at GC.
         async with aclosing(stream_or_complete(self.inner, request)) as events:
-            async for event in events:
-                if isinstance(event, Completion):
-                    answer = event
-                else:
-                    yield event
-        if answer is None:
-            raise MalformedResponse("the stream ended without a final completion",
-                                    model=self.inner.name)
+            relay = Relay(events, self.inner)
+            async for delta in relay:
+                yield delta
+        answer = relay.final
         yield self._miss(answer, started, {**found.attributes, **await self._keep(found, answer)})
 
 

@@ -40,7 +40,7 @@ from chorus.policies._guarded import (
     target_name,
     wrapped,
 )
-from chorus.policies._streaming import final_of, open_stream
+from chorus.policies._streaming import Relay, open_stream
 from chorus.stores import MemoryStore, Store
 
 __all__ = ["RateLimit", "RateLimitConfig", "bucket", "build", "next_sleep"]
@@ -180,14 +180,11 @@ class RateLimit(GuardedWrapper):
         notes = await self._permit(request, started)
         t0 = time.perf_counter()
         events = open_stream(self.inner, request)
-        final: Completion | None = None
+        relay = Relay(events, self.inner)
         try:
-            async for event in events:
-                if isinstance(event, Completion):
-                    final = event
-                else:
-                    yield event
-            final = final_of(final, self.inner)
+            async for piece in relay:
+                yield piece
+            final = relay.final
         except ChorusError as exc:
             attach_span(self, exc, started, notes, t0)
             raise

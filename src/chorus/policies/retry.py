@@ -27,7 +27,7 @@ from chorus.core.errors import ChorusError, RateLimitError
 from chorus.core.model import Model, StreamEvent, call, error_span
 from chorus.core.types import Completion, Request, Span
 from chorus.patterns._base import combine
-from chorus.policies._streaming import final_of, open_stream
+from chorus.policies._streaming import Relay, open_stream
 
 __all__ = ["Retry", "RetryConfig", "backoff", "build", "next_delay", "should_retry"]
 
@@ -145,18 +145,13 @@ class Retry(Model):
             run.attempt += 1
             t0 = time.perf_counter()
             events = open_stream(self.inner, request)
-            final: Completion | None = None
-            sent = False
+            relay = Relay(events, self.inner)
             try:
-                async for event in events:
-                    if isinstance(event, Completion):
-                        final = event
-                        continue
-                    sent = True
-                    yield event
-                final = final_of(final, self.inner)
+                async for piece in relay:
+                    yield piece
+                final = relay.final
             except ChorusError as exc:
-                if sent:
+                if relay.sent:
                     why = "failed after the first piece was sent: a stream never restarts"
                     self._record(run, exc, t0, why)
                     self._give_up(run, exc, why)
