@@ -20,14 +20,11 @@ import httpx
 from chorus.core.errors import MalformedResponse, ProviderError
 from chorus.core.model import StreamEvent
 from chorus.core.types import Completion, Request, TextDelta, Usage
-from chorus.providers._base import KeyedEndpointConfig, Provider, endpoint_kwargs
+from chorus.providers._base import KeyedEndpointConfig, endpoint_kwargs
 from chorus.providers._http import (
-    Endpoint,
-    HttpClient,
+    KeyedProvider,
     error_for_code,
-    key_usable,
     one_line,
-    resolve_api_key,
 )
 
 __all__ = ["AnthropicModel", "AnthropicConfig", "messages_payload", "parse_message"]
@@ -162,7 +159,7 @@ class _StreamState:
             return joined
 
 
-class AnthropicModel(Provider):
+class AnthropicModel(KeyedProvider):
     """A Claude model behind the Anthropic Messages API."""
 
     provider = "anthropic"
@@ -182,22 +179,13 @@ class AnthropicModel(Provider):
         transport: httpx.AsyncBaseTransport | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(name, model_id=model_id, **kwargs)
-        self.base_url = base_url.rstrip("/")
-        self.api_key, self.api_key_env = api_key, api_key_env
+        super().__init__(name, model_id=model_id, base_url=base_url, api_key=api_key,
+                         api_key_env=api_key_env, headers=headers, timeout=timeout,
+                         transport=transport, **kwargs)
         self.anthropic_version = anthropic_version
-        self.headers = dict(headers or {})
-        hint = f"check the key in {api_key_env}" if api_key_env and not api_key else \
-            "check `api_key:`"
-        self._http = HttpClient(timeout=timeout, transport=transport)
-        self._endpoint = Endpoint(self._http, model=name, model_id=self.model_id,
-                                  auth_hint=hint)
-
-    def usable(self) -> tuple[bool, str]:
-        return key_usable(self.api_key, self.api_key_env, self.base_url, model=self.name)
 
     def _headers(self) -> dict[str, str]:
-        key = resolve_api_key(self.api_key, self.api_key_env, self.base_url, model=self.name)
+        key = self._key()
         out = {"anthropic-version": self.anthropic_version, **self.headers}
         if key:
             out["x-api-key"] = key
@@ -262,8 +250,6 @@ class AnthropicModel(Provider):
             return False, str(exc)
         return True, f"{self.base_url} answers"
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
 
 class AnthropicConfig(KeyedEndpointConfig):

@@ -29,14 +29,11 @@ from chorus.core.errors import (
 )
 from chorus.core.model import StreamEvent
 from chorus.core.types import Completion, Request, TextDelta, Usage
-from chorus.providers._base import KeyedEndpointConfig, Provider, endpoint_kwargs
+from chorus.providers._base import KeyedEndpointConfig, endpoint_kwargs
 from chorus.providers._http import (
-    Endpoint,
-    HttpClient,
+    KeyedProvider,
     error_for_code,
-    key_usable,
     one_line,
-    resolve_api_key,
 )
 
 __all__ = ["OpenAIModel", "OpenAIConfig", "JsonMode", "chat_payload", "parse_chat",
@@ -159,7 +156,7 @@ def _rejects_json_schema(exc: ProviderError) -> bool:
     return "response_format" in said or "json_schema" in said
 
 
-class OpenAIModel(Provider):
+class OpenAIModel(KeyedProvider):
     """A chat model behind an OpenAI-compatible ``/chat/completions`` endpoint."""
 
     provider = "openai"
@@ -179,24 +176,15 @@ class OpenAIModel(Provider):
         transport: httpx.AsyncBaseTransport | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(name, model_id=model_id, **kwargs)
-        self.base_url = base_url.rstrip("/")
-        self.api_key, self.api_key_env = api_key, api_key_env
-        self.headers = dict(headers or {})
+        super().__init__(name, model_id=model_id, base_url=base_url, api_key=api_key,
+                         api_key_env=api_key_env, headers=headers, timeout=timeout,
+                         transport=transport, **kwargs)
         self.json_mode: JsonMode = json_mode
         # What "auto" settled on after the server's first answer to a schema.
         self._json_form = "json_object" if json_mode == "json_object" else "json_schema"
-        hint = f"check the key in {api_key_env}" if api_key_env and not api_key else \
-            "check `api_key:`"
-        self._http = HttpClient(timeout=timeout, transport=transport)
-        self._endpoint = Endpoint(self._http, model=name, model_id=self.model_id,
-                                  auth_hint=hint)
-
-    def usable(self) -> tuple[bool, str]:
-        return key_usable(self.api_key, self.api_key_env, self.base_url, model=self.name)
 
     def _headers(self) -> dict[str, str]:
-        key = resolve_api_key(self.api_key, self.api_key_env, self.base_url, model=self.name)
+        key = self._key()
         auth = {"Authorization": f"Bearer {key}"} if key else {}
         return {**auth, **self.headers}
 
@@ -314,10 +302,6 @@ class OpenAIModel(Provider):
             shown = ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
             return False, f"{self.base_url} does not list {self.model_id!r} (it lists {shown})"
         return True, f"{self.base_url} answers and serves {self.model_id!r}"
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
 
 class OpenAIConfig(KeyedEndpointConfig):
     provider: Literal["openai"] = "openai"
