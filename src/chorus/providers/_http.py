@@ -37,7 +37,6 @@ from chorus.core.errors import (
     ServerError,
 )
 from chorus.providers._aio import aiohttp_error, forget, iter_lines, new_session, proxies_set
-from chorus.providers._base import Provider
 from chorus.providers._h1 import H1Error, H1Pool, H1Response, H1Stream, h1_error
 from chorus.providers._sse import ServerSentEvent, SSEDecoder
 
@@ -57,7 +56,6 @@ except ImportError:  # pragma: no cover - orjson is a dependency, but keep worki
 __all__ = [
     "Endpoint",
     "HttpClient",
-    "KeyedProvider",
     "error_for_code",
     "error_for_status",
     "is_local",
@@ -470,32 +468,3 @@ def _encode(payload: Any, headers: Mapping[str, str]) -> tuple[bytes | None, dic
     if payload is None:
         return None, dict(headers)
     return _dumps(payload), {"Content-Type": "application/json", **headers}
-
-
-class KeyedProvider(Provider):
-    """A model behind a hosted HTTP API reached with a key: its base URL, key (literal or
-    from an environment variable read at call time), extra headers and one pooled
-    client. Subclasses build the requests and read the answers."""
-
-    def __init__(self, name: str, *, base_url: str, api_key: str | None,
-                 api_key_env: str | None, headers: Mapping[str, str] | None, timeout: float,
-                 transport: httpx.AsyncBaseTransport | None, **kwargs: Any) -> None:
-        super().__init__(name, **kwargs)
-        self.base_url = base_url.rstrip("/")
-        self.api_key, self.api_key_env = api_key, api_key_env
-        self.headers = dict(headers or {})
-        hint = f"check the key in {api_key_env}" if api_key_env and not api_key else \
-            "check `api_key:`"
-        self._http = HttpClient(timeout=timeout, transport=transport)
-        self._endpoint = Endpoint(self._http, model=name, model_id=self.model_id,
-                                  auth_hint=hint)
-
-    def usable(self) -> tuple[bool, str]:
-        return key_usable(self.api_key, self.api_key_env, self.base_url, model=self.name)
-
-    def _key(self) -> str | None:
-        """The API key to send now (None for a local server that needs none)."""
-        return resolve_api_key(self.api_key, self.api_key_env, self.base_url, model=self.name)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()

@@ -22,10 +22,10 @@ from chorus.core.model import StreamEvent
 from chorus.core.types import Completion, Request, TextDelta, Usage
 from chorus.providers._base import KeyedEndpointConfig, endpoint_kwargs
 from chorus.providers._http import (
-    KeyedProvider,
     error_for_code,
     one_line,
 )
+from chorus.providers._keyed import KeyedProvider
 
 __all__ = ["AnthropicModel", "AnthropicConfig", "messages_payload", "parse_message"]
 
