@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from chorus.eval.outcomes import OutcomeItem, models_of
+from chorus.patterns._agreement import Answer, group_exact, pick
 
 __all__ = ["VotePlan", "log_odds", "plan_vote", "replay_vote", "vote_yaml"]
 
@@ -54,21 +55,19 @@ def replay_vote(rows: Sequence[OutcomeItem], members: Sequence[str],
         return 0.0
     total = 0.0
     for row in rows:
-        votes: dict[str, float] = {}
-        first: dict[str, str] = {}
-        for m in members:
+        answers = []
+        for i, m in enumerate(members):
             out = row.outcomes.get(m)
-            key = extract(out.response) if out is not None and out.response else None
-            if not key:
+            if out is None or not out.response:
                 continue
-            votes[key] = votes.get(key, 0.0) + weights[m]
-            first.setdefault(key, m)
-        if not votes:
+            key = extract(out.response)
+            if key:
+                answers.append(Answer(i, m, key, out.response, weights[m]))
+        if not answers:
             continue
-        best = max(votes.values())
-        # dicts keep insertion order, so the first key at the top total is the earliest.
-        winner = next(k for k, v in votes.items() if v >= best - 1e-12)
-        total += row.outcomes[first[winner]].score or 0.0
+        # The vote's own grouping and decision, so the replay cannot drift from it.
+        winner, _ = pick(group_exact(answers), "order", lambda g: g.weight)
+        total += row.outcomes[winner.representative.model].score or 0.0
     return total / len(rows)
 
 
