@@ -37,7 +37,7 @@ from chorus.embeddings.local import MiniLMEmbedder  # noqa: E402
 from chorus.eval import report  # noqa: E402
 from chorus.eval.bench import run_bench, system_kind  # noqa: E402
 from chorus.eval.convert import PRICES_NOTE, mmlu_pro_outcomes  # noqa: E402
-from chorus.eval.ensembles import VotePlan, plan_vote, vote_yaml  # noqa: E402
+from chorus.eval.ensembles import VotePlan, plan_vote, vote_system  # noqa: E402
 from chorus.eval.outcomes import as_items, matrices, models_of, write_outcomes  # noqa: E402
 from chorus.eval.routers import embed_rows, fit_router  # noqa: E402
 from chorus.eval.scorers import make_scorer  # noqa: E402
@@ -65,8 +65,7 @@ def systems_yaml(table: Path, models: list[str], ranked: list[str], cheap_pair: 
         "systems": {
             "vote_top3": {"kind": "vote", "models": ranked[:3], "extract": "choice",
                           "tie_break": "order"},
-            "vote_weighted": yaml.safe_load(vote_yaml(weighted, name="v", extract="choice")
-                                            )["systems"]["v"],
+            "vote_weighted": vote_system(weighted, extract="choice"),
             "consensus": {"kind": "consensus", "models": ranked[1:3], "threshold": 1.0,
                           "extract": "choice", "escalate_to": best},
             "cascade": {"kind": "cascade", "stages": [

@@ -54,7 +54,7 @@ def _fmt(v: float | None) -> str:
 
 
 def cmd_router(args: argparse.Namespace) -> int:
-    from chorus.eval.outcomes import models_of, read_outcomes
+    from chorus.eval.outcomes import read_outcomes, require_models
     from chorus.eval.routers import evaluate_router, fit_router
     from chorus.routing.learned import LearnedRouter
 
@@ -62,12 +62,10 @@ def cmd_router(args: argparse.Namespace) -> int:
         rows = read_outcomes(args.outcomes)
         out = Path(args.out)
         models = [m.strip() for m in args.models.split(",")] if args.models else None
-        known = models_of(rows)
-        unknown = [m for m in models or () if m not in known]
-        if unknown:  # before embedding, which takes minutes on a large table
-            raise ChorusError(f"{args.outcomes}: no outcomes recorded for "
-                              f"{', '.join(map(repr, unknown))}; the table has "
-                              f"{', '.join(known)}")
+        try:  # before embedding, which takes minutes on a large table
+            require_models(rows, models)
+        except ValueError as exc:
+            raise ChorusError(f"{args.outcomes}: {exc}") from None
         x = _embed(rows, out.parent)
         try:
             router = fit_router(rows, x, kind=args.kind, models=models, holdout=args.holdout,

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from chorus.eval.outcomes import OutcomeItem, models_of
+from chorus.eval.outcomes import OutcomeItem, require_models
 from chorus.patterns._agreement import Answer, group_exact, pick
 
-__all__ = ["VotePlan", "log_odds", "plan_vote", "replay_vote", "vote_yaml"]
+__all__ = ["VotePlan", "log_odds", "plan_vote", "replay_vote", "vote_system", "vote_yaml"]
 
 Extract = Callable[[str], "str | None"]
 
@@ -90,12 +90,7 @@ def plan_vote(rows: Sequence[OutcomeItem], *, extract: Extract,
         raise ValueError("the outcome table is empty")
     if max_models < 1:
         raise ValueError("max_models must be at least 1")
-    known = models_of(rows)
-    names = list(models) if models else known
-    unknown = [m for m in names if m not in known]
-    if unknown:
-        raise ValueError(f"no outcomes recorded for {', '.join(map(repr, unknown))}; the "
-                         f"table has {', '.join(known)}")
+    names = require_models(rows, models)
     acc = _mean_scores(rows, names)
     ranked = sorted(names, key=lambda m: -acc[m])
     candidates = [m for m in ranked if acc[m] > 0.5][:max_models]
@@ -113,11 +108,17 @@ def plan_vote(rows: Sequence[OutcomeItem], *, extract: Extract,
                     {m: acc[m] for m in ranked}, quality)
 
 
-def vote_yaml(plan: VotePlan, *, name: str = "weighted_vote", extract: str | None = None
-              ) -> str:
-    """The plan as a ``systems:`` entry for a chorus config file."""
+def vote_system(plan: VotePlan, *, extract: str | None = None) -> dict[str, object]:
+    """The plan as the mapping of a ``vote`` system in a config."""
     system: dict[str, object] = {"kind": "vote", "models": list(plan.models), "by": "weight",
                                  "weights": {m: round(w, 4) for m, w in plan.weights.items()}}
     if extract:
         system["extract"] = extract
-    return yaml.safe_dump({"systems": {name: system}}, sort_keys=False, width=100)
+    return system
+
+
+def vote_yaml(plan: VotePlan, *, name: str = "weighted_vote", extract: str | None = None
+              ) -> str:
+    """The plan as a ``systems:`` entry for a chorus config file."""
+    return yaml.safe_dump({"systems": {name: vote_system(plan, extract=extract)}},
+                          sort_keys=False, width=100)

@@ -30,6 +30,7 @@ __all__ = [
     "read_outcomes",
     "write_outcomes",
     "models_of",
+    "require_models",
     "matrices",
     "as_items",
 ]
@@ -144,6 +145,16 @@ def models_of(rows: Sequence[OutcomeItem]) -> list[str]:
 
 
 Matrix = npt.NDArray[np.float64]
+
+
+def require_models(rows: Sequence[OutcomeItem], models: Sequence[str] | None) -> list[str]:
+    """``models`` (all of the table's when None), each checked to have outcomes here."""
+    known = models_of(rows)
+    unknown = [m for m in models or () if m not in known]
+    if unknown:
+        raise ValueError(f"no outcomes recorded for {', '.join(map(repr, unknown))}; the "
+                         f"table has {', '.join(known)}")
+    return list(models) if models else known
 
 
 def matrices(rows: Sequence[OutcomeItem], models: Sequence[str]) -> tuple[Matrix, Matrix]:
