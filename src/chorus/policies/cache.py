@@ -235,28 +235,20 @@ class Cache(CachePolicy):
         slack = cap // 10
         if count <= cap or (count - cap - 1) % max(slack, 1):
             return {}
-        ages: list[tuple[float, str]] = []
-        for key in await self.store.scan(self.prefix):
-            raw = await self.store.get(key)
-            if raw is None:
-                continue
-            try:
-                _, doc = decode_entry(raw)
-            except ValueError:
-                await self.store.delete(key)  # unreadable: not worth keeping
-                continue
-            ages.append((float(doc.get("created", 0.0)), key))
-        ages.sort()
+        ages, unreadable = await self._ages()
+        for key in unreadable:  # not worth keeping
+            await self.store.delete(key)
         surplus = ages[: max(0, len(ages) - (cap - slack))]
         for _, key in surplus:
             await self.store.delete(key)
         await self.store.incr(counter, (len(ages) - len(surplus)) - count)
         return {"evicted": len(surplus)} if surplus else {}
 
-    async def _seeded(self) -> OrderedDict[str, float]:
-        if self._index is not None:
-            return self._index
+    async def _ages(self) -> tuple[list[tuple[float, str]], list[str]]:
+        """Every entry in the store as (created, key), oldest first, and the keys of
+        entries that cannot be decoded."""
         ages: list[tuple[float, str]] = []
+        unreadable: list[str] = []
         for key in await self.store.scan(self.prefix):
             raw = await self.store.get(key)
             if raw is None:
@@ -264,9 +256,16 @@ class Cache(CachePolicy):
             try:
                 _, doc = decode_entry(raw)
             except ValueError:
+                unreadable.append(key)
                 continue
             ages.append((float(doc.get("created", 0.0)), key))
-        index = OrderedDict((k, t) for t, k in sorted(ages))
+        return sorted(ages), unreadable
+
+    async def _seeded(self) -> OrderedDict[str, float]:
+        if self._index is not None:
+            return self._index
+        ages, _ = await self._ages()
+        index = OrderedDict((k, t) for t, k in ages)
         if self._index is not None:  # another call seeded it while this one read the store
             index.update(self._index)
         self._index = index
