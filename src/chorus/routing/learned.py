@@ -315,17 +315,28 @@ def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: K
     return router
 
 
-def _curve_area(router: LearnedRouter, x: Array, scores: Array, costs: Array) -> float:
-    """Mean, over cost budgets of 5 %, 10 %, ... 100 % of the costliest model, of the best
-    held-out quality the router reaches within the budget (0 where none fits)."""
+def _held_out_table(router: LearnedRouter, x: Array, scores: Array, costs: Array
+                    ) -> list[dict[str, float]]:
+    """Per knob setting on the held-out rows: λ (inf as 1e9), the cost as a share of
+    always calling the costliest model, and the mean quality."""
     pred = router.predict(x)
     rel = router.relative_costs()
     top = float(np.max(router.costs)) * len(x)
-    points = [curve_points(choose(pred, rel, lam), scores, costs)
-              for lam in knob_grid(pred, rel)]
-    shares = [(cost / top if top > 0 else 0.0, quality) for cost, quality in points]
+    table = []
+    for lam in knob_grid(pred, rel):
+        cost, quality = curve_points(choose(pred, rel, lam), scores, costs)
+        table.append({"lambda": lam if np.isfinite(lam) else 1e9,
+                      "cost_share": cost / top if top > 0 else 0.0, "quality": quality})
+    return table
+
+
+def _curve_area(router: LearnedRouter, x: Array, scores: Array, costs: Array) -> float:
+    """Mean, over cost budgets of 5 %, 10 %, ... 100 % of the costliest model, of the best
+    held-out quality the router reaches within the budget (0 where none fits)."""
+    table = _held_out_table(router, x, scores, costs)
     budgets = np.linspace(0.05, 1.0, 20)
-    return float(np.mean([max((q for c, q in shares if c <= b + 1e-12), default=0.0)
+    return float(np.mean([max((c["quality"] for c in table
+                               if c["cost_share"] <= b + 1e-12), default=0.0)
                           for b in budgets]))
 
 
@@ -345,14 +356,7 @@ def _choose_k(router: LearnedRouter, x: Array, scores: Array, costs: Array) -> N
 
 def _calibrate(router: LearnedRouter, x: Array, scores: Array, costs: Array,
                tolerance: float) -> None:
-    pred = router.predict(x)
-    rel = router.relative_costs()
-    top = float(np.max(router.costs)) * len(x)
-    table = []
-    for lam in knob_grid(pred, rel):
-        cost, quality = curve_points(choose(pred, rel, lam), scores, costs)
-        table.append({"lambda": lam if np.isfinite(lam) else 1e9,
-                      "cost_share": cost / top if top > 0 else 0.0, "quality": quality})
+    table = _held_out_table(router, x, scores, costs)
     best = max(c["quality"] for c in table)
     good = [c for c in table if c["quality"] >= best - tolerance]
     router.willingness_to_pay = float(min(good, key=lambda c: c["cost_share"])["lambda"])
