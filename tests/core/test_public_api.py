@@ -7,7 +7,7 @@ import chorus
 
 @pytest.mark.parametrize("module", ["chorus", "chorus.core", "chorus.config", "chorus.providers",
                                     "chorus.core.errors", "chorus.embeddings",
-                                    "chorus.patterns"])
+                                    "chorus.patterns", "chorus.batch"])
 def test_all_names_exist(module: str) -> None:
     mod = importlib.import_module(module)
     missing = [n for n in mod.__all__ if not hasattr(mod, n)]

@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     from chorus.cli.router_cmd import add_parser as _add_router
 
     _add_bench(sub, _config_arg)
+    from chorus.cli.batch import add_parser as _add_batch
+
+    _add_batch(sub, _config_arg)
     _add_router(sub)
     return parser
 
@@ -105,6 +108,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     handler = {"bench": bench.cmd_bench, "outcomes": bench.cmd_outcomes,
                "feedback": bench.cmd_feedback, "router": router_cmd.cmd_router}
     return handler[args.command](args)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from chorus.cli.batch import cmd_batch
+
+    return cmd_batch(args)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -136,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "feedback": _cmd_eval,
         "router": _cmd_eval,
         "serve": _cmd_serve,
+        "batch": _cmd_batch,
     }[args.command]
     try:
         return handler(args)
