@@ -60,7 +60,7 @@ async def _answer(model: Model, request: Request, args: argparse.Namespace) -> C
                         started = True
                         sys.stdout.write(event.text)
                         sys.stdout.flush()
-                    else:
+                    elif isinstance(event, Completion):
                         final = event
             finally:
                 if started:

@@ -41,6 +41,21 @@ class PriceConfig(Node):
     output: float = Field(0.0, ge=0)
 
 
+class AcceptsConfig(Node):
+    """Features a model accepts; an unset key keeps the built-in value."""
+
+    tools: bool | None = None
+    images: bool | None = None
+    json_schema: bool | None = None
+    logprobs: bool | None = None
+
+    def over(self, base: frozenset[str]) -> frozenset[str]:
+        out = set(base)
+        for name, value in self.model_dump(exclude_none=True).items():
+            (out.add if value else out.discard)(name)
+        return frozenset(out)
+
+
 class ProviderConfig(Node):
     """Keys every leaf model accepts; each provider adds its own."""
 
@@ -53,6 +68,9 @@ class ProviderConfig(Node):
     #: Tags for capability-aware routing, e.g. [chat, code, json].
     capabilities: list[str] = Field(default_factory=list)
     context_window: int | None = None
+    #: What the model accepts, over the built-in table (chorus.core.capabilities), e.g.
+    #: {images: false, logprobs: true}.
+    accepts: AcceptsConfig | None = None
 
 
 class PatternConfig(Node):

@@ -6,7 +6,8 @@
     ├── MissingDependency           an optional package is not installed
     ├── NotSupported                (also NotImplementedError) an optional method
     │   ├── StreamingNotSupported
-    │   └── TokenCountingNotSupported
+    │   ├── TokenCountingNotSupported
+    │   └── CapabilityMissing       the request needs what the model does not accept
     ├── ProviderError               a model call failed (model, status_code, body)
     │   ├── AuthenticationError     401/403, or no API key
     │   ├── RateLimitError          429 (retry_after seconds when the server says)
@@ -41,6 +42,7 @@ __all__ = [
     "BadRequestError",
     "BudgetExceeded",
     "Cancelled",
+    "CapabilityMissing",
     "ChorusError",
     "ConfigError",
     "ContextLengthError",
@@ -131,6 +133,21 @@ class StreamingNotSupported(NotSupported):
 class TokenCountingNotSupported(NotSupported):
     def __init__(self, class_name: str) -> None:
         super().__init__(f"{class_name} cannot count tokens")
+
+
+class CapabilityMissing(NotSupported):
+    """A request needs what a model does not accept (``missing``: tools, images, ...),
+    found before any call is made."""
+
+    code = "capability_missing"
+
+    def __init__(self, model: str, missing: frozenset[str] | set[str],
+                 able: list[str] | None = None) -> None:
+        self.model, self.missing = model, frozenset(missing)
+        what = ", ".join(sorted(self.missing))
+        hint = (f"; models that accept {what}: {', '.join(able)}" if able else
+                f"; no model of this config accepts {what}" if able is not None else "")
+        super().__init__(f"{model!r} does not accept {what}{hint}")
 
 
 class ProviderError(ChorusError):

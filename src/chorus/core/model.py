@@ -21,12 +21,14 @@ from chorus.core.errors import (
     StreamingNotSupported,
     TokenCountingNotSupported,
 )
-from chorus.core.types import Completion, Request, Span, TextDelta
+from chorus.core.types import Completion, Request, Span, TextDelta, ToolCallDelta
 
-__all__ = ["Model", "StreamEvent", "call", "run_sync", "stream_or_complete", "error_span"]
+__all__ = [
+    "Model", "StreamEvent", "call", "deltas_of", "error_span", "run_sync", "stream_or_complete",
+]
 
 T = TypeVar("T")
-StreamEvent = TextDelta | Completion
+StreamEvent = TextDelta | ToolCallDelta | Completion
 
 
 class Model(ABC):
@@ -47,7 +49,8 @@ class Model(ABC):
         """Answer one request."""
 
     def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
-        """Yield ``TextDelta`` pieces, then the final ``Completion`` with usage."""
+        """Yield ``TextDelta`` (and ``ToolCallDelta``) pieces, then the final
+        ``Completion`` with usage."""
         raise StreamingNotSupported(type(self).__name__)
 
     def count_tokens(self, text: str) -> int:
@@ -117,8 +120,19 @@ async def stream_or_complete(model: Model, request: Request) -> AsyncGenerator[S
                 await aclose()
         return
     completion = await call(model, request)
-    yield TextDelta(completion.text)
+    for piece in deltas_of(completion):
+        yield piece
     yield completion
+
+
+def deltas_of(completion: Completion) -> list[TextDelta | ToolCallDelta]:
+    """A whole answer as stream pieces: its text, then each tool call in one piece."""
+    out: list[TextDelta | ToolCallDelta] = []
+    if completion.text or not completion.tool_calls:
+        out.append(TextDelta(completion.text))
+    out.extend(ToolCallDelta(i, c.id, c.name, c.arguments)
+               for i, c in enumerate(completion.tool_calls))
+    return out
 
 
 def error_span(model: Model, error: BaseException, started: float) -> Span:

@@ -2,12 +2,19 @@
 
 These sit on the hot path, so they are frozen, slotted dataclasses. ``UNSET`` marks a
 parameter that was not given, which is different from one given as ``None``.
+
+A message's ``content`` is always its text. A message with images also carries its
+``parts`` (text and images in order); an assistant's message may carry ``tool_calls``
+and a ``tool`` message answers one call (``tool_call_id``). A request offers ``Tool``
+definitions in its params; a completion may carry ``ToolCall``s (with
+``finish_reason="tool_calls"``) and per-token ``TokenLogprob``s.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,12 +23,21 @@ from typing import Any, Final, Literal, TypeVar
 __all__ = [
     "UNSET",
     "Completion",
+    "ContentPart",
+    "ForcedTool",
+    "ImagePart",
     "Message",
     "Params",
     "Request",
     "Role",
     "Span",
     "TextDelta",
+    "TextPart",
+    "TokenLogprob",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolChoice",
     "Unset",
     "Usage",
 ]
@@ -47,9 +63,119 @@ Role = Literal["system", "user", "assistant", "tool"]
 
 
 @dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image by URL: ``https://...`` or a ``data:image/png;base64,...`` URL."""
+
+    url: str
+    #: OpenAI's ``detail`` ("auto", "low", "high"), passed on where a provider takes it.
+    detail: str | None = None
+
+    @property
+    def is_data(self) -> bool:
+        return self.url.startswith("data:")
+
+    def data(self) -> tuple[str, str]:
+        """The media type and base64 payload of a data URL (ValueError otherwise)."""
+        head, sep, payload = self.url.partition(",")
+        if not (self.is_data and sep and head.endswith(";base64")):
+            raise ValueError("not a base64 data URL")
+        return head[len("data:"): -len(";base64")] or "application/octet-stream", payload
+
+
+ContentPart = TextPart | ImagePart
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call a model asks the caller to make: ``arguments`` is the JSON text as written."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def args(self) -> Any:
+        """The arguments, parsed (ValueError when they are not JSON)."""
+        return json.loads(self.arguments)
+
+    def canonical(self) -> tuple[str, str]:
+        """The name and the arguments as canonical JSON (sorted keys, no spaces), so
+        calls that differ only in formatting compare equal; unparsable arguments stay
+        as written."""
+        try:
+            args = json.dumps(json.loads(self.arguments), sort_keys=True,
+                              separators=(",", ":"), ensure_ascii=False)
+        except ValueError:
+            args = self.arguments
+        return self.name, args
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call; ``parameters`` is its arguments' JSON schema."""
+
+    name: str
+    description: str | None = None
+    parameters: Mapping[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}}
+    )
+    strict: bool | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Tool:
+        """From OpenAI's ``{"type": "function", "function": {...}}`` or the inner dict."""
+        fn = data.get("function", data)
+        if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
+            raise TypeError("a tool needs a function name")
+        params = fn.get("parameters")
+        return cls(fn["name"], fn.get("description"),
+                   params if isinstance(params, Mapping)
+                   else {"type": "object", "properties": {}}, fn.get("strict"))
+
+
+@dataclass(frozen=True, slots=True)
+class ForcedTool:
+    """``tool_choice`` naming the one function the model must call."""
+
+    name: str
+
+
+#: "auto" (the model decides), "none" (no call), "required" (at least one call), or
+#: one function by name.
+ToolChoice = Literal["auto", "none", "required"] | ForcedTool
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     role: Role
+    #: The text (for a message with ``parts``: its text parts joined).
     content: str
+    #: Text and images in order, for a message that has images (else empty).
+    parts: tuple[ContentPart, ...] = ()
+    #: An assistant's calls.
+    tool_calls: tuple[ToolCall, ...] = ()
+    #: The call a ``tool`` message answers.
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @classmethod
+    def of_parts(cls, role: Role, parts: Iterable[ContentPart], **kw: Any) -> Message:
+        """A message from content parts (kept only when there is an image)."""
+        parts = tuple(parts)
+        text = "".join(p.text for p in parts if isinstance(p, TextPart))
+        has_image = any(isinstance(p, ImagePart) for p in parts)
+        return cls(role, text, parts if has_image else (), **kw)
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ImagePart))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +189,13 @@ class Params:
     seed: int | None | Unset = UNSET
     # A JSON schema the answer must follow (OpenAI's ``json_schema.schema``).
     response_format: Mapping[str, Any] | None | Unset = UNSET
+    tools: tuple[Tool, ...] | None | Unset = UNSET
+    tool_choice: ToolChoice | None | Unset = UNSET
+    parallel_tool_calls: bool | None | Unset = UNSET
+    #: Return each output token's log-probability (``Completion.logprobs``) ...
+    logprobs: bool | None | Unset = UNSET
+    #: ... with this many most likely alternatives at each position.
+    top_logprobs: int | None | Unset = UNSET
 
     def get(self, name: str, default: T) -> Any | T:
         value = getattr(self, name)
@@ -94,6 +227,15 @@ class Params:
             values["stop"] = (values["stop"],)
         elif isinstance(values.get("stop"), list):
             values["stop"] = tuple(values["stop"])
+        tools = values.get("tools")
+        if isinstance(tools, list | tuple):
+            values["tools"] = tuple(t if isinstance(t, Tool) else Tool.from_dict(t)
+                                    for t in tools)
+        choice = values.get("tool_choice")
+        if isinstance(choice, Mapping):
+            values["tool_choice"] = ForcedTool(Tool.from_dict(choice).name)
+        elif isinstance(choice, str) and choice not in ("auto", "none", "required"):
+            values["tool_choice"] = ForcedTool(choice)
         return cls(**values)
 
 
@@ -134,6 +276,21 @@ class Request:
         if keep_history and self.messages and self.messages[-1].role != "user":
             kept = self.messages
         return Request(kept + (Message("user", prompt),), self.params, self.metadata)
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """What a model must accept to answer this request: ``tools``, ``images``,
+        ``json_schema``, ``logprobs`` (see ``chorus.core.capabilities``)."""
+        p, out = self.params, set()
+        if p.tools and p.tool_choice != "none":
+            out.add("tools")
+        if p.response_format:
+            out.add("json_schema")
+        if p.logprobs:
+            out.add("logprobs")
+        if any(m.images for m in self.messages):
+            out.add("images")
+        return frozenset(out)
 
     def with_params(self, **params: Any) -> Request:
         return Request(self.messages, Params.from_dict(params).over(self.params), self.metadata)
@@ -215,6 +372,24 @@ class Span:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One output token, its log-probability and the most likely alternatives there."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token": self.token, "logprob": self.logprob,
+                "top": [[t, lp] for t, lp in self.top]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TokenLogprob:
+        return cls(str(data["token"]), float(data["logprob"]),
+                   tuple((str(t), float(lp)) for t, lp in data.get("top") or ()))
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
     """An answer. ``model`` names the leaf that produced ``text``; ``usage`` and
     ``cost_usd`` cover every call made for this answer, including ones that lost."""
@@ -228,6 +403,10 @@ class Completion:
     trace: Span | None = None
     # Mean log-probability per output token, where the provider reports it.
     logprob: float | None = None
+    #: The calls the model asks for (``finish_reason`` is then "tool_calls").
+    tool_calls: tuple[ToolCall, ...] = ()
+    #: Each output token's log-probability, when the request asked (``Params.logprobs``).
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
     def to_dict(self, *, trace: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -238,6 +417,10 @@ class Completion:
             "latency_s": self.latency_s,
             "finish_reason": self.finish_reason,
         }
+        if self.tool_calls:
+            out["tool_calls"] = [c.to_dict() for c in self.tool_calls]
+        if self.logprobs is not None:
+            out["logprobs"] = [t.to_dict() for t in self.logprobs]
         if trace and self.trace is not None:
             out["trace"] = self.trace.to_dict()
         return out
@@ -252,3 +435,14 @@ class TextDelta:
 
     text: str
 
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call. The first piece of call ``index`` carries its
+    ``id`` and ``name``; the ``arguments`` pieces, joined, are the JSON text."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""

@@ -26,7 +26,8 @@ def combine(
 ) -> Completion:
     """A composite's Completion: ``text`` as the answer, usage and cost summed over
     every call in ``parts`` (losers included), their spans as children, the decision in
-    ``attributes``. ``winner`` names the leaf whose text this is."""
+    ``attributes``. ``winner`` names the leaf whose text this is; its tool calls and
+    token logprobs travel with the answer."""
     usage = Usage.total(p.usage for p in parts)
     cost = sum(p.cost_usd for p in parts)
     latency = time.perf_counter() - started
@@ -47,5 +48,7 @@ def combine(
     reason = finish_reason if finish_reason is not None else (
         winner.finish_reason if winner else "stop"
     )
-    logprob = winner.logprob if winner else None
-    return Completion(text, leaf, usage, cost, latency, reason, span, logprob)
+    if winner is None:
+        return Completion(text, leaf, usage, cost, latency, reason, span)
+    return Completion(text, leaf, usage, cost, latency, reason, span, winner.logprob,
+                      winner.tool_calls, winner.logprobs if text == winner.text else None)

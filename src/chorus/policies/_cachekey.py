@@ -7,13 +7,23 @@ answer: messages and every parameter that was set. It is the SHA-256 of canonica
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from chorus.core.model import Model
-from chorus.core.types import Completion, Params, Request, Span, Usage
+from chorus.core.types import (
+    Completion,
+    Message,
+    Params,
+    Request,
+    Span,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
 
 __all__ = [
     "decode_entry",
@@ -31,6 +41,8 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     return value
 
 
@@ -66,13 +78,19 @@ def request_key(identity: str, request: Request, *, prompt: bool = True,
                 scope: str = "") -> str:
     """The hex key of ``request`` to a model with ``identity``. With ``prompt=False`` the
     last user message is left out: the semantic cache's context key."""
-    messages = [[m.role, m.content] for m in request.messages]
+    messages = [_message(m) for m in request.messages]
     if not prompt:
         last = max((i for i, m in enumerate(request.messages) if m.role == "user"), default=-1)
         messages = [m for i, m in enumerate(messages) if i != last]
     doc = {"model": identity, "messages": messages, "params": _params(request.params),
            "scope": scope}
     return hashlib.sha256(_canonical(doc).encode()).hexdigest()
+
+
+def _message(m: Message) -> list[Any]:
+    if not (m.parts or m.tool_calls or m.tool_call_id or m.name):
+        return [m.role, m.content]
+    return [m.role, m.content, _plain(m.parts), _plain(m.tool_calls), m.tool_call_id, m.name]
 
 
 def _temperature(model: Model, request: Request) -> float | None:
@@ -132,6 +150,10 @@ def decode_entry(raw: bytes | Mapping[str, Any], *, trace: bool = True
             finish_reason=c.get("finish_reason"),
             trace=span_from_dict(c["trace"]) if trace and c.get("trace") else None,
             logprob=doc.get("logprob"),
+            tool_calls=tuple(ToolCall(str(t["id"]), str(t["name"]), str(t["arguments"]))
+                             for t in c.get("tool_calls") or ()),
+            logprobs=(tuple(TokenLogprob.from_dict(t) for t in c["logprobs"])
+                      if c.get("logprobs") is not None else None),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not a cache entry: {exc}") from exc

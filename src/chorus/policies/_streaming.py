@@ -11,7 +11,7 @@ from typing import Any
 from chorus.core.context import scope
 from chorus.core.errors import MalformedResponse
 from chorus.core.model import Model, StreamEvent, stream_or_complete
-from chorus.core.types import Completion, Request, TextDelta
+from chorus.core.types import Completion, Request, TextDelta, ToolCallDelta
 
 __all__ = ["Events", "Relay", "aclose", "final_of", "open_stream"]
 
@@ -71,7 +71,7 @@ class Relay:
     def __aiter__(self) -> Relay:
         return self
 
-    async def __anext__(self) -> TextDelta:
+    async def __anext__(self) -> TextDelta | ToolCallDelta:
         while True:
             event = await anext(self.events)  # StopAsyncIteration ends the relay
             if isinstance(event, Completion):

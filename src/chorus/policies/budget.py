@@ -31,7 +31,7 @@ from chorus.config.schema import ModelRef, Node, PatternConfig
 from chorus.core.context import current, scope
 from chorus.core.errors import BudgetExceeded, ChorusError, StoreUnavailable
 from chorus.core.model import Model, StreamEvent, call
-from chorus.core.types import Completion, Request
+from chorus.core.types import Completion, Request, ToolCallDelta
 from chorus.policies._budget_math import (
     UNITS,
     Ledger,
@@ -231,6 +231,8 @@ class BudgetChain:
                     if isinstance(event, Completion):
                         await _settle(holds, Cost.of(event))  # before the answer goes on
                         holds = []
+                    elif isinstance(event, ToolCallDelta):
+                        received.append(event.arguments)
                     else:
                         received.append(event.text)
                     yield event

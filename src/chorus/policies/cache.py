@@ -35,7 +35,7 @@ from pydantic import Field
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core.errors import StoreUnavailable
 from chorus.core.model import Model, StreamEvent, call, stream_or_complete
-from chorus.core.types import ZERO_USAGE, Completion, Request, Span, TextDelta
+from chorus.core.types import ZERO_USAGE, Completion, Request, Span, TextDelta, ToolCallDelta
 from chorus.patterns._base import combine
 from chorus.policies._cachekey import (
     decode_entry,
@@ -136,7 +136,8 @@ class CachePolicy(Model):
                     cost_usd=0.0, latency_s=latency, start=time.time() - latency,
                     attributes=attributes)
         return Completion(cached.text, cached.model, ZERO_USAGE, 0.0, latency,
-                          cached.finish_reason, span, cached.logprob)
+                          cached.finish_reason, span, cached.logprob, cached.tool_calls,
+                          cached.logprobs)
 
     def _miss(self, answer: Completion, started: float, attributes: dict[str, Any]
               ) -> Completion:
@@ -157,6 +158,8 @@ class CachePolicy(Model):
         if found.hit is not None:
             for piece in replay_pieces(found.hit.text):
                 yield TextDelta(piece)
+            for i, c in enumerate(found.hit.tool_calls):
+                yield ToolCallDelta(i, c.id, c.name, c.arguments)
             yield self._hit(found, started)
             return
         # aclosing: a consumer that stops early closes the inner stream now, not at GC.

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import Field
 
-from chorus.config.schema import ProviderConfig
+from chorus.config.schema import AcceptsConfig, ProviderConfig
+from chorus.core.capabilities import ALL_FEATURES, builtin_accepts
+from chorus.core.errors import CapabilityMissing
 from chorus.core.model import Model
 from chorus.core.pricing import FREE, Price, lookup_price
-from chorus.core.types import Completion, Params, Request, Span, Usage
+from chorus.core.types import (
+    Completion,
+    Params,
+    Request,
+    Span,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
 
 __all__ = ["KeyedEndpointConfig", "Provider", "common_kwargs", "endpoint_kwargs"]
 
@@ -33,6 +43,7 @@ class Provider(Model):
         capabilities: Sequence[str] = (),
         context_window: int | None = None,
         local: bool = False,
+        accepts: Iterable[str] | AcceptsConfig | None = None,
     ) -> None:
         super().__init__(name)
         self.model_id = model_id or name
@@ -41,10 +52,29 @@ class Provider(Model):
         self.price_known = found is not None or local
         self.price = found or FREE
         self.capabilities = frozenset(capabilities)
-        self.context_window = context_window
+        table = None if local else builtin_accepts(self.model_id)
+        base = self.default_accepts if table is None else table[0]
+        #: The features this model accepts (tools, images, json_schema, logprobs).
+        self.accepts = (accepts.over(base) if isinstance(accepts, AcceptsConfig)
+                        else base if accepts is None else frozenset(accepts))
+        unknown = self.accepts - ALL_FEATURES
+        if unknown:
+            raise ValueError(f"accepts: unknown feature(s) {', '.join(sorted(unknown))}")
+        self.context_window = context_window or (table[1] if table else None)
+
+    #: What a model of this class accepts unless the built-in table or YAML says otherwise.
+    default_accepts: frozenset[str] = ALL_FEATURES
+
+    def check_accepts(self, request: Request) -> None:
+        """Raise ``CapabilityMissing`` before a call this model cannot serve."""
+        needs = request.needs
+        if needs and not needs <= self.accepts:
+            raise CapabilityMissing(self.name, needs - self.accepts)
 
     def prepare(self, request: Request) -> Request:
-        """The request with this model's default parameters filling the unset ones."""
+        """The request with this model's default parameters filling the unset ones
+        (``CapabilityMissing`` when it needs what this model does not accept)."""
+        self.check_accepts(request)
         return request.with_defaults(self.params)
 
     def finish(
@@ -56,6 +86,8 @@ class Provider(Model):
         finish_reason: str | None = "stop",
         logprob: float | None = None,
         attributes: dict[str, Any] | None = None,
+        tool_calls: tuple[ToolCall, ...] = (),
+        logprobs: tuple[TokenLogprob, ...] | None = None,
     ) -> Completion:
         """The Completion (and its span) for one call that began at ``started``
         (a ``time.perf_counter()`` reading)."""
@@ -72,7 +104,10 @@ class Provider(Model):
             attributes={"provider": self.provider, "model_id": self.model_id,
                         "finish_reason": finish_reason, **(attributes or {})},
         )
-        return Completion(text, self.name, usage, cost, latency, finish_reason, span, logprob)
+        if tool_calls:
+            span.attributes["tool_calls"] = [c.name for c in tool_calls]
+        return Completion(text, self.name, usage, cost, latency, finish_reason, span, logprob,
+                          tool_calls, logprobs)
 
     def usable(self) -> tuple[bool, str]:
         """Whether this model can be called now (package installed, key present)."""
@@ -90,6 +125,7 @@ def common_kwargs(cfg: ProviderConfig) -> dict[str, Any]:
         "price": Price(cfg.price.input, cfg.price.output) if cfg.price else None,
         "capabilities": cfg.capabilities,
         "context_window": cfg.context_window,
+        "accepts": cfg.accepts,
     }
 
 

@@ -62,6 +62,8 @@ DEFAULT_TOP_P: Final = 0.95
 class LocalModel(Provider):
     provider = "local"
     can_stream = True
+    # Tool calls and JSON answers under a grammar, logprobs from the sampler; no images.
+    default_accepts = frozenset({"tools", "json_schema", "logprobs"})
 
     def __init__(
         self,

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from chorus.core.errors import ChorusError, GuardrailViolation, MalformedResponse
 from chorus.core.model import Model, StreamEvent, call, error_span, stream_or_complete
-from chorus.core.types import Completion, Message, Request, Span, TextDelta
+from chorus.core.types import Completion, Message, Request, Span, TextDelta, ToolCallDelta
 from chorus.patterns._base import combine
 from chorus.policies.guardrails._checks import (
     CHEAP,
@@ -303,6 +303,7 @@ class Guardrails(Model):
         log: list[Outcome] = []
         parts: list[Completion] = []
         sent: list[str] = []
+        calls: list[ToolCallDelta] = []  # held until the whole answer passed its checks
         raw, released, windows = "", 0, 0
         try:
             checked = await self._guard_input(request, log)
@@ -315,6 +316,9 @@ class Guardrails(Model):
                 async for event in events:
                     if isinstance(event, Completion):
                         final = event
+                        continue
+                    if isinstance(event, ToolCallDelta):
+                        calls.append(event)
                         continue
                     raw += event.text
                     while len(raw) - released >= self.window_chars + self.overlap_chars:
@@ -341,6 +345,8 @@ class Guardrails(Model):
         except ChorusError as exc:
             raise self._fail(exc, started, log, parts, [], windows=windows,
                              sent_chars=sum(map(len, sent))) from None
+        for piece in calls:
+            yield piece
         yield combine(self, "".join(sent), started=started, parts=parts + self._calls(log),
                       winner=final, attributes=self._attributes(
                           log, stream_mode="window", windows=windows,
