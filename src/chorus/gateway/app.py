@@ -27,7 +27,7 @@ from starlette.routing import Route
 from chorus.core.context import scope as chorus_scope
 from chorus.core.errors import ChorusError, DeadlineExceeded, MalformedResponse
 from chorus.core.model import Model, stream_or_complete
-from chorus.core.types import Completion, Request, Span
+from chorus.core.types import Completion, Request, Span, ToolCallDelta
 from chorus.gateway.auth import KeyInfo
 from chorus.gateway.metrics import Metrics
 from chorus.gateway.openai_wire import (
@@ -275,6 +275,8 @@ class ChatEndpoint(_Endpoint):
                         if isinstance(ev, Completion):
                             final = ev
                             break
+                        call = ev if isinstance(ev, ToolCallDelta) else None
+                        text = None if isinstance(ev, ToolCallDelta) else ev.text
                         if not opened:
                             # Headers only now: an error before the first piece is still
                             # an ordinary error response with its status code.
@@ -282,12 +284,14 @@ class ChatEndpoint(_Endpoint):
                                         "headers": [*_SSE,
                                                     (b"x-chorus-system", _ascii(system))]})
                             opened = True
-                            await event(chunk_body(cid, created, system, text=ev.text,
-                                                   role=True, include_usage=include_usage))
+                            await event(chunk_body(
+                                cid, created, system, text=text,
+                                role=True, tool_call=call, include_usage=include_usage))
                             continue
-                        if ev.text:
-                            await event(chunk_body(cid, created, system, text=ev.text,
-                                                   include_usage=include_usage))
+                        if call is not None or text:
+                            await event(chunk_body(
+                                cid, created, system, text=text,
+                                tool_call=call, include_usage=include_usage))
             if final is None:
                 raise MalformedResponse(f"{model.name!r} ended its stream without an answer")
         except TimeoutError:
@@ -305,6 +309,9 @@ class ChatEndpoint(_Endpoint):
             await send({"type": "http.response.start", "status": 200,
                         "headers": [*_SSE, (b"x-chorus-system", _ascii(system))]})
             await event(chunk_body(cid, created, system, text="", role=True,
+                                   include_usage=include_usage))
+        if final.logprobs is not None:
+            await event(chunk_body(cid, created, system, logprobs=final.logprobs,
                                    include_usage=include_usage))
         await event(chunk_body(cid, created, system, finish=final.finish_reason or "stop",
                                include_usage=include_usage,

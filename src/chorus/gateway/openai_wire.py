@@ -8,13 +8,14 @@ OpenAI's error body ``{"error": {"message", "type", "param", "code"}}`` and a st
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.core import errors as E
-from chorus.core.types import Completion, Message, Params, Request, Span, Usage
+from chorus.core.types import Completion, Span, TokenLogprob, ToolCall, ToolCallDelta, Usage
+from chorus.gateway.chat_request import ChatMessage, ChatRequest, to_request
+from chorus.gateway.wire_error import WireError, validation_error
 
 __all__ = [
     "ChatMessage",
@@ -25,158 +26,24 @@ __all__ = [
     "chunk_body",
     "decision_summary",
     "error_response",
+    "logprobs_body",
     "models_answered",
     "to_request",
+    "tool_calls_body",
     "usage_body",
     "validation_error",
 ]
 
 
-class WireError(Exception):
-    """An error the gateway itself raises, already in OpenAI's terms."""
-
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.type = status, message, type
-        self.param, self.code = param, code
-        self.headers = dict(headers or {})
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param,
-                          "code": self.code}}
-
-
-# -- request bodies ------------------------------------------------------------------------
-
-
-class _Wire(BaseModel):
-    # OpenAI clients send fields chorus does not use (frequency_penalty, user ...): ignore.
-    model_config = ConfigDict(extra="ignore")
-
-
-class TextPart(_Wire):
-    type: Literal["text"]
-    text: str = Field(max_length=1_000_000)
-
-
-class ChatMessage(_Wire):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
-    name: str | None = None
-
-
-class JsonSchemaFormat(_Wire):
-    name: str = Field("answer", max_length=64)
-    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
-    strict: bool | None = None
-
-
-class ResponseFormat(_Wire):
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: JsonSchemaFormat | None = None
-
-
-class StreamOptions(_Wire):
-    include_usage: bool = False
-
-
-class ChorusOptions(_Wire):
-    #: Return the whole trace (every model call, each pattern's decision) in ``chorus``.
-    trace: bool = False
-
-
-class ChatRequest(_Wire):
-    """``POST /v1/chat/completions``."""
-
-    model: str = Field(min_length=1, max_length=256)
-    messages: list[ChatMessage] = Field(min_length=1, max_length=4096)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, ge=0, le=1)
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
-    max_completion_tokens: int | None = Field(None, ge=1, le=1_000_000)
-    stop: str | list[str] | None = None
-    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
-    n: int | None = Field(None, ge=1, le=1)
-    stream: bool | None = False
-    stream_options: StreamOptions | None = None
-    response_format: ResponseFormat | None = None
-    chorus: ChorusOptions | None = None
-
-
-class EmbeddingsRequest(_Wire):
+class EmbeddingsRequest(BaseModel):
     """``POST /v1/embeddings``."""
 
+    model_config = ConfigDict(extra="forbid", strict=True)
     model: str = Field(min_length=1, max_length=256)
     input: str | list[str] = Field(max_length=2048)
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
-
-
-def validation_error(exc: ValidationError) -> WireError:
-    """pydantic's first complaint as a 400 naming the field."""
-    err = exc.errors()[0]
-    loc = [str(p) for p in err["loc"]]
-    # Drop the union-branch names pydantic puts in the location ("str", "list[...]").
-    param = ".".join(p for p in loc if not p.startswith(("str", "list[", "function-"))) or None
-    return WireError(400, f"{param + ': ' if param else ''}{err['msg']}", param=param,
-                     code="invalid_value" if err["type"] != "missing" else "missing_field")
-
-
-def _content(m: ChatMessage) -> str:
-    if m.content is None:
-        return ""
-    if isinstance(m.content, str):
-        return m.content
-    return "".join(p.text for p in m.content)
-
-
-def _stop(stop: str | list[str] | None) -> tuple[str, ...] | None:
-    if stop is None:
-        return None
-    stops = (stop,) if isinstance(stop, str) else tuple(stop)
-    if len(stops) > 4:
-        raise WireError(400, "stop: at most 4 sequences", param="stop", code="invalid_value")
-    return stops or None
-
-
-def _schema(fmt: ResponseFormat | None) -> dict[str, Any] | None:
-    if fmt is None or fmt.type == "text":
-        return None
-    if fmt.type == "json_object":
-        return {"type": "object"}
-    if fmt.json_schema is None:
-        raise WireError(400, "response_format.json_schema is required for type json_schema",
-                        param="response_format.json_schema", code="missing_field")
-    schema = dict(fmt.json_schema.schema_)
-    schema.setdefault("title", fmt.json_schema.name)
-    return schema
-
-
-def to_request(body: ChatRequest, metadata: Mapping[str, Any]) -> Request:
-    """The chorus Request for a chat completions body (only the parameters it gives)."""
-    messages = tuple(
-        Message("system" if m.role == "developer" else m.role, _content(m))
-        for m in body.messages
-    )
-    given: dict[str, Any] = {}
-    if body.temperature is not None:
-        given["temperature"] = body.temperature
-    if body.top_p is not None:
-        given["top_p"] = body.top_p
-    max_tokens = body.max_completion_tokens or body.max_tokens
-    if max_tokens is not None:
-        given["max_tokens"] = max_tokens
-    stop = _stop(body.stop)
-    if stop is not None:
-        given["stop"] = stop
-    if body.seed is not None:
-        given["seed"] = body.seed
-    schema = _schema(body.response_format)
-    if schema is not None:
-        given["response_format"] = schema
-    return Request(messages, Params(**given) if given else Params(), metadata)
+    user: str | None = None
 
 
 # -- response bodies -----------------------------------------------------------------------
@@ -191,12 +58,35 @@ def _finish(reason: str | None) -> str:
     return reason if reason in ("stop", "length", "content_filter", "tool_calls") else "stop"
 
 
+def tool_calls_body(calls: tuple[ToolCall, ...]) -> list[dict[str, Any]]:
+    return [{"id": c.id, "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
+
+
+def _token(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+
+def logprobs_body(logprobs: tuple[TokenLogprob, ...] | None) -> dict[str, Any] | None:
+    """OpenAI's ``choices[].logprobs``: each token with its top alternatives."""
+    if logprobs is None:
+        return None
+    return {"content": [{**_token(t.token, t.logprob),
+                         "top_logprobs": [_token(a, lp) for a, lp in t.top]}
+                        for t in logprobs], "refusal": None}
+
+
 def chat_body(cid: str, created: int, model: str, answer: Completion,
               chorus: dict[str, Any]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text}
+    if answer.tool_calls:
+        message["content"] = answer.text or None
+        message["tool_calls"] = tool_calls_body(answer.tool_calls)
     return {
         "id": cid, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text},
-                     "logprobs": None, "finish_reason": _finish(answer.finish_reason)}],
+        "choices": [{"index": 0, "message": message,
+                     "logprobs": logprobs_body(answer.logprobs),
+                     "finish_reason": _finish(answer.finish_reason)}],
         "usage": usage_body(answer.usage),
         "chorus": chorus,
     }
@@ -205,8 +95,10 @@ def chat_body(cid: str, created: int, model: str, answer: Completion,
 def chunk_body(cid: str, created: int, model: str, *, text: str | None = None,
                role: bool = False, finish: str | None = None,
                usage: Usage | None = None, chorus: dict[str, Any] | None = None,
-               include_usage: bool = False) -> dict[str, Any]:
-    """One ``chat.completion.chunk``: a delta, a finish, or (no choices) the usage."""
+               include_usage: bool = False, tool_call: ToolCallDelta | None = None,
+               logprobs: tuple[TokenLogprob, ...] | None = None) -> dict[str, Any]:
+    """One ``chat.completion.chunk``: a delta (text, or a piece of a tool call), a
+    finish, or (no choices) the usage."""
     out: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created,
                            "model": model}
     if usage is not None:
@@ -218,7 +110,16 @@ def chunk_body(cid: str, created: int, model: str, *, text: str | None = None,
             delta["role"] = "assistant"
         if text is not None:
             delta["content"] = text
-        out["choices"] = [{"index": 0, "delta": delta, "logprobs": None,
+        if tool_call is not None:
+            piece: dict[str, Any] = {"index": tool_call.index}
+            if tool_call.id is not None:
+                piece["id"], piece["type"] = tool_call.id, "function"
+            fn: dict[str, str] = {"arguments": tool_call.arguments}
+            if tool_call.name is not None:
+                fn["name"] = tool_call.name
+            piece["function"] = fn
+            delta["tool_calls"] = [piece]
+        out["choices"] = [{"index": 0, "delta": delta, "logprobs": logprobs_body(logprobs),
                            "finish_reason": _finish(finish) if finish is not None else None}]
         if include_usage:
             out["usage"] = None
