@@ -345,8 +345,8 @@ class Guardrails(Model):
         except ChorusError as exc:
             raise self._fail(exc, started, log, parts, [], windows=windows,
                              sent_chars=sum(map(len, sent))) from None
-        for piece in calls:
-            yield piece
+        for held in calls:
+            yield held
         yield combine(self, "".join(sent), started=started, parts=parts + self._calls(log),
                       winner=final, attributes=self._attributes(
                           log, stream_mode="window", windows=windows,
