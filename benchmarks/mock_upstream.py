@@ -1,7 +1,11 @@
-"""A tiny, fast OpenAI-compatible upstream on 127.0.0.1 for gateway benchmarks.
+"""A tiny, fast OpenAI-compatible upstream on 127.0.0.1 for gateway and batch benchmarks
+(and the batch tests' Ray cluster).
 
 Raw asyncio (no framework): keep-alive HTTP/1.1, any POST answers a fixed chat
-completion, any GET a one-model list. ``python benchmarks/mock_upstream.py --port N``.
+completion, any GET a one-model list. ``python benchmarks/mock_upstream.py --port N``;
+``--delay-ms`` holds each answer that long (a model's latency, without using a CPU),
+``--echo`` answers "echo: " + the last message's text, ``--port 0`` picks a free port and
+prints it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,16 @@ def _response(body: bytes) -> bytes:
 POST_RESPONSE, GET_RESPONSE = _response(ANSWER), _response(MODELS)
 
 
+def _echo(body: bytes) -> bytes:
+    last = json.loads(body)["messages"][-1]["content"]
+    return _response(ANSWER.replace(b'"content": "pong"',
+                                    b'"content": ' + json.dumps("echo: " + last).encode()))
+
+
 class Upstream(asyncio.Protocol):
+    delay_s = 0.0
+    echo = False
+
     def __init__(self) -> None:
         self.buf = b""
         self.transport: asyncio.Transport | None = None
@@ -51,14 +64,24 @@ class Upstream(asyncio.Protocol):
             total = end + 4 + length
             if len(self.buf) < total:
                 return
-            self.buf = self.buf[total:]
+            body, self.buf = self.buf[end + 4:total], self.buf[total:]
             assert self.transport is not None
-            self.transport.write(POST_RESPONSE if head.startswith(b"post") else GET_RESPONSE)
+            post = head.startswith(b"post")
+            reply = (_echo(body) if self.echo else POST_RESPONSE) if post else GET_RESPONSE
+            if post and self.delay_s > 0:
+                asyncio.get_running_loop().call_later(self.delay_s, self._send, reply)
+            else:
+                self.transport.write(reply)
+
+    def _send(self, reply: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(reply)
 
 
 async def serve(port: int) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(Upstream, "127.0.0.1", port)
+    print(server.sockets[0].getsockname()[1], flush=True)
     async with server:
         await server.serve_forever()
 
@@ -66,4 +89,8 @@ async def serve(port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    asyncio.run(serve(parser.parse_args().port))
+    parser.add_argument("--delay-ms", type=float, default=0.0)
+    parser.add_argument("--echo", action="store_true")
+    args = parser.parse_args()
+    Upstream.delay_s, Upstream.echo = args.delay_ms / 1000, args.echo
+    asyncio.run(serve(args.port))

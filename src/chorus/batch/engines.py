@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -135,10 +136,14 @@ def ray_session(address: str | None) -> Any:
 
 async def run_ray(job: Job, items: Iterator[dict[str, Any]], writer: Writer, *,
                   concurrency: int, workers: int, tally: Tally | None = None) -> Outcome:
+    started = time.monotonic()
     pool = RayPool(job, workers)
     try:
         await pool.start()
-        return await dispatch(items, pool.answer, writer, concurrency=concurrency * workers,
-                              tally=tally)
+        setup_s = time.monotonic() - started
+        out = await dispatch(items, pool.answer, writer, concurrency=concurrency * workers,
+                             tally=tally)
+        out.setup_s = setup_s
+        return out
     finally:
         await pool.close()

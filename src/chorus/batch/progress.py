@@ -31,7 +31,10 @@ class Bar:
         self.cost_usd = 0.0
         self.stream = stream if stream is not None else sys.stderr
         self.every_s = every_s
-        self._started = self._last = time.monotonic()
+        # The rate counts from the first answer: workers that take a while to start
+        # (a Ray cluster) do not drag it down.
+        self._first: float | None = None
+        self._last = time.monotonic()
         console = Console(file=self.stream)
         self._bar: Progress | None = None
         if console.is_terminal:
@@ -58,10 +61,14 @@ class Bar:
 
     @property
     def rate(self) -> float:
-        elapsed = time.monotonic() - self._started
-        return (self.done + self.failed) / elapsed if elapsed > 0 else 0.0
+        if self._first is None:
+            return 0.0
+        elapsed = time.monotonic() - self._first
+        return (self.done + self.failed - 1) / elapsed if elapsed > 0 else 0.0
 
     def record(self, rec: dict[str, Any]) -> None:
+        if self._first is None:
+            self._first = time.monotonic()
         if rec.get("error") is None:
             self.done += 1
         else:

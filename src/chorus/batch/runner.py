@@ -40,6 +40,8 @@ class Outcome:
     elapsed_s: float = 0.0
     #: Why the run stopped before the end of the input (None: it did not).
     stopped: str | None = None
+    #: Seconds the engine took to start its workers (before ``elapsed_s``).
+    setup_s: float = 0.0
 
     @property
     def answered(self) -> int:

@@ -157,7 +157,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
             ray.shutdown()
     remaining = len(left) - outcome.answered
     rate = outcome.answered / outcome.elapsed_s if outcome.elapsed_s > 0 else 0.0
-    where = f" on {workers} Ray workers" if workers else ""
+    where = (f" on {workers} Ray workers (started in {outcome.setup_s:.1f}s)" if workers
+             else "")
     print(f"batch: {total} items: {outcome.done} done, {outcome.failed} failed, "
           f"{remaining} left, {total - len(left)} from before; ${outcome.cost_usd:.4f} spent "
           f"(${prev.cost_usd + outcome.cost_usd:.4f} in all); {outcome.elapsed_s:.1f}s, "
