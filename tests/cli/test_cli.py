@@ -115,3 +115,31 @@ def test_console_script_has_no_traceback(cfg: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "not found" in proc.stderr
+
+
+def test_config_check_takes_dash_c_like_every_command(cfg: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "check", "-c", str(cfg)]) == 0
+    assert capsys.readouterr().out.startswith(f"ok: {cfg}: 2 models")
+    assert main(["config", "show", "-c", str(cfg)]) == 0
+    assert "capital: Paris" in capsys.readouterr().out
+    other = tmp_path / "other.yaml"
+    other.write_text(CONFIG)
+    assert main(["config", "check", "-c", str(cfg), str(other)]) == 1
+    assert "two config files given" in capsys.readouterr().err
+
+
+def test_readme_headline_config_error_is_what_happens(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = re.search(r"`chorus\.yaml:5: (models\.small\.modle: [^`]*)`", readme)
+    assert example is not None
+    block = readme[readme.index("# chorus.yaml\n"):]
+    block = block[:block.index("```")].replace("    model: smollm2-135m", "    modle: smollm2-135m")
+    path = tmp_path / "chorus.yaml"
+    path.write_text(block)
+    assert main(["config", "check", "-c", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"chorus: error: {path}:5: {' '.join(example.group(1).split())}"

@@ -11,7 +11,6 @@ import yaml
 
 from chorus.cli.main import dump_json, load_config
 from chorus.cli.render import summary_line, table, trace_tree
-from chorus.config.builder import Config
 from chorus.core.context import scope
 from chorus.core.errors import ChorusError, ConfigError
 from chorus.core.model import Model, call, stream_or_complete
@@ -153,16 +152,18 @@ def cmd_systems(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    if args.config_command not in ("check", "show"):
+        raise ConfigError("say what to do: 'chorus config check [-c FILE]' or "
+                          "'chorus config show [-c FILE]'")
+    if args.file and args.config and args.file != args.config:
+        raise ChorusError(f"two config files given ({args.config} and {args.file}): give one")
+    cfg = load_config(args.config or args.file)
     if args.config_command == "check":
-        cfg = Config.load(args.file)
         names = cfg.check()
         if not names:
             raise ConfigError("the config defines no models or systems", file=cfg.file)
         print(f"ok: {cfg.file}: {len(cfg.model_names)} models, {len(cfg.system_names)} systems "
               f"({', '.join(names)})")
         return 0
-    if args.config_command == "show":
-        cfg = Config.load(args.file)
-        print(yaml.safe_dump(cfg.doc.data, sort_keys=False, allow_unicode=True), end="")
-        return 0
-    raise ConfigError("say what to do: 'chorus config check FILE' or 'chorus config show [FILE]'")
+    print(yaml.safe_dump(cfg.doc.data, sort_keys=False, allow_unicode=True), end="")
+    return 0

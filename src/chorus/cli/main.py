@@ -9,11 +9,13 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from chorus import __version__
-from chorus.config.builder import Config
 from chorus.core.errors import ChorusError
+
+if TYPE_CHECKING:
+    from chorus.config.builder import Config
 
 __all__ = ["main", "build_parser"]
 
@@ -71,10 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="check or show a config file")
     csub = config.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
     check = csub.add_parser("check", help="validate a config file and build every system")
-    check.add_argument("file", metavar="FILE", nargs="?",
-                       help="the file to check (default: the embedded default config)")
     show = csub.add_parser("show", help="print a config file (the default one when none)")
-    show.add_argument("file", metavar="FILE", nargs="?")
+    for p in (check, show):
+        _config_arg(p)
+        p.add_argument("file", metavar="FILE", nargs="?",
+                       help="the config file, as a word instead of -c FILE")
+
+    from chorus.cli.doctor import add_parser as _add_doctor
+
+    _add_doctor(sub, _config_arg)
 
     status = sub.add_parser("status", help="breaker states and budget spending, from the stores")
     _config_arg(status)
@@ -122,16 +129,41 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return cmd_status(args)
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from chorus.cli.doctor import cmd_doctor
+
+    return cmd_doctor(args)
+
+
 def load_config(path: str | None) -> Config:
+    from chorus.config.builder import Config
+
     return Config.load(path or os.environ.get("CHORUS_CONFIG") or None)
 
 
+# Commands that run native code (llama.cpp, torch) for as long as they live.
+_SUPERVISED = ("run", "serve")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The program. Called with ``argv=None`` (from the shell), ``run`` and ``serve`` run
+    in a child process so that a native crash still ends with a line saying what to do
+    (see ``chorus.cli._crash``); with an explicit ``argv`` everything runs here."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if argv is None and args.command in _SUPERVISED:
+        from chorus.cli import _crash
+
+        if os.environ.get(_crash.CHILD_ENV):
+            import faulthandler
+
+            faulthandler.enable()
+        elif getattr(args, "hash_key", None) is None:
+            return _crash.supervise([sys.executable, "-m", "chorus.cli.main", *sys.argv[1:]],
+                                    during=f"chorus {args.command}")
     from chorus.cli import commands
 
     handler = {
@@ -140,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "systems": commands.cmd_systems,
         "config": commands.cmd_config,
         "status": _cmd_status,
+        "doctor": _cmd_doctor,
         "bench": _cmd_eval,
         "outcomes": _cmd_eval,
         "feedback": _cmd_eval,
