@@ -142,3 +142,19 @@ def test_chorus_serve_subprocess(tmp_path: Path) -> None:
         proc.wait(10)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def test_busy_port_fails_before_announcing(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("models:\n  m: {provider: scripted, default: pong}\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "-c", str(cfg), "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"chorus: error: 127.0.0.1:{port} is in use: choose another --port or "
+                   "stop what listens there")

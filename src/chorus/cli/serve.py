@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import os
 import sys
@@ -38,6 +39,25 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _check_bindable(host: str, port: int) -> None:
+    """Fail before announcing when the address is taken (bound as uvicorn binds it)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ChorusError(f"cannot serve on {host}: {exc.strerror}") from None
+    family, kind, proto, _, addr = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound: {exc}"
+            raise ChorusError(f"{host}:{port} {why}: choose another --port or stop what "
+                              f"listens there") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from chorus.gateway.auth import hash_key
 
@@ -60,6 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Built (and checked) here, so a bad config is one line and exit 1 before binding.
     gateway = Gateway.from_config(Config.load(path))
     app = create_app(gateway) if args.workers == 1 else None
+    _check_bindable(args.host, args.port)
     n = len(gateway.models)
     print(f"chorus: serving {n} systems and models on http://{args.host}:{args.port}/v1 "
           f"({args.workers} worker{'s' if args.workers > 1 else ''})", file=sys.stderr)
