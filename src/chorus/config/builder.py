@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,17 +38,34 @@ def _field_names(cls: type[BaseModel], seen: set[type] | None = None) -> set[str
     return names
 
 
+def closest_key(key: str, known: Sequence[str]) -> str | None:
+    """The known key ``key`` is most likely a misspelling of: the same letters in another
+    order (``modle`` -> ``model``, not ``mode``) first, then the closest by difflib."""
+    swapped = [k for k in known if len(k) == len(key) and sorted(k) == sorted(key)]
+    if swapped:
+        return swapped[0]
+    close = difflib.get_close_matches(key, known, n=1)
+    return close[0] if close else None
+
+
 def validation_error(doc: Document, path: Path_, exc: ValidationError,
                      cls: type[BaseModel]) -> ConfigError:
     """The first problem pydantic found, as one line pointing at the key."""
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # A misspelt key also makes the key it was meant to be "missing": name the misspelling.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     where = path + loc
     kind = err["type"]
     last = str(loc[-1]) if loc else ""
     if kind == "extra_forbidden":
-        close = difflib.get_close_matches(last, sorted(_field_names(cls)), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        missing = [str(e["loc"][-1]) for e in errors
+                   if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]]
+        close = closest_key(last, missing) or closest_key(last, sorted(_field_names(cls)))
+        hint = ""
+        if close is not None:
+            lacking = f" the required key {close!r} is missing" if close in missing else ""
+            hint = f" (did you mean {close!r}?{lacking})"
         return doc.error(where, f"unknown key {last!r}{hint}")
     if kind == "missing":
         return doc.error(where, f"missing required key {last!r}")

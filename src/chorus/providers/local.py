@@ -266,7 +266,7 @@ class LocalConfig(ProviderConfig):
     provider: Literal["local"] = "local"
     #: A built-in name (smollm2-135m, gemma3-270m) or the path of a .gguf file
     #: (relative paths are taken from the config file's folder).
-    model: str = "smollm2-135m"
+    model: str
     mode: Mode | None = None
     #: Completion mode: the text sent, with {prompt} and {system}.
     prompt_template: str | None = None
