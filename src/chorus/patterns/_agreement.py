@@ -2,8 +2,11 @@
 
 Normalise an answer to a label, optionally extract the part that counts (a choice
 letter, a number, yes/no, one of a label set, a regex group), group equal answers
-exactly or by meaning (cosine similarity of embeddings), and pick a winner with an
-explicit tie-break rule. Everything here is a plain function over plain values.
+exactly or by meaning, and pick a winner with an explicit tie-break rule. By meaning,
+the words decide first (``chorus.meaning.answers_agree``: a contradiction never joins a
+group, a short answer joins the long one that contains it) and the cosine similarity of
+embeddings decides only what the words leave open. Everything here is a plain function
+over plain values.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from chorus.core.errors import ChorusError, MalformedResponse
 from chorus.core.model import Model
 from chorus.core.types import Span
 from chorus.embeddings._base import Embedder, Vectors, cosine_matrix
+from chorus.meaning import Verdict, answers_agree
 from chorus.patterns._concurrent import Outcome
 
 __all__ = [
@@ -35,6 +39,7 @@ __all__ = [
     "display_labels",
     "medoid",
     "merge_by_meaning",
+    "verdicts",
     "normalise",
     "pick",
     "tally",
@@ -235,22 +240,47 @@ def medoid(indices: Sequence[int], sim: Vectors, counts: Sequence[int] | None = 
     return best
 
 
-def merge_by_meaning(groups: Sequence[Group], sim: Vectors, threshold: float) -> list[Group]:
+def verdicts(groups: Sequence[Group], question: str = "") -> list[list[Verdict]]:
+    """What the words say about each pair of groups' representatives (``answers_agree``)."""
+    texts = [g.representative.text for g in groups]
+    out = [[Verdict(True)] * len(texts) for _ in texts]
+    for i in range(len(texts)):
+        for j in range(i + 1, len(texts)):
+            out[i][j] = out[j][i] = answers_agree(texts[i], texts[j], question)
+    return out
+
+
+def merge_by_meaning(groups: Sequence[Group], sim: Vectors, threshold: float,
+                     said: Sequence[Sequence[Verdict]] | None = None) -> list[Group]:
     """Merge exact groups whose answers mean the same thing.
 
     ``sim[i, j]`` is the cosine similarity of the representatives of ``groups[i]`` and
-    ``groups[j]``. Greedy average linkage in order: each group joins the earlier cluster
-    it is most similar to on average (weighted by member count) when that average
-    reaches ``threshold``, else starts a cluster. The representative of a cluster is
-    its medoid, so the answer returned is the most central wording.
+    ``groups[j]``; ``said[i][j]``, when given, what their words say (``verdicts``): a pair
+    that agrees counts as similarity 1, a pair that disagrees never shares a cluster,
+    whatever its similarity. Greedy average linkage in order: each group joins the
+    earlier cluster it is most similar to on average (weighted by member count) when that
+    average reaches ``threshold``, else starts a cluster. The representative of a cluster
+    is its medoid, so the answer returned is the most central wording.
     """
     counts = [g.count for g in groups]
+    n = len(groups)
+    eff = np.array(sim, dtype=np.float64, copy=True)
+    apart = np.zeros((n, n), dtype=bool)
+    if said is not None:
+        for i in range(n):
+            for j in range(n):
+                if i != j and said[i][j].same is True:
+                    eff[i, j] = 1.0
+                elif i != j and said[i][j].same is False:
+                    apart[i, j] = True
     clusters: list[list[int]] = []
-    for i in range(len(groups)):
+    for i in range(n):
         best, best_mean = -1, -np.inf
         for c, members in enumerate(clusters):
+            if apart[i, members].any():
+                continue
             total = sum(counts[j] for j in members)
-            mean = sum(counts[j] * float(sim[i, j]) for j in members) / total
+            mean = sum(counts[j] * float(eff[i, j]) for j in members) / total
             if mean > best_mean:
                 best, best_mean = c, mean
         if best >= 0 and best_mean >= threshold:
@@ -268,14 +298,17 @@ def merge_by_meaning(groups: Sequence[Group], sim: Vectors, threshold: float) ->
 
 
 async def group_answers(
-    answers: Sequence[Answer], embedder: Embedder | None = None, threshold: float = 0.8
+    answers: Sequence[Answer], embedder: Embedder | None = None, threshold: float = 0.8,
+    question: str = "",
 ) -> list[Group]:
-    """Exact groups, then merged by meaning when an embedder is given."""
+    """Exact groups, then merged by meaning when an embedder is given (``question`` is what
+    the answers answer: words that only echo it say nothing)."""
     groups = group_exact(answers)
     if embedder is None or len(groups) < 2:
         return groups
     vectors = await embedder.embed([g.representative.text.strip() for g in groups])
-    return merge_by_meaning(groups, cosine_matrix(vectors, vectors), threshold)
+    return merge_by_meaning(groups, cosine_matrix(vectors, vectors), threshold,
+                            verdicts(groups, question))
 
 
 # -- deciding ---------------------------------------------------------------------------

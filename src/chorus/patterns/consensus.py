@@ -95,7 +95,7 @@ class Consensus(Model):
         parts = [o.completion for o in outcomes if o.completion is not None]
         failed = [o.span for o in outcomes if o.completion is None]
         answers, errors = collect(outcomes, self.names, self.extract)
-        groups = await group_answers(answers, self.embedder, self.similarity)
+        groups = await group_answers(answers, self.embedder, self.similarity, request.prompt)
         winner, share = agreement(groups, len(self.models), self.threshold)
         attributes: dict[str, Any] = {
             "groups": tally(groups, len(self.models)),

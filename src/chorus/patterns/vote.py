@@ -135,7 +135,7 @@ class Vote(Model):
             err = AllModelsFailed(self.name, errors)
             err.span = failed_span(self, err, [o.span for o in outcomes])  # type: ignore[attr-defined]
             raise err
-        groups = await group_answers(answers, self.embedder, self.similarity)
+        groups = await group_answers(answers, self.embedder, self.similarity, request.prompt)
         winner, tied = pick(groups, self.tie_break, _BY[self.by])
         rep = winner.representative
         chosen = outcomes[rep.index].completion

@@ -195,7 +195,7 @@ class Weighted(Model):
             spans = [p.trace for p in parts if p.trace is not None]
             step.span = failed_span(self, step, [*spans, *failed])  # type: ignore[attr-defined]
             raise step
-        groups = await group_answers(scored, self.embedder, self.similarity)
+        groups = await group_answers(scored, self.embedder, self.similarity, request.prompt)
         points = {a.model: scores[a.key] * a.weight for a in scored}
         winner, tied = pick(groups, "order", lambda g: sum(points[a.model] for a in g.members))
         best = _best_member(winner, points)

@@ -3,7 +3,11 @@
     SemanticCache("faq", model, embedder, threshold=0.9, ttl_s=86400)
 
 A prompt hits when the cosine similarity of its embedding to a cached prompt's is at least
-``threshold``. Entries are scoped: per cache, per tenant (``metadata["tenant"]``; tenants
+``threshold`` *and* the words do not say they differ (``chorus.meaning.conflict``: a
+negation, another number, date or name, the opposite direction, swapped roles, or a word
+in each that the other lacks). Similarity alone serves "Cancel my order 1234" for "Do not
+cancel my order 1234" (cosine 0.98); the trace names each cached prompt that was close
+enough but refused, and why. Entries are scoped: per cache, per tenant (``metadata["tenant"]``; tenants
 never see each other's entries), and per context (the inner model's identity, the other
 messages and the parameters must match exactly, only the last user message is compared by
 meaning). Each entry stores its vector as float32 bytes; every process keeps a mirror of a
@@ -26,12 +30,14 @@ from pydantic import Field
 from chorus.core.model import Model
 from chorus.core.types import Completion, Request
 from chorus.embeddings._base import Embedder, Vectors
+from chorus.meaning import conflict
 from chorus.policies._cachekey import decode_entry, encode_entry, request_key
 from chorus.policies.cache import CacheOptions, CachePolicy, Lookup, tenant_of
 from chorus.stores import Store
 from chorus.stores._base import decode_number
 
-__all__ = ["SemanticCache", "SemanticCacheConfig", "best_match", "build", "oldest"]
+__all__ = ["SemanticCache", "SemanticCacheConfig", "best_match", "build", "candidates",
+           "oldest"]
 
 
 # -- decisions (no I/O) ----------------------------------------------------------------
@@ -52,6 +58,19 @@ def best_match(matrix: Vectors, alive: np.ndarray[Any, np.dtype[np.bool_]], quer
     return (best if score >= threshold else None), score
 
 
+def candidates(matrix: Vectors, alive: np.ndarray[Any, np.dtype[np.bool_]], query: Vectors,
+               threshold: float, limit: int = 8) -> tuple[list[tuple[int, float]], float]:
+    """The ``alive`` rows of ``matrix`` at least ``threshold`` similar to ``query``, most
+    similar first (at most ``limit``), and the best similarity seen (-1.0 when none)."""
+    if matrix.shape[0] == 0 or not alive.any():
+        return [], -1.0
+    scores = np.einsum("ij,j->i", matrix, np.asarray(query, np.float32))
+    scores = np.where(alive, scores, -np.inf)
+    above = np.flatnonzero(scores >= threshold)
+    order = above[np.argsort(-scores[above], kind="stable")][:limit]
+    return [(int(i), float(scores[i])) for i in order], float(scores.max())
+
+
 def oldest(created: np.ndarray[Any, np.dtype[np.float64]], cap: int) -> list[int]:
     """The rows to evict so that at most ``cap`` remain: the oldest first."""
     excess = created.shape[0] - cap
@@ -69,6 +88,7 @@ class _Mirror:
     dim: int = 0
     keys: list[str] = field(default_factory=list)
     prompts: dict[str, int] = field(default_factory=dict)
+    texts: list[str] = field(default_factory=list)
     # Rows beyond ``len(keys)`` are spare capacity, so appending is amortised O(dim).
     buffer: Vectors = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     # Per row: created, expires (time.time(); inf for never).
@@ -104,6 +124,7 @@ class _Mirror:
         self.buffer[n] = vector
         self.times[n] = (created, expires)
         self.keys.append(key)
+        self.texts.append(prompt)
         self.prompts[prompt] = n
 
     def remove(self, rows: list[int]) -> None:
@@ -112,6 +133,7 @@ class _Mirror:
         self.buffer = self.matrix[keep]
         self.times = self.times[: len(self.keys)][keep]
         self.keys = [self.keys[i] for i in keep]
+        self.texts = [self.texts[i] for i in keep]
         self.prompts = {by_row[int(i)]: j for j, i in enumerate(keep) if int(i) in by_row}
 
 
@@ -195,7 +217,17 @@ class SemanticCache(CachePolicy):
         score = 1.0
         if row is None or not alive[row]:
             vector = (await self.embedder.embed([prompt]))[0]
-            row, score = best_match(mirror.matrix, alive, vector, self.threshold)
+            found, score = candidates(mirror.matrix, alive, vector, self.threshold)
+            row, refused = None, []
+            for r, similarity in found:
+                why = conflict(mirror.texts[r], prompt)
+                if why is None:
+                    row, score = r, similarity
+                    break
+                refused.append({"prompt": mirror.texts[r][:200],
+                                "similarity": round(similarity, 4), "reason": why})
+            if refused:
+                attributes["refused"] = refused
         attributes["similarity"] = round(score, 4)
         if row is not None:
             raw = await self.store.get(mirror.keys[row])
@@ -260,7 +292,8 @@ class SemanticCacheConfig(CacheOptions):
     kind: Literal["semantic_cache"] = "semantic_cache"
     #: A name under ``embedders:`` or an inline embedder (default: the local MiniLM).
     embedder: str | dict[str, Any] | None = None
-    #: The least cosine similarity that counts as the same question.
+    #: The least cosine similarity for a cached prompt to be considered; the words must
+    #: then agree too (no negation, number, name or direction differs).
     threshold: float = Field(0.9, ge=-1.0, le=1.0)
 
 

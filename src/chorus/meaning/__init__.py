@@ -1,0 +1,35 @@
+"""Whether two texts can mean the same: the checks that look past an embedding.
+
+    from chorus.meaning import conflict, answers_agree
+    conflict("Cancel my order 1234", "Do not cancel my order 1234")   # 'negation'
+    answers_agree("Paris", "The capital of France is Paris.").same    # True
+
+Cosine similarity of sentence embeddings does not measure agreement: on MiniLM "Cancel my
+order 1234" and "Do not cancel my order 1234" score 0.98 while "Paris" and "The capital of
+France is Paris." score 0.73, so no threshold separates the two. chorus uses embeddings
+only to find candidates; the rules here then decide, for the semantic cache (two
+requests) and for votes and consensus by meaning (two answers). Two texts never match
+when they differ in negation, numbers and quantities, dates, names, the ends of an
+opposite pair (ascending / descending, yes / no, before / after, ...), or in the roles of
+their words (from Paris to Rome / from Rome to Paris). Answers are compared by their
+answer span, less the words that echo the question, so a short answer agrees with a long
+one that contains it.
+
+The rules read only closed classes of English words (function words, negation cues,
+number and calendar words, opposite pairs): they know no topic and no name. They are
+English-only; text in another language falls back to the strictest reading (any word
+that differs is a difference).
+"""
+
+from __future__ import annotations
+
+from chorus.meaning._match import (
+    Facets,
+    Verdict,
+    answer_span,
+    answers_agree,
+    conflict,
+    facets,
+)
+
+__all__ = ["Facets", "Verdict", "answer_span", "answers_agree", "conflict", "facets"]

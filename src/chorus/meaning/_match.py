@@ -1,0 +1,255 @@
+"""The facets of a text, and the two decisions built on them (no I/O, no model)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from chorus.meaning._words import (
+    DATES,
+    DIRECTIONAL,
+    FILLER,
+    NEGATION,
+    NUMBER_WORDS,
+    OPPOSITES,
+    STOP,
+    stem,
+    tokens,
+)
+
+__all__ = ["Facets", "Verdict", "answer_span", "answers_agree", "conflict", "facets"]
+
+# A number with what makes it a quantity: thousands commas, decimals, a time of day, a
+# percent sign, an ordinal ending. A word with digits and letters mixed is a code ("A123").
+_QUANTITY = re.compile(
+    r"(?<![\w.])(?P<cur>[$€£])?\s?(?P<num>\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.(?P<frac>\d+))?"
+    r"(?::(?P<min>\d\d))?(?P<tail>\s*(?:%|percent\b|per\s?cent\b|[ap]\.?m\b\.?|st\b|nd\b"
+    r"|rd\b|th\b))?(?P<rest>\w*)",
+    re.IGNORECASE,
+)
+_CODE = re.compile(r"\b[A-Za-z]+\d\w*")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_YES_NO = {"yes": "yes", "yeah": "yes", "yep": "yes", "no": "no", "nope": "no"}
+# Answers whose words (less the question's) are this few are short answers: two different
+# short answers ("Paris" / "Lyon") are two answers, whatever their embeddings say.
+_SHORT = 4
+
+
+def _quantity(m: re.Match[str]) -> str:
+    if m.group("rest"):
+        return m.group(0).strip().lower()
+    value = m.group("num").replace(",", "").lstrip("0") or "0"
+    frac = (m.group("frac") or "").rstrip("0")
+    if frac:
+        value += "." + frac
+    tail = (m.group("tail") or "").strip().lower().replace(".", "").replace(" ", "")
+    minutes = m.group("min")
+    if tail in ("am", "pm"):
+        hour = int(value) % 12 + (12 if tail == "pm" else 0) if value.isdigit() else value
+        return f"{hour}:{minutes or '00'}"
+    if minutes:
+        return f"{value}:{minutes}"
+    if tail in ("%", "percent"):
+        return value + "%"
+    return (m.group("cur") or "") + value
+
+
+@dataclass(frozen=True, slots=True)
+class Facets:
+    """What the checks compare: polarity, quantities, dates, ends of opposite pairs, names,
+    content words (stemmed, in order) and the directional role of each."""
+
+    negated: bool
+    numbers: tuple[str, ...]
+    dates: frozenset[str]
+    poles: frozenset[tuple[int, int]]
+    names: frozenset[str]
+    words: frozenset[str]
+    content: tuple[str, ...]
+    roles: tuple[tuple[str, str], ...]
+    yes_no: frozenset[str]
+    #: The first written form of each content stem, to name it in a reason.
+    surface: tuple[tuple[str, str], ...] = ()
+
+    def shown(self, stems: Iterable[str]) -> str:
+        forms = dict(self.surface)
+        return ", ".join(sorted(forms.get(s, s) for s in stems)) or "-"
+
+    @property
+    def directional(self) -> bool:
+        return bool(self.roles)
+
+
+@lru_cache(maxsize=16384)
+def facets(text: str) -> Facets:
+    """The facets of ``text`` (memoised: a cache compares each stored prompt many times)."""
+    numbers = [_quantity(m) for m in _QUANTITY.finditer(text)]
+    numbers += [m.group(0).lower() for m in _CODE.finditer(text)]
+    toks = tokens(text)
+    dates: set[str] = set()
+    content: list[str] = []
+    roles: dict[str, str] = {}
+    names: set[str] = set()
+    surface: dict[str, str] = {}
+    role: str | None = None
+    for i, t in enumerate(toks):
+        w = t.word
+        if w in DIRECTIONAL:
+            role = w
+            continue
+        if w == "may" and i + 1 < len(toks) and toks[i + 1].word.isdigit():
+            dates.add("may")
+            continue
+        if w in DATES:
+            dates.add(DATES[w])
+            continue
+        if w in NUMBER_WORDS and w not in ("one", "once"):
+            numbers.append(NUMBER_WORDS[w])
+            continue
+        if any(c.isdigit() for c in w) or w in STOP or w in NEGATION or not w.isalnum():
+            continue
+        s = stem(w)
+        content.append(s)
+        surface.setdefault(s, w)
+        if t.name:
+            names.add(s)
+        if role is not None:
+            roles.setdefault(s, role)
+            role = None
+    words = {stem(t.word) for t in toks}
+    return Facets(
+        negated=any(t.word in NEGATION for t in toks),
+        numbers=tuple(sorted(numbers)),
+        dates=frozenset(dates),
+        poles=frozenset(OPPOSITES[t.word] for t in toks if t.word in OPPOSITES),
+        names=frozenset(names),
+        words=frozenset(words),
+        content=tuple(content),
+        roles=tuple(roles.items()),
+        yes_no=frozenset(_YES_NO[t.word] for t in toks if t.word in _YES_NO),
+        surface=tuple(surface.items()),
+    )
+
+
+def _words(items: Iterable[str]) -> str:
+    return ", ".join(sorted(items)) or "-"
+
+
+def _poles(a: Facets, b: Facets) -> str | None:
+    axes = {axis for axis, _ in a.poles} & {axis for axis, _ in b.poles}
+    for axis in sorted(axes):
+        if {p for x, p in a.poles if x == axis} != {p for x, p in b.poles if x == axis}:
+            return "opposite words"
+    return None
+
+
+def _roles(a: Facets, b: Facets) -> str | None:
+    ra, rb = dict(a.roles), dict(b.roles)
+    shared = set(a.content) & set(b.content)
+    for s in sorted(shared):
+        x, y = ra.get(s), rb.get(s)
+        if x and y and x != y:
+            return f"'{a.shown([s])}' takes another role ({x} / {y})"
+        # The role moved to another shared word: "bigger than Spain" / "Spain bigger than".
+        for role, mine, other in ((x, ra, rb), (y, rb, ra)):
+            if role is None or other.get(s) is not None:
+                continue
+            moved = [t for t in sorted(shared) if other.get(t) == role and mine.get(t) != role]
+            if moved:
+                return f"'{a.shown([s])}' and '{a.shown([moved[0]])}' swap roles"
+    return None
+
+
+def _hard(a: Facets, b: Facets, *, strict: bool) -> str | None:
+    """A difference that no rewording explains. ``strict`` (prompts): quantities and dates
+    must be the same; otherwise (answers) they must not be disjoint."""
+    if a.negated != b.negated:
+        return "negation"
+    if strict and a.numbers != b.numbers:
+        return f"numbers ({_words(a.numbers)} / {_words(b.numbers)})"
+    if not strict and a.numbers and b.numbers and not set(a.numbers) & set(b.numbers):
+        return f"numbers ({_words(a.numbers)} / {_words(b.numbers)})"
+    if strict and a.dates != b.dates:
+        return f"dates ({_words(a.dates)} / {_words(b.dates)})"
+    if not strict and a.dates and b.dates and not a.dates & b.dates:
+        return f"dates ({_words(a.dates)} / {_words(b.dates)})"
+    if a.yes_no and b.yes_no and a.yes_no != b.yes_no:
+        return "yes / no"
+    return _poles(a, b) or _roles(a, b)
+
+
+def conflict(a: str, b: str) -> str | None:
+    """Why two requests cannot be the same request (None: nothing says they differ).
+
+    Strict, as a cache must be: a negation, another number, date or name, the other end
+    of an opposite pair, swapped roles or word order, or a word in each that the other
+    lacks. One text only adding words ("the capital *city* of France") is no conflict.
+    """
+    fa, fb = facets(a), facets(b)
+    reason = _hard(fa, fb, strict=True)
+    if reason:
+        return reason
+    names = (fa.names - fb.words) | (fb.names - fa.words)
+    if names:
+        return f"names ({fa.shown(names - fb.words) or '-'} / {fb.shown(names - fa.words)})"
+    only_a, only_b = set(fa.content) - set(fb.content), set(fb.content) - set(fa.content)
+    if only_a and only_b:
+        return f"different words ({fa.shown(only_a)} / {fb.shown(only_b)})"
+    if not fa.directional and not fb.directional and fa.content != fb.content \
+            and sorted(fa.content) == sorted(fb.content):
+        return "word order"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether two answers agree: True, False, or None when the words cannot tell (then
+    the embeddings decide); ``reason`` says why."""
+
+    same: bool | None
+    reason: str = ""
+
+
+def _core(f: Facets, question: frozenset[str]) -> frozenset[str]:
+    return frozenset((set(f.content) | f.yes_no) - question - FILLER)
+
+
+@lru_cache(maxsize=4096)
+def _question_words(question: str) -> frozenset[str]:
+    return frozenset(facets(question).content)
+
+
+def answer_span(text: str, question: str = "") -> str:
+    """The part of an answer that answers: its first sentence that says more than the
+    ``question`` already did (a lead-in such as "Sure!" or a restated question is skipped)."""
+    q = _question_words(question)
+    sentences = [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
+    for s in sentences:
+        if _core(facets(s), q):
+            return s
+    return sentences[0] if sentences else ""
+
+
+def answers_agree(a: str, b: str, question: str = "") -> Verdict:
+    """Whether answers ``a`` and ``b`` (to ``question``) say the same.
+
+    Each is cut to its answer span. Spans that differ in negation, yes/no, quantities,
+    dates, opposite words or roles never agree. A span whose words (less the question's)
+    all appear in the other agrees with it: "Paris" and "The capital of France is Paris."
+    Two short spans with a word each that the other lacks disagree ("Paris" / "Lyon").
+    Anything else is left to the embeddings.
+    """
+    q = _question_words(question)
+    sa, sb = answer_span(a, question), answer_span(b, question)
+    fa, fb = facets(sa), facets(sb)
+    reason = _hard(fa, fb, strict=False)
+    if reason:
+        return Verdict(False, reason)
+    ca, cb = _core(fa, q), _core(fb, q)
+    if ca and cb and (ca <= cb or cb <= ca):
+        return Verdict(True, "one answer contains the other")
+    if ca and cb and len(ca) <= _SHORT and len(cb) <= _SHORT:
+        return Verdict(False, f"different answers ({fa.shown(ca - cb)} / {fb.shown(cb - ca)})")
+    return Verdict(None)
