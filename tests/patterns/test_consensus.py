@@ -148,3 +148,21 @@ systems:
     with pytest.raises(ConfigError, match="escalate_to"):
         Config.from_text("models:\n  a: {provider: scripted, default: x}\nsystems:\n"
                          "  s: {kind: consensus, models: [a, a]}\n").get("s")
+
+
+@pytest.mark.embeddings
+async def test_real_minilm_consensus_agrees_on_short_and_long_forms_only() -> None:
+    from chorus.embeddings.local import MiniLMEmbedder
+
+    big = ScriptedModel("big", default="escalated")
+    emb = MiniLMEmbedder()
+    agree = [ScriptedModel("a", default="Paris"),
+             ScriptedModel("b", default="The capital of France is Paris.")]
+    out = await Consensus("c", agree, escalate_to=big, by_meaning=True, embedder=emb,
+                          similarity=0.8).complete(REQ)
+    assert out.trace is not None and out.trace.attributes["escalated"] is False
+    differ = [ScriptedModel("a", default="The review is positive."),
+              ScriptedModel("b", default="The review is negative.")]
+    out = await Consensus("c", differ, escalate_to=big, by_meaning=True, embedder=emb,
+                          similarity=0.8).complete(Request.of("Is this review positive?"))
+    assert out.text == "escalated"

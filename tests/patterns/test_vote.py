@@ -218,3 +218,21 @@ def test_yaml_errors_point_at_the_system(system: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         cfg.get("v")
     assert info.value.line == 4
+
+
+@pytest.mark.embeddings
+async def test_real_minilm_vote_never_counts_yes_and_no_as_one() -> None:
+    emb = MiniLMEmbedder()
+    kids = [_m("y", "The answer is yes."), _m("n1", "The answer is no."), _m("n2", "No.")]
+    out = await Vote("v", kids, by_meaning=True, embedder=emb).complete(
+        Request.of("Is it raining?"))
+    assert out.model in ("n1", "n2")
+    assert out.trace is not None
+    assert sorted(r["count"] for r in out.trace.attributes["tally"].values()) == [1, 2]
+    # Short and long forms of one answer form one group; another city stays apart.
+    kids = [_m("p1", "Paris"), _m("l", "Lyon"), _m("p2", "The capital of France is Paris.")]
+    out = await Vote("v", kids, by_meaning=True, embedder=emb, similarity=0.75).complete(
+        Request.of("What is the capital of France?"))
+    assert out.model in ("p1", "p2")
+    assert out.trace is not None
+    assert [r["models"] for r in out.trace.attributes["tally"].values()] == [["p1", "p2"], ["l"]]

@@ -16,6 +16,7 @@ from chorus.core.pricing import Price
 from chorus.core.types import Request
 from chorus.embeddings._base import Embedder, Vectors
 from chorus.policies.semantic_cache import SemanticCache, best_match, oldest
+from chorus.providers.function import FunctionModel
 from chorus.providers.scripted import ScriptedModel
 from chorus.stores import SQLiteStore, Store
 from tests.stores._backends import BACKENDS, open_backend
@@ -196,3 +197,32 @@ async def test_add_warms_the_cache(store: Store) -> None:
     out = await cache.complete(ask("green pears please"))
     assert out.trace is not None and out.trace.attributes["hit"] is True
     assert inner.calls == []
+
+
+# The near misses: MiniLM puts each pair at cosine 0.95-0.98, above the default 0.9.
+NEAR_MISSES = [
+    ("Cancel my order 1234", "Do not cancel my order 1234"),
+    ("Should I take ibuprofen with alcohol?", "Should I not take ibuprofen with alcohol?"),
+    ("Is Paris the capital of France?", "Is Paris not the capital of France?"),
+    ("Write a function that sorts a list ascending",
+     "Write a function that sorts a list descending"),
+]
+
+
+@pytest.mark.embeddings
+async def test_real_minilm_near_misses_are_refused_and_say_why() -> None:
+    from chorus.embeddings.local import MiniLMEmbedder
+
+    inner = FunctionModel("echo", lambda r: "ANSWER TO: " + r.prompt)
+    cache = SemanticCache("sc", inner, MiniLMEmbedder(), threshold=0.9)
+    for i, (cached, asked) in enumerate(NEAR_MISSES):
+        await cache.complete(ask(cached, tenant=f"t{i}"))
+        out = await cache.complete(ask(asked, tenant=f"t{i}"))
+        assert out.text == "ANSWER TO: " + asked
+        assert out.trace is not None and out.trace.attributes["hit"] is False
+        refused = out.trace.attributes["refused"]
+        assert refused[0]["prompt"] == cached and refused[0]["similarity"] >= 0.9
+        assert refused[0]["reason"]
+    await cache.complete(ask("What is the capital of France?", tenant="p"))
+    para = await cache.complete(ask("What's the capital city of France?", tenant="p"))
+    assert para.trace is not None and para.trace.attributes["hit"] is True

@@ -99,14 +99,15 @@ def facets(text: str) -> Facets:
         if w in DIRECTIONAL:
             role = w
             continue
-        if w == "may" and i + 1 < len(toks) and toks[i + 1].word.isdigit():
+        if w == "may" and i + 1 < len(toks) and toks[i + 1].word[:1].isdigit():
             dates.add("may")
             continue
         if w in DATES:
             dates.add(DATES[w])
             continue
         if w in NUMBER_WORDS and w not in ("one", "once"):
-            numbers.append(NUMBER_WORDS[w])
+            after = toks[i + 1].word if i + 1 < len(toks) else ""
+            numbers.append(NUMBER_WORDS[w] + ("%" if after in ("percent", "%") else ""))
             continue
         if any(c.isdigit() for c in w) or w in STOP or w in NEGATION or not w.isalnum():
             continue
@@ -213,12 +214,13 @@ class Verdict:
 
 
 def _core(f: Facets, question: frozenset[str]) -> frozenset[str]:
-    return frozenset((set(f.content) | f.yes_no) - question - FILLER)
+    return frozenset((set(f.content) | f.yes_no | set(f.numbers)) - question - FILLER)
 
 
 @lru_cache(maxsize=4096)
 def _question_words(question: str) -> frozenset[str]:
-    return frozenset(facets(question).content)
+    f = facets(question)
+    return frozenset(f.content) | frozenset(f.numbers)
 
 
 def answer_span(text: str, question: str = "") -> str:

@@ -40,12 +40,12 @@ such other another same own more most much many lot lots
 please kindly thanks thank pls plz tell know want wanted wonder wondering curious need
 let help give show find say ask mean means meant way ways thing things kind sort
 going gonna wanna try able possible okay ok hey hi well sure certainly course now again
-something anything everything someone anyone
+something anything everything someone anyone pm percent
 """.split())
 
 # Extra words an answer may open with, that say nothing about what it answers.
 FILLER = frozenset("""
-answer answers correct final result response reply
+answer answers correct final result response reply question great interesting glad happy
 """.split())
 
 NEGATION = frozenset("""

@@ -7,12 +7,13 @@ A prompt hits when the cosine similarity of its embedding to a cached prompt's i
 negation, another number, date or name, the opposite direction, swapped roles, or a word
 in each that the other lacks). Similarity alone serves "Cancel my order 1234" for "Do not
 cancel my order 1234" (cosine 0.98); the trace names each cached prompt that was close
-enough but refused, and why. Entries are scoped: per cache, per tenant (``metadata["tenant"]``; tenants
-never see each other's entries), and per context (the inner model's identity, the other
-messages and the parameters must match exactly, only the last user message is compared by
-meaning). Each entry stores its vector as float32 bytes; every process keeps a mirror of a
-scope's vectors as one numpy matrix, reloaded when the scope's counter in the store shows
-another process changed it (fine to ~10k entries per scope). ``max_entries`` caps each scope.
+enough but refused, and why. Entries are scoped: per cache, per tenant
+(``metadata["tenant"]``; tenants never see each other's entries), and per context (the
+inner model's identity, the other messages and the parameters must match exactly, only the
+last user message is compared by meaning). Each entry stores its vector as float32 bytes;
+every process keeps a mirror of a scope's vectors as one numpy matrix, reloaded when the
+scope's counter in the store shows another process changed it (fine to ~10k entries per
+scope). ``max_entries`` caps each scope.
 """
 
 from __future__ import annotations
