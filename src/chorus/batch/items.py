@@ -14,6 +14,7 @@ the Request a system answers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,8 +79,8 @@ def _item(line: str, where: str) -> dict[str, Any]:
     try:
         Params.from_dict(params)
     except TypeError as exc:
-        raise InputError(f"{where}: {exc} (known: temperature, top_p, max_tokens, stop, "
-                         "seed, response_format)") from None
+        known = ", ".join(f.name for f in dataclasses.fields(Params))
+        raise InputError(f"{where}: {exc} (known: {known})") from None
     metadata = row.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise InputError(f"{where}: 'metadata' must be an object")
