@@ -3,9 +3,10 @@ starts this script under ``unshare -n``: Ray never takes 127.0.0.1 as a node's a
 while the machine has another interface).
 
 It starts a Redis, a mock OpenAI-compatible upstream, a Ray head and one more Ray node
-(each with one CPU), then runs ``chorus batch --engine ray`` twice: a budget shared by
+(each with one CPU), then runs ``chorus batch --engine ray`` twice, a budget shared by
 both workers through Redis, then 2,000 items while the second node is killed with
-SIGKILL mid-run. What it saw goes to ``WORK/result.json`` for the test to judge.
+SIGKILL mid-run; and ``chorus bench --engine ray`` on the same cluster. What it saw
+goes to ``WORK/result.json`` for the test to judge.
 
     unshare -n python tests/batch/_ray_scenario.py WORK
 """
@@ -84,7 +85,7 @@ def main(work: Path) -> None:
         up_log = work / "upstream.log"
         stack.enter_context(process(
             [sys.executable, str(ROOT / "benchmarks" / "mock_upstream.py"), "--port", "0",
-             "--delay-ms", "20", "--echo"], up_log))
+             "--delay-ms", "50", "--echo"], up_log))
         wait_for(lambda: up_log.read_text().strip().isdigit(), "mock upstream")
         up_port = int(up_log.read_text())
         # Each node in a session of its own, stopped by signalling that session: `ray stop`
@@ -130,12 +131,17 @@ systems:
             with (work / f"{name}.jsonl").open("w") as f:
                 for i in range(n):
                     f.write(json.dumps({"id": f"item-{i}", "prompt": f"question {i}"}) + "\n")
+        with (work / "bench.jsonl").open("w") as f:  # every other reference is right
+            for i in range(200):
+                right = f"echo: question {i}" if i % 2 == 0 else "something else"
+                f.write(json.dumps({"id": f"q{i}", "prompt": f"question {i}",
+                                    "reference": right}) + "\n")
 
         def batch(name: str, *extra: str) -> list[str]:
             return [*CHORUS, "batch", "-c", str(cfg), "-s", "job", "--input",
                     str(work / f"{name}.jsonl"), "--output", str(work / f"{name}.out.jsonl"),
                     "--engine", "ray", "--address", address, "--workers", "2",
-                    "--concurrency", "16", *extra]
+                    "--concurrency", "8", *extra]
 
         t0 = time.monotonic()
         run = subprocess.run(batch("budget", "--budget", "1.0", "--store", "shared"),
@@ -148,12 +154,21 @@ systems:
             ["redis-cli", "-p", str(redis_port), "get", k], capture_output=True,
             text=True).stdout.strip() for k in keys.stdout.split()}
 
+        t0 = time.monotonic()
+        run = subprocess.run(
+            [*CHORUS, "bench", "-c", str(cfg), "--systems", "job,up", "--dataset",
+             str(work / "bench.jsonl"), "--engine", "ray", "--address", address, "--workers",
+             "2", "--out", str(work / "bench"), "--json", str(work / "bench.json"),
+             "--no-plot"], env=env, capture_output=True, text=True, timeout=600)
+        result["bench"] = {"rc": run.returncode, "stderr": run.stderr[-3000:],
+                           "s": time.monotonic() - t0}
+
         out = work / "kill.out.jsonl"
         t0 = time.monotonic()
         with (work / "kill.log").open("w") as log:
             proc = subprocess.Popen(batch("kill"), env=env, stdout=log, stderr=log)
         try:
-            wait_for(lambda: lines(out) >= 300 or proc.poll() is not None, "kill run", 300)
+            wait_for(lambda: lines(out) >= 100 or proc.poll() is not None, "kill run", 300)
             result["lines_at_kill"] = lines(out)
             os.killpg(node.pid, signal.SIGKILL)  # the second node: its raylet and workers
             proc.wait(600)

@@ -44,30 +44,34 @@ def _ray() -> Any:
 
 
 class _RayWorker:
-    """The actor: one process's Worker, kept for the whole run."""
+    """The actor: one process's Workers (one per system), kept for the whole run."""
 
-    def __init__(self, job: Job, cwd: str) -> None:
+    def __init__(self, jobs: list[Job], cwd: str) -> None:
         if os.path.isdir(cwd):  # same machine or shared disk: relative paths hold
             os.chdir(cwd)
-        self.worker = Worker(job)
+        self.workers = {job.system: Worker(job) for job in jobs}
+        self.first = jobs[0].system
 
     async def ready(self) -> int:
         return os.getpid()
 
-    async def answer(self, item: dict[str, Any]) -> dict[str, Any]:
-        return await self.worker.answer(item)
+    async def answer(self, item: dict[str, Any], system: str | None = None) -> dict[str, Any]:
+        return await self.workers[system or self.first].answer(item)
 
     async def close(self) -> None:
-        await self.worker.aclose()
+        for worker in self.workers.values():
+            await worker.aclose()
 
 
 class RayPool:
-    """``workers`` actors on the cluster; ``answer`` sends an item to the least busy."""
+    """``workers`` actors on the cluster, each answering for every job's system;
+    ``answer`` sends an item to the least busy one."""
 
-    def __init__(self, job: Job, workers: int) -> None:
+    def __init__(self, jobs: Job | list[Job], workers: int) -> None:
         ray = self.ray = _ray()
         actor = ray.remote(num_cpus=1, max_restarts=0, max_concurrency=10_000)(_RayWorker)
-        self.actors: list[Any] = [actor.remote(job, os.getcwd()) for _ in range(workers)]
+        jobs = jobs if isinstance(jobs, list) else [jobs]
+        self.actors: list[Any] = [actor.remote(jobs, os.getcwd()) for _ in range(workers)]
         self.load: dict[Any, int] = {a: 0 for a in self.actors}
         self.lost = 0
         dead = (ray.exceptions.RayActorError,)
@@ -86,7 +90,8 @@ class RayPool:
             raise ChorusError(f"the Ray workers did not start within {timeout_s:g}s (does "
                               "the cluster have a free CPU for each --workers?)") from None
 
-    async def answer(self, item: dict[str, Any]) -> dict[str, Any]:
+    async def answer(self, item: dict[str, Any], system: str | None = None
+                     ) -> dict[str, Any]:
         while True:
             if not self.load:
                 raise ChorusError("every Ray worker died; the answers written so far are "
@@ -94,7 +99,7 @@ class RayPool:
             actor = min(self.load, key=self.load.__getitem__)
             self.load[actor] += 1
             try:
-                rec: dict[str, Any] = await actor.answer.remote(item)
+                rec: dict[str, Any] = await actor.answer.remote(item, system)
                 return rec
             except self._dead as exc:
                 if self.load.pop(actor, None) is not None:

@@ -43,6 +43,12 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
     bench.add_argument("--record", metavar="OUT.jsonl",
                        help="write the run as an outcome table (systems as models)")
     bench.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    bench.add_argument("--engine", choices=["local", "ray"], default="local",
+                       help="answer here, or on a Ray cluster's workers (as chorus batch; "
+                            "--concurrency is then per worker)")
+    bench.add_argument("--address", metavar="ADDR", help="the Ray cluster (see chorus batch)")
+    bench.add_argument("--workers", type=int, metavar="N",
+                       help="Ray workers (default: every CPU of the cluster)")
 
     out = sub.add_parser("outcomes", help="convert or split outcome tables")
     osub = out.add_subparsers(dest="outcomes_command", metavar="ACTION",
@@ -130,11 +136,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     scorer = make_scorer(spec, judge=judge, rubric=args.rubric, outcomes=table)
     progress = Progress(len(items) * len(systems))
 
+    answerer, concurrency = None, args.concurrency
+    if args.engine == "ray":
+        answerer, concurrency = _ray_answers(args, names)
+
     async def go() -> Any:
         try:
-            return await run_bench(systems, items, scorer, concurrency=args.concurrency,
-                                   timeout_s=args.timeout, progress=progress)
+            if answerer is not None:
+                await answerer.start()
+            return await run_bench(systems, items, scorer, concurrency=concurrency,
+                                   timeout_s=args.timeout, progress=progress,
+                                   answerer=answerer)
         finally:
+            if answerer is not None:
+                await answerer.close()
             for m in systems.values():
                 await m.aclose()
 
@@ -167,6 +182,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"\nrecommended: {best}: {why}")
     print(f"wrote {', '.join(written)}", file=sys.stderr)
     return 0
+
+
+def _ray_answers(args: argparse.Namespace, names: list[str]) -> tuple[Any, int]:
+    """The Ray workers that answer for ``chorus bench --engine ray``, and the number of
+    items in flight (``--concurrency`` per worker)."""
+    import os
+
+    from chorus.batch import ray_session
+    from chorus.batch.bench import RayAnswers
+
+    path = args.config or os.environ.get("CHORUS_CONFIG")
+    if not path:
+        raise ChorusError("--engine ray needs the config as a file (-c FILE): each worker "
+                          "builds the systems from it")
+    if args.workers is not None and args.workers < 1:
+        raise ChorusError("--workers must be at least 1")
+    ray = ray_session(args.address)
+    workers = args.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return RayAnswers(Path(path), names, workers, args.timeout), args.concurrency * workers
 
 
 def cmd_outcomes(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -24,6 +24,7 @@ from chorus.eval.outcomes import Outcome, OutcomeItem
 from chorus.eval.scorers import Scorer
 
 __all__ = [
+    "Answerer",
     "ItemResult",
     "Progress",
     "run_bench",
@@ -108,13 +109,19 @@ class Progress:
             self.stream.flush()
 
 
+#: Where a system's answer comes from when not from the Model in this process (the Ray
+#: workers of ``chorus bench --engine ray``: ``chorus.batch.bench.RayAnswers``).
+Answerer = Callable[[str, Item], Awaitable[Completion]]
+
+
 async def _one(name: str, model: Model, item: Item, scorer: Scorer,
-               timeout_s: float | None) -> ItemResult:
+               timeout_s: float | None, answerer: Answerer | None = None) -> ItemResult:
     started = time.perf_counter()
     answer: Completion | None = None
     try:
         with scope(deadline_s=timeout_s):
-            answer = await call(model, item.request())
+            answer = await (call(model, item.request()) if answerer is None
+                            else answerer(name, item))
     except ChorusError as exc:
         latency = time.perf_counter() - started
         span = getattr(exc, "span", None)
@@ -141,6 +148,7 @@ async def run_bench(
     timeout_s: float | None = None,
     progress: Progress | None = None,
     on_result: Callable[[ItemResult], None] | None = None,
+    answerer: Answerer | None = None,
 ) -> dict[str, list[ItemResult]]:
     """Every system on every item, at most ``concurrency`` calls in flight; results per
     system in item order."""
@@ -158,7 +166,7 @@ async def run_bench(
                 name, i = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            res = await _one(name, systems[name], items[i], scorer, timeout_s)
+            res = await _one(name, systems[name], items[i], scorer, timeout_s, answerer)
             results[name][i] = res
             if progress is not None:
                 progress.update(res.error is not None)
