@@ -11,7 +11,9 @@ import pytest
 from chorus.core import context
 from chorus.core.errors import DeadlineExceeded
 from chorus.core.types import Request
+from chorus.gateway import Gateway
 from chorus.gateway.app import _answer, _Endpoint
+from chorus.gateway.metrics import Metrics
 from chorus.gateway.openai_wire import ChatRequest, WireError
 from chorus.providers.function import FunctionModel
 
@@ -73,7 +75,8 @@ async def test_bodies_are_refused_with_openai_style_errors(raw: bytes, code: str
         return {"type": "http.request", "body": raw, "more_body": False}
 
     with pytest.raises(WireError) as info:
-        await _Endpoint._parse(None, receive, ChatRequest)  # type: ignore[arg-type]
+        endpoint = _Endpoint(Gateway({}), Metrics(), "chat")
+        await endpoint._parse(receive, ChatRequest, {"headers": []})
     assert info.value.status == 400 and info.value.code == code
     assert message in info.value.message
 
@@ -84,5 +87,6 @@ async def test_a_valid_body_parses() -> None:
                 "body": b'{"model": "m", "messages": [{"role": "user", "content": "hi"}],'
                         b' "max_tokens": 8, "user": "ignored"}'}
 
-    body = await _Endpoint._parse(None, receive, ChatRequest)  # type: ignore[arg-type]
+    body = await _Endpoint(Gateway({}), Metrics(), "chat")._parse(receive, ChatRequest,
+                                                                  {"headers": []})
     assert (body.model, body.max_tokens, body.messages[0].content) == ("m", 8, "hi")

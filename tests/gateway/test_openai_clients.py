@@ -218,7 +218,9 @@ def test_budget_and_rate_limit_per_key(base_url: str) -> None:
 def test_metrics_health_openapi(base_url: str) -> None:
     client(base_url).chat.completions.create(model="fast",
                                              messages=[{"role": "user", "content": "hi"}])
-    text = httpx.get(f"{base_url}/metrics").text
+    # With keys configured, /metrics needs one too.
+    assert httpx.get(f"{base_url}/metrics").status_code == 401
+    text = httpx.get(f"{base_url}/metrics", headers=_auth()).text
     assert 'chorus_gateway_requests_total{endpoint="chat",system="fast",model="fast",' \
            'status="200"} 1' in text
     assert 'chorus_gateway_tokens_total{system="fast",model="fast",type="output"} 5' in text

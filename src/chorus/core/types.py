@@ -288,7 +288,7 @@ class Request:
             out.add("json_schema")
         if p.logprobs:
             out.add("logprobs")
-        if any(m.images for m in self.messages):
+        if any(m.parts for m in self.messages) and any(m.images for m in self.messages):
             out.add("images")
         return frozenset(out)
 

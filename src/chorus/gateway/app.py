@@ -28,6 +28,7 @@ from chorus.core.context import scope as chorus_scope
 from chorus.core.errors import ChorusError, DeadlineExceeded, MalformedResponse
 from chorus.core.model import Model, stream_or_complete
 from chorus.core.types import Completion, Request, Span, ToolCallDelta
+from chorus.gateway import responses_api
 from chorus.gateway.auth import KeyInfo
 from chorus.gateway.metrics import Metrics
 from chorus.gateway.openai_wire import (
@@ -43,6 +44,7 @@ from chorus.gateway.openai_wire import (
     validation_error,
 )
 from chorus.gateway.openapi import openapi_document
+from chorus.gateway.responses_api import ResponsesRequest
 from chorus.gateway.service import WRAPPER_PREFIX, Gateway
 
 try:
@@ -66,6 +68,8 @@ _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
         (b"x-accel-buffering", b"no")]
 _MAX_BODY = 32 * 1024 * 1024
+#: Seconds a client has to send a request's body (its head: ``server.HEAD_TIMEOUT_S``).
+BODY_TIMEOUT_S = 15.0
 # Completion ids need to be unique, not secret: a seeded PRNG spares uuid4's
 # os.urandom call on every request.
 _ids = random.Random()
@@ -86,13 +90,23 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+class ClientGone(Exception):
+    """The client disconnected before its request body was read."""
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/")
+                                           and kind.endswith("+json"))
+
+
 async def _body(receive: Receive) -> bytes:
     parts: list[bytes] = []
     size = 0
     while True:
         msg = await receive()
         if msg["type"] == "http.disconnect":
-            raise asyncio.CancelledError("client disconnected")
+            raise ClientGone
         chunk = msg.get("body", b"")
         size += len(chunk)
         if size > _MAX_BODY:
@@ -152,8 +166,9 @@ def _root(span: Span | None) -> Span | None:
     return span
 
 
-def _wants_trace(scope: Scope, body: ChatRequest) -> bool:
-    if body.chorus is not None and body.chorus.trace:
+def _wants_trace(scope: Scope, body: Any) -> bool:
+    opts = getattr(body, "chorus", None)
+    if opts is not None and opts.trace:
         return True
     return (_header(scope, b"x-chorus-trace") or "").lower() in ("1", "true", "yes")
 
@@ -188,6 +203,9 @@ class _Endpoint:
     def __init__(self, gw: Gateway, metrics: Metrics, name: str) -> None:
         self.gw, self.metrics, self.name = gw, metrics, name
         self.timeout = gw.settings.timeout_s
+        #: How long a client may take to send its body (a slow client holds a connection).
+        self.body_timeout = BODY_TIMEOUT_S if self.timeout is None else min(
+            BODY_TIMEOUT_S, self.timeout)
         self.log_content = gw.settings.log_content
 
     async def _error(self, send: Send, err: WireError, system: str, started: float) -> None:
@@ -199,8 +217,17 @@ class _Endpoint:
             log.info("%s %s -> %d %s", self.name, system or "-", err.status,
                      err.code or err.type)
 
-    async def _parse(self, receive: Receive, cls: type[Any]) -> Any:
-        raw = await _body(receive)
+    async def _parse(self, receive: Receive, cls: type[Any], scope: Scope) -> Any:
+        kind = _header(scope, b"content-type")
+        if kind is not None and not _is_json(kind):
+            raise WireError(415, f"content-type {kind.split(';')[0].strip()!r}: send the "
+                            "body as application/json", code="unsupported_media_type")
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                raw = await _body(receive)
+        except TimeoutError:
+            raise WireError(408, f"the request body did not arrive within "
+                            f"{self.body_timeout:g}s", code="request_timeout") from None
         try:
             # Parsed and validated in one pass, without a dict of the body in between.
             return cls.model_validate_json(raw)
@@ -219,6 +246,11 @@ class _Endpoint:
         try:
             key = self.gw.keys.check(_header(scope, b"authorization"))
             await self.handle(scope, receive, send, key, started, state)
+        except ClientGone:
+            # Nobody to answer: a note, not an error with a traceback.
+            log.info("%s %s: the client disconnected before its request was read",
+                     self.name, state["system"] or "-")
+            self.metrics.error(state["system"], "client_disconnected")
         except WireError as err:
             await self._error(send, err, state["system"], started)
         except ChorusError as exc:
@@ -232,10 +264,12 @@ class _Endpoint:
 class ChatEndpoint(_Endpoint):
     async def handle(self, scope: Scope, receive: Receive, send: Send, key: KeyInfo,
                      started: float, state: dict[str, str]) -> None:
-        body: ChatRequest = await self._parse(receive, ChatRequest)
+        body: ChatRequest = await self._parse(receive, ChatRequest, scope)
+        model = self.gw.resolve(body.model, key)
+        # Named in the metrics only once it is known: made-up names share one label.
         state["system"] = system = body.model
-        model = self.gw.resolve(system, key)
         request = to_request(body, self.gw.metadata_for(key))
+        self.gw.check_accepts(system, model, request)
         if self.log_content:
             log.info("key %s asks %s: %r", key.name, system, request.prompt)
         if body.stream:
@@ -335,16 +369,92 @@ class ChatEndpoint(_Endpoint):
         self.metrics.record(self.name, system, "", err.status, time.perf_counter() - started)
 
 
+class ResponsesEndpoint(ChatEndpoint):
+    """``POST /v1/responses``: the same systems, in the Responses API's shapes."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, key: KeyInfo,
+                     started: float, state: dict[str, str]) -> None:
+        body: ResponsesRequest = await self._parse(receive, ResponsesRequest, scope)
+        model = self.gw.resolve(body.model, key)
+        state["system"] = system = body.model
+        request = responses_api.to_request(body, self.gw.metadata_for(key))
+        self.gw.check_accepts(system, model, request)
+        if body.stream:
+            await self._stream_events(send, model, request, body, started, scope)
+            return
+        answer = await _answer(model, request, self.timeout)
+        info = _chorus(system, answer, (time.perf_counter() - started - answer.latency_s)
+                       * 1000, _wants_trace(scope, body))
+        out = responses_api.response_body(f"resp_{_ids.getrandbits(128):032x}", time.time(),
+                                          body, answer, chorus=info)
+        await _send(send, 200, dumps(out), [*_JSON, *_chorus_headers(info)])
+        self._done(system, answer, started)
+
+    async def _stream_events(self, send: Send, model: Model, request: Request,
+                             body: ResponsesRequest, started: float, scope: Scope) -> None:
+        system, state = body.model, responses_api.StreamState(body)
+        events = stream_or_complete(model, request)
+        opened = False
+
+        async def emit(objs: list[dict[str, Any]], more: bool = True) -> None:
+            data = b"".join(b"event: " + o["type"].encode() + b"\ndata: " + dumps(o) + b"\n\n"
+                            for o in objs)
+            await send({"type": "http.response.body", "body": data, "more_body": more})
+
+        try:
+            with chorus_scope(deadline_s=self.timeout):
+                async with asyncio.timeout(self.timeout):
+                    final: Completion | None = None
+                    async for ev in events:
+                        if isinstance(ev, Completion):
+                            final = ev
+                            break
+                        if not opened:
+                            await send({"type": "http.response.start", "status": 200,
+                                        "headers": [*_SSE,
+                                                    (b"x-chorus-system", _ascii(system))]})
+                            opened = True
+                            await emit(state.start())
+                        if isinstance(ev, ToolCallDelta):
+                            await emit(state.call_delta(ev))
+                        elif ev.text:
+                            await emit(state.text_delta(ev.text))
+            if final is None:
+                raise MalformedResponse(f"{model.name!r} ended its stream without an answer")
+        except (TimeoutError, ChorusError) as exc:
+            err = error_response(exc if isinstance(exc, ChorusError) else DeadlineExceeded(
+                f"{system!r} did not finish within {self.timeout:g}s"))
+            if not opened:
+                await self._error(send, err, system, started)
+                return
+            await emit([state.event("error", code=err.code or err.type, message=err.message,
+                                    param=err.param)], more=False)
+            self.metrics.error(system, err.code or err.type)
+            self.metrics.record(self.name, system, "", err.status,
+                                time.perf_counter() - started)
+            return
+        finally:
+            await events.aclose()
+        info = _chorus(system, final, (time.perf_counter() - started - final.latency_s)
+                       * 1000, _wants_trace(scope, body))
+        if not opened:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [*_SSE, (b"x-chorus-system", _ascii(system))]})
+            await emit(state.start())
+        await emit(state.finish(final, info), more=False)
+        self._done(system, final, started)
+
+
 class EmbeddingsEndpoint(_Endpoint):
     async def handle(self, scope: Scope, receive: Receive, send: Send, key: KeyInfo,
                      started: float, state: dict[str, str]) -> None:
-        body: EmbeddingsRequest = await self._parse(receive, EmbeddingsRequest)
-        state["system"] = body.model
+        body: EmbeddingsRequest = await self._parse(receive, EmbeddingsRequest, scope)
         texts = [body.input] if isinstance(body.input, str) else list(body.input)
         if not texts or any(not t for t in texts):
             raise WireError(400, "input: give one or more non-empty strings", param="input",
                             code="invalid_value")
         emb = self.gw.embedder(body.model)
+        state["system"] = body.model
         vectors = await emb.embed(texts)
         if body.dimensions is not None and body.dimensions != vectors.shape[1]:
             raise WireError(400, f"dimensions: {body.model!r} gives {vectors.shape[1]}",
@@ -418,6 +528,11 @@ def create_app(gateway: Gateway) -> Starlette:
         return _json({"status": "ok", "models": len(gateway.models)})
 
     async def metrics_text(request: HttpRequest) -> Response:
+        # With keys configured, the counters (systems, keys' traffic) need a key too.
+        try:
+            _key(request)
+        except WireError as err:
+            return _json(err.body(), err.status)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def openapi(request: HttpRequest) -> Response:
@@ -436,10 +551,12 @@ def create_app(gateway: Gateway) -> Starlette:
         await gateway.aclose()
 
     chat = ChatEndpoint(gateway, metrics, "chat")
+    responses = ResponsesEndpoint(gateway, metrics, "responses")
     embeddings = EmbeddingsEndpoint(gateway, metrics, "embeddings")
     routes = [
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
+        Route("/v1/responses", responses, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/models/{model:path}", one_model, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
@@ -448,7 +565,8 @@ def create_app(gateway: Gateway) -> Starlette:
     ]
     app = _App(routes=routes, exception_handlers={HTTPException: http_error},
                lifespan=lifespan)
-    app.hot = {"/v1/chat/completions": chat, "/v1/embeddings": embeddings}
+    app.hot = {"/v1/chat/completions": chat, "/v1/embeddings": embeddings,
+               "/v1/responses": responses}
     app.state.gateway = gateway
     app.state.metrics = metrics
     return app

@@ -212,6 +212,10 @@ def error_response(exc: E.ChorusError) -> WireError:
                          code="guardrail_violation")
     if isinstance(exc, E.ContextLengthError):
         return WireError(400, msg, param="messages", code="context_length_exceeded")
+    if isinstance(exc, E.CapabilityMissing):
+        param = {"images": "messages", "json_schema": "response_format"}.get(
+            min(exc.missing), min(exc.missing))
+        return WireError(400, msg, param=param, code=exc.code)
     if isinstance(exc, E.BadRequestError | E.NotSupported):
         return WireError(400, msg, code=exc.code)
     if isinstance(exc, E.ProviderTimeout | E.DeadlineExceeded):

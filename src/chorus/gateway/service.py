@@ -13,8 +13,10 @@ from typing import Any
 
 from chorus.config.builder import Config
 from chorus.config.schema import GatewayConfig
-from chorus.core.errors import ChorusError
+from chorus.core.capabilities import able, accepts_of
+from chorus.core.errors import CapabilityMissing, ChorusError
 from chorus.core.model import Model
+from chorus.core.types import Request
 from chorus.embeddings._base import Embedder
 from chorus.gateway.auth import KeyInfo, KeyTable
 from chorus.gateway.openai_wire import WireError
@@ -114,6 +116,15 @@ class Gateway:
         wrapped = self._wrap(key, model) if key.limited else model
         self._wrapped[(key.name, name)] = wrapped
         return wrapped
+
+    def check_accepts(self, name: str, model: Model, request: Request) -> None:
+        """A 400 (``CapabilityMissing``) before any call when ``request`` needs what no
+        model of system ``name`` accepts, naming the systems that would."""
+        needs = request.needs
+        if needs:
+            lack = needs - accepts_of(model)
+            if lack:
+                raise CapabilityMissing(name, lack, able(self.models.items(), needs))
 
     def _wrap(self, key: KeyInfo, model: Model) -> Model:
         # The policies a key's limits need, made once per (key, model). Their store keys

@@ -30,7 +30,7 @@ from chorus.core.errors import (
     ContextLengthError,
     MissingDependency,
 )
-from chorus.core.types import Message
+from chorus.core.types import Message, TokenLogprob
 
 __all__ = [
     "Generated",
@@ -121,6 +121,8 @@ class Sampling:
     stop: tuple[str, ...]
     grammar: Any = None
     logprobs: bool = False
+    #: Each token's log-probability with this many alternatives (None: not asked).
+    top_logprobs: int | None = None
     #: Drop whitespace before the answer (a template ends where the answer starts).
     lstrip: bool = False
 
@@ -132,6 +134,7 @@ class Generated:
     completion_tokens: int
     finish_reason: str
     logprob: float | None = None
+    tokens: tuple[TokenLogprob, ...] | None = None
 
 
 @dataclass(eq=False)
@@ -212,6 +215,26 @@ class LoadedModel:
         np.exp(self._scratch, out=self._scratch)
         return float(logits[token] - top - np.log(self._scratch.sum()))
 
+    def _token_logprob(self, token: int, top: int) -> TokenLogprob:
+        """The token's log-probability and the ``top`` most likely tokens at its
+        position, from the same raw distribution as ``_logprob``."""
+        import llama_cpp
+        import numpy as np
+
+        ptr = llama_cpp.llama_get_logits_ith(self.llama.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.llama.n_vocab(),))
+        lse = float(logits.max())
+        lse += float(np.log(np.exp(logits - lse).sum()))
+        alts: tuple[tuple[str, float], ...] = ()
+        if top > 0:
+            best = np.argpartition(logits, -top)[-top:]
+            best = best[np.argsort(-logits[best])]
+            alts = tuple((self._text(int(t)), float(logits[t]) - lse) for t in best)
+        return TokenLogprob(self._text(token), float(logits[token]) - lse, alts)
+
+    def _text(self, token: int) -> str:
+        return self._piece(token).decode("utf-8", errors="replace")
+
     def _prefill(self, prompt: list[int]) -> None:
         """Evaluate all but the last prompt token, reusing the cached prefix.
 
@@ -273,6 +296,7 @@ class LoadedModel:
         stops = tuple(x for x in s.stop if x)
         longest = max((len(x) for x in stops), default=0)
         text, sent, n, total_lp = "", 0, 0, 0.0
+        per_token: list[TokenLogprob] | None = None if s.top_logprobs is None else []
         finish = "length"
         tokens = llm.generate(
             prompt, top_k=40, top_p=s.top_p, min_p=0.05, typical_p=1.0, temp=s.temperature,
@@ -287,7 +311,10 @@ class LoadedModel:
                     finish = "stop"
                     break
                 n += 1
-                if s.logprobs:
+                if per_token is not None:
+                    per_token.append(self._token_logprob(token, s.top_logprobs or 0))
+                    total_lp += per_token[-1].logprob
+                elif s.logprobs:
                     total_lp += self._logprob(token)
                 new = decoder.decode(self._piece(token))
                 if s.lstrip and not text:
@@ -312,8 +339,9 @@ class LoadedModel:
             tokens.close()
         if emit is not None and len(text) > sent:
             emit(text[sent:])
-        logprob = total_lp / n if s.logprobs and n else None
-        return Generated(text, len(prompt), n, finish, logprob)
+        logprob = total_lp / n if (s.logprobs or per_token is not None) and n else None
+        return Generated(text, len(prompt), n, finish, logprob,
+                         None if per_token is None else tuple(per_token))
 
 
 # -- the process-wide cache ------------------------------------------------------------

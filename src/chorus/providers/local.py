@@ -41,9 +41,17 @@ from pydantic import Field
 from chorus.config.schema import ProviderConfig
 from chorus.core import context
 from chorus.core.errors import Cancelled, ConfigError, MissingDependency, ProviderError
-from chorus.core.model import StreamEvent
-from chorus.core.types import Completion, Message, Request, TextDelta, Usage
-from chorus.providers import _bundled, _llama
+from chorus.core.model import StreamEvent, deltas_of
+from chorus.core.types import (
+    Completion,
+    Message,
+    Request,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from chorus.providers import _bundled, _llama, _local_tools
 from chorus.providers._base import Provider, common_kwargs
 from chorus.providers._bundled import Mode
 
@@ -168,6 +176,7 @@ class LocalModel(Provider):
             stop=tuple(stop) + self.stop,
             grammar=_llama.grammar_for(fmt) if fmt else None,
             logprobs=self.logprobs,
+            top_logprobs=p.get("top_logprobs", None) or 0 if p.get("logprobs", None) else None,
             lstrip=templated,
         )
 
@@ -180,10 +189,19 @@ class LocalModel(Provider):
     ) -> _llama.Generated:
         """Runs on the model's worker thread: build the prompt, then generate."""
         sampling = self._sampling(request)
+        plan = _local_tools.plan_for(request)
         system = request.system if request.system is not None else self.system
+        messages = request.messages
+        if plan is not None:
+            if plan.schema is not None:
+                sampling = dataclasses.replace(sampling, grammar=_llama.grammar_for(plan.schema))
+            system = f"{system}\n\n{plan.instruction}" if system else plan.instruction
+            messages = (Message("system", system),
+                        *(m for m in messages if m.role != "system"))
+        if any(m.tool_calls or m.role == "tool" or m.parts or m.name for m in messages):
+            messages = _local_tools.plain_messages(messages)
         if self.mode == "chat":
-            messages = request.messages
-            if request.system is None and self.system:
+            if plan is None and request.system is None and self.system:
                 messages = (Message("system", self.system), *messages)
             prompt, template_stops = loaded.chat_prompt(messages)
             sampling = dataclasses.replace(sampling, stop=sampling.stop + template_stops)
@@ -212,19 +230,28 @@ class LocalModel(Provider):
             cancel.set()
             raise
 
-    def _completion(self, result: _llama.Generated, started: float) -> Completion:
+    def _completion(self, request: Request, result: _llama.Generated, started: float,
+                    call_id: str | None = None) -> Completion:
         if result.finish_reason == "cancelled":
             raise Cancelled("the request was cancelled")
+        text, finish = result.text, result.finish_reason
+        calls: tuple[ToolCall, ...] = ()
+        plan = _local_tools.plan_for(request)
+        if plan is not None:
+            text, calls = _local_tools.read_answer(plan, text, call_id)
+            if calls and finish == "stop":
+                finish = "tool_calls"
         return self.finish(
-            result.text, Usage(result.prompt_tokens, result.completion_tokens), started,
-            finish_reason=result.finish_reason, logprob=result.logprob,
-            attributes={"mode": self.mode},
+            text, Usage(result.prompt_tokens, result.completion_tokens), started,
+            finish_reason=finish, logprob=result.logprob,
+            attributes={"mode": self.mode}, tool_calls=calls, logprobs=result.tokens,
         )
 
     async def complete(self, request: Request) -> Completion:
         started = time.perf_counter()
-        result = await self._run(self.prepare(request), None, threading.Event())
-        return self._completion(result, started)
+        request = self.prepare(request)
+        result = await self._run(request, None, threading.Event())
+        return self._completion(request, result, started)
 
     async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
@@ -239,12 +266,30 @@ class LocalModel(Provider):
             except RuntimeError:  # the loop closed: nobody is reading any more
                 cancel.set()
 
-        job = asyncio.ensure_future(self._run(request, emit, cancel))
+        # A forced call streams its arguments as they are decoded; other tool answers
+        # are known to be calls or text only at the end.
+        plan = _local_tools.plan_for(request)
+        forced = plan.tools[0].name if plan is not None and plan.mode == "forced" else None
+        call_id = _local_tools.call_id()
+        job = asyncio.ensure_future(self._run(request, emit if plan is None or forced else None,
+                                              cancel))
         job.add_done_callback(lambda _: queue.put_nowait(None))
         try:
+            first = True
             while (piece := await queue.get()) is not None:
-                yield TextDelta(piece)
-            yield self._completion(await job, started)
+                if forced is None:
+                    yield TextDelta(piece)
+                else:
+                    yield ToolCallDelta(0, call_id if first else None,
+                                        forced if first else None, piece)
+                    first = False
+            answer = self._completion(request, await job, started, call_id)
+            if plan is not None and not forced:
+                for delta in deltas_of(answer):
+                    yield delta
+            elif forced and first:
+                yield ToolCallDelta(0, call_id, forced, "")
+            yield answer
         finally:
             if not job.done():
                 cancel.set()
