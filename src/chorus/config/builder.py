@@ -254,6 +254,20 @@ class Config:
     def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.builder = Builder(doc)
+        self._telemetry()
+
+    def _telemetry(self) -> None:
+        # The OTEL_* variables, or this file's telemetry: block, switch export on.
+        from chorus.telemetry import auto
+
+        block = self.builder.root.telemetry
+        options = block.model_dump() if block is not None else {}
+        try:
+            auto(**options)
+        except ChorusError as exc:
+            if block is None:
+                raise
+            raise self.doc.error(("telemetry",), str(exc)) from None
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Config:

@@ -9,7 +9,7 @@ system, or an inline mapping.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,7 @@ __all__ = [
     "Node",
     "PatternConfig",
     "PriceConfig",
+    "TelemetryConfig",
     "ProviderConfig",
     "RootConfig",
 ]
@@ -123,6 +124,25 @@ class GatewayConfig(Node):
     timeout_s: float | None = Field(default=600.0, gt=0)
 
 
+class TelemetryConfig(Node):
+    """OpenTelemetry export (docs/telemetry.md); the standard ``OTEL_*`` variables win
+    over what is set here."""
+
+    #: Export spans and metrics (default: when OTEL_EXPORTER_OTLP_ENDPOINT is set or the
+    #: program installed its own OpenTelemetry providers).
+    enabled: bool | None = None
+    #: The OTLP base URL, e.g. http://127.0.0.1:6006 (Phoenix) or :4318 (a collector).
+    endpoint: str | None = None
+    protocol: Literal["http/protobuf", "grpc"] | None = None
+    service_name: str | None = None
+    #: Headers sent with each export (an API key for a hosted backend).
+    headers: dict[str, str] = Field(default_factory=dict)
+    #: Record prompt and answer text on model spans (off: only sizes, models, cost).
+    content: bool | None = None
+    #: Export the GenAI client metrics and cost too.
+    metrics: bool = True
+
+
 class RootConfig(Node):
     version: int = 1
     default: str | None = None
@@ -134,3 +154,5 @@ class RootConfig(Node):
     stores: dict[str, Any] = Field(default_factory=dict)
     #: ``chorus serve`` settings: API keys, budgets and rate limits per key.
     gateway: GatewayConfig = Field(default_factory=lambda: GatewayConfig())
+    #: OpenTelemetry export of every request's spans.
+    telemetry: TelemetryConfig | None = None

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
 from typing import Any, ClassVar, TypeVar
 
-from chorus.core import context
+from chorus.core import context, instrument
 from chorus.core.errors import (
     ChorusError,
     DeadlineExceeded,
@@ -24,7 +24,8 @@ from chorus.core.errors import (
 from chorus.core.types import Completion, Request, Span, TextDelta, ToolCallDelta
 
 __all__ = [
-    "Model", "StreamEvent", "call", "deltas_of", "error_span", "run_sync", "stream_or_complete",
+    "Model", "StreamEvent", "call", "complete", "deltas_of", "error_span", "run_sync",
+    "stream_or_complete",
 ]
 
 T = TypeVar("T")
@@ -75,11 +76,36 @@ async def call(model: Model, request: Request) -> Completion:
     A leaf call (``kind == "model"``) made under a budget (the context value ``"budget"``,
     set by ``policies.budget.Budget``) goes through the budget's ``around``, which reserves
     before the call and settles after it; without a budget this costs one dict lookup.
+    With telemetry on (``core.instrument``), the call runs inside its own span.
     """
+    watch = instrument._active
+    if watch is not None:
+        return await watch.call(model, request, _guarded)
     guard = context.current().values.get("budget")
     if guard is not None and model.kind == "model":
         return await guard.around(model, request, _call)  # type: ignore[no-any-return]
     return await _call(model, request)
+
+
+async def _guarded(model: Model, request: Request) -> Completion:
+    # What ``call`` does below its span (kept inline there: the path without telemetry).
+    guard = context.current().values.get("budget")
+    if guard is not None and model.kind == "model":
+        return await guard.around(model, request, _call)  # type: ignore[no-any-return]
+    return await _call(model, request)
+
+
+async def _complete(model: Model, request: Request) -> Completion:
+    return await model.complete(request)
+
+
+def complete(model: Model, request: Request) -> Coroutine[Any, Any, Completion]:
+    """``model.complete(request)``, inside a span when telemetry is on: for the top of a
+    request that keeps its own deadline (the gateway)."""
+    watch = instrument._active
+    if watch is None:
+        return model.complete(request)
+    return watch.call(model, request, _complete)
 
 
 async def _call(model: Model, request: Request) -> Completion:
@@ -111,6 +137,9 @@ async def stream_or_complete(model: Model, request: Request) -> AsyncGenerator[S
             events = guard.around_stream(model, request)
         else:
             events = model.stream(request)
+        watch = instrument._active
+        if watch is not None:
+            events = watch.stream(model, request, events)
         try:
             async for event in events:
                 yield event

@@ -24,9 +24,10 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chorus.core import instrument
 from chorus.core.context import scope as chorus_scope
 from chorus.core.errors import ChorusError, DeadlineExceeded, MalformedResponse
-from chorus.core.model import Model, stream_or_complete
+from chorus.core.model import Model, complete, stream_or_complete
 from chorus.core.types import Completion, Request, Span, ToolCallDelta
 from chorus.gateway import responses_api
 from chorus.gateway.auth import KeyInfo
@@ -132,7 +133,7 @@ async def _answer(model: Model, request: Request, timeout: float | None) -> Comp
     at the top of a request.)"""
     if timeout is None:
         with chorus_scope():
-            return await model.complete(request)
+            return await complete(model, request)
     task = asyncio.current_task()
     assert task is not None
     base = task.cancelling()
@@ -146,7 +147,7 @@ async def _answer(model: Model, request: Request, timeout: float | None) -> Comp
     timer = task.get_loop().call_later(timeout, expire)
     try:
         with chorus_scope(deadline_s=timeout):
-            answer = await model.complete(request)
+            answer = await complete(model, request)
     except asyncio.CancelledError:
         if expired and task.uncancel() <= base:
             raise DeadlineExceeded(
@@ -164,6 +165,16 @@ def _root(span: Span | None) -> Span | None:
     while span is not None and span.name.startswith(WRAPPER_PREFIX) and span.children:
         span = span.children[0]
     return span
+
+
+def _join_trace(scope: Scope) -> Callable[[], None] | None:
+    """Make the caller's trace (its W3C ``traceparent`` header) the current one; returns
+    what undoes that, or None when the request came without one."""
+    if not any(k == b"traceparent" for k, _ in scope["headers"]):
+        return None
+    from chorus.telemetry.propagation import join
+
+    return join({k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]})
 
 
 def _wants_trace(scope: Scope, body: Any) -> bool:
@@ -243,6 +254,8 @@ class _Endpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         state = {"system": ""}
+        # With telemetry on, the request's spans continue the caller's trace (traceparent).
+        joined = None if instrument.active() is None else _join_trace(scope)
         try:
             key = self.gw.keys.check(_header(scope, b"authorization"))
             await self.handle(scope, receive, send, key, started, state)
@@ -255,6 +268,9 @@ class _Endpoint:
             await self._error(send, err, state["system"], started)
         except ChorusError as exc:
             await self._error(send, error_response(exc), state["system"], started)
+        finally:
+            if joined is not None:
+                joined()
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, key: KeyInfo,
                      started: float, state: dict[str, str]) -> None:

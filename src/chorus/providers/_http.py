@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from chorus.core import instrument
 from chorus.core.errors import (
     AuthenticationError,
     BadRequestError,
@@ -331,6 +332,7 @@ class Endpoint:
 
     async def request_json(self, method: str, url: str, *, headers: Mapping[str, str],
                            payload: Any = None) -> Any:
+        headers = _traced(headers)
         if self.http.uses_httpx:
             return await self._request_json_httpx(method, url, headers=headers,
                                                   payload=payload)
@@ -373,6 +375,7 @@ class Endpoint:
     async def stream(self, url: str, *, headers: Mapping[str, str],
                      payload: Any) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
         """POST ``payload`` and yield the answer's server-sent events."""
+        headers = _traced(headers)
         if self.http.uses_httpx:
             async with self._stream_httpx(url, headers=headers, payload=payload) as events:
                 yield events
@@ -461,6 +464,16 @@ async def _sse(ctype: str, read: Callable[[], Awaitable[bytes]], chunks: AsyncIt
     last = decoder.flush()
     if last is not None:
         yield last
+
+
+def _traced(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """``headers`` plus the ``traceparent`` of the current call when telemetry is on, so
+    the upstream's spans join the request's trace."""
+    if instrument.active() is None:
+        return headers
+    out = dict(headers)
+    instrument.outgoing_headers(out)
+    return out
 
 
 def _encode(payload: Any, headers: Mapping[str, str]) -> tuple[bytes | None, dict[str, str]]:
