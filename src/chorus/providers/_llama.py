@@ -385,6 +385,36 @@ def loaded_models() -> list[LoadedModel]:
     return list(_cache.values())
 
 
+# llama.cpp's log levels (ggml_log_level); llama-cpp-python's own callback reads an
+# older numbering, so its WARN lines ("using full-size SWA cache" on every Gemma load)
+# reach stderr as errors. Ours sends them to logging, silent unless the app sets it up.
+_LLAMA_LEVELS = {1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING, 4: logging.ERROR}
+_llama_log = logging.getLogger("chorus.llama_cpp")
+_llama_log.addHandler(logging.NullHandler())
+_log_callback: Any = None
+
+
+def _route_llama_log() -> None:
+    global _log_callback
+    if _log_callback is not None:
+        return
+    import ctypes
+
+    import llama_cpp
+
+    last = [logging.INFO]
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def callback(level: int, text: bytes, _user: Any) -> None:
+        # 5 continues the previous line at its level.
+        last[0] = _LLAMA_LEVELS.get(level, last[0]) if level != 5 else last[0]
+        if _llama_log.isEnabledFor(last[0]):
+            _llama_log.log(last[0], "%s", text.decode("utf-8", "replace").rstrip("\n"))
+
+    _log_callback = callback  # kept alive: llama.cpp holds only the C pointer
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
 def _new_llama(path: Path, n_ctx: int, n_threads: int) -> Any:
     # llama.cpp's OpenMP threads otherwise spin between operations; on a machine whose
     # cores are busy (CI, teammates, a fan-out) that made 2 threads ~20x slower than 1.
@@ -394,9 +424,7 @@ def _new_llama(path: Path, n_ctx: int, n_threads: int) -> Any:
         from llama_cpp import Llama
     except ImportError:
         raise MissingDependency("llama-cpp-python", "the local provider", extra="local") from None
-    # llama.cpp's own log goes through this logger, which is left at NOTSET, so notes
-    # such as Gemma's "using full-size SWA cache" reach the user's terminal.
-    logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+    _route_llama_log()
     if not path.is_file():
         raise ConfigError(f"file not found: {path}")
     try:
