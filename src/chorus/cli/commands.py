@@ -8,9 +8,10 @@ import sys
 from typing import Any
 
 import yaml
+from rich.console import Console
 
 from chorus.cli.main import dump_json, load_config
-from chorus.cli.render import summary_line, table, trace_tree
+from chorus.cli.render import summary_line, table, trace_renderable
 from chorus.core.context import scope
 from chorus.core.errors import ChorusError, ConfigError
 from chorus.core.model import Model, call, stream_or_complete
@@ -88,7 +89,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.trace:
         print()
         if completion.trace is not None:
-            print(trace_tree(completion.trace))
+            sys.stdout.flush()
+            Console(highlight=False).print(trace_renderable(completion.trace))
         print(summary_line(completion))
     return 0
 

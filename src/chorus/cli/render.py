@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from typing import Any
 
+from rich.console import Console
+from rich.text import Text
+from rich.tree import Tree
+
 from chorus.core.types import Completion, Span
 
-__all__ = ["trace_tree", "summary_line", "table"]
-
-_MAX_ATTR = 160
+__all__ = ["summary_line", "table", "trace_renderable", "trace_tree"]
 
 
-def _attr_text(attributes: dict[str, Any]) -> str:
-    shown = []
+def _attr_lines(attributes: dict[str, Any]) -> list[str]:
+    """Each decision field whole, as ``key: value`` (JSON for structures, text as is)."""
+    lines = []
     for key, value in attributes.items():
         if key in ("provider", "model_id", "finish_reason"):
             continue
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        if len(text) > _MAX_ATTR:
-            text = text[: _MAX_ATTR - 1] + "…"
-        shown.append(f"{key}={text}")
-    return "  ".join(shown)
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False,
+                                                                default=str)
+        lines.append(f"{key}: {text}")
+    return lines
 
 
-def _span_line(span: Span) -> str:
+def _head(span: Span) -> str:
     head = span.name if span.kind == "model" else f"{span.name} [{span.kind}]"
     if span.kind != "model" and span.model:
         head += f" → {span.model}"
@@ -37,23 +40,36 @@ def _span_line(span: Span) -> str:
     ]
     if span.error:
         parts.append(f"ERROR {span.error}")
-    line = "  ".join(parts)
-    attrs = _attr_text(span.attributes)
-    return f"{line}  {attrs}" if attrs else line
+    return "  ".join(parts)
 
 
-def trace_tree(span: Span) -> str:
-    """The span tree as indented lines, one span a line."""
-    lines = [_span_line(span)]
+def trace_renderable(span: Span) -> Tree:
+    """The span tree for rich: a span's line, then its decision fields under it, each
+    whole and wrapped to the terminal (guides kept on the wrapped lines)."""
+    def label(node: Span) -> Text:
+        text = Text(_head(node), style="bold" if node.kind != "model" else "")
+        for line in _attr_lines(node.attributes):
+            key, _, rest = line.partition(": ")
+            text.append("\n")
+            text.append(key + ": ", style="cyan")
+            text.append(rest)
+        return text
 
-    def walk(node: Span, prefix: str) -> None:
-        for i, child in enumerate(node.children):
-            last = i == len(node.children) - 1
-            lines.append(f"{prefix}{'└─ ' if last else '├─ '}{_span_line(child)}")
-            walk(child, prefix + ("   " if last else "│  "))
+    def add(parent: Tree, node: Span) -> None:
+        for child in node.children:
+            add(parent.add(label(child)), child)
 
-    walk(span, "")
-    return "\n".join(lines)
+    root = Tree(label(span), guide_style="dim")
+    add(root, span)
+    return root
+
+
+def trace_tree(span: Span, width: int = 100) -> str:
+    """The span tree as plain text, wrapped at ``width`` columns."""
+    out = io.StringIO()
+    Console(file=out, width=width, no_color=True, highlight=False,
+            color_system=None).print(trace_renderable(span))
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines())
 
 
 def summary_line(c: Completion) -> str:
