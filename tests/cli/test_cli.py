@@ -143,3 +143,29 @@ def test_readme_headline_config_error_is_what_happens(tmp_path: Path,
     assert main(["config", "check", "-c", str(path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"chorus: error: {path}:5: {' '.join(example.group(1).split())}"
+
+
+def test_run_json_prints_errors_as_json(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "-c", str(cfg), "--json", "-s", "nope", "hi"]) == 1
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)["error"]
+    assert error["type"] == "UnknownName" and "unknown model or system 'nope'" in error["message"]
+    assert captured.err == ""
+
+
+@pytest.mark.parametrize("value", ["9", "-0.1", "2.01", "hot"])
+def test_temperature_out_of_range_is_refused(cfg: Path, value: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "-c", str(cfg), "--temperature", value, "hi"])
+    assert info.value.code == 2
+    assert "argument --temperature" in capsys.readouterr().err
+
+
+def test_temperature_bound_is_the_gateways() -> None:
+    from chorus.core.types import MAX_TEMPERATURE
+    from chorus.gateway.chat_request import ChatRequest
+
+    field = ChatRequest.model_fields["temperature"]
+    assert any(getattr(m, "le", None) == MAX_TEMPERATURE for m in field.metadata)
+    assert main(["run", "--temperature", "2", "-c", "/nonexistent.yaml", "hi"]) == 1

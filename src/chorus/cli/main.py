@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from chorus import __version__
 from chorus.core.errors import ChorusError
+from chorus.core.types import MAX_TEMPERATURE
 
 if TYPE_CHECKING:
     from chorus.config.builder import Config
@@ -33,6 +34,17 @@ def _config_arg(p: argparse.ArgumentParser) -> None:
         "-c", "--config", metavar="FILE",
         help="YAML config file (default: $CHORUS_CONFIG, else the embedded default config)",
     )
+
+
+def _temperature(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= MAX_TEMPERATURE:
+        raise argparse.ArgumentTypeError(
+            f"must be between 0 and {MAX_TEMPERATURE:g}, got {text}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,8 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stream", action="store_true", help="print the answer as it is generated")
     run.add_argument("--system-prompt", metavar="TEXT", help="a system message to send first")
     run.add_argument("--max-tokens", type=int, metavar="N", help="cap on output tokens")
-    run.add_argument("--temperature", type=float, metavar="T")
-    run.add_argument("--seed", type=int, metavar="N")
+    run.add_argument("--temperature", type=_temperature, metavar="T",
+                     help=f"sampling temperature, 0 to {MAX_TEMPERATURE:g} "
+                          "(default: each model's own)")
+    run.add_argument("--seed", type=int, metavar="N",
+                     help="sampling seed, for models that take one")
     run.add_argument("--timeout", type=float, metavar="SECONDS",
                      help="deadline for the whole request")
     run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when absent)")
@@ -197,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fail(args: Any, exc: BaseException, line: str) -> int:
     if getattr(args, "debug", False):
         traceback.print_exception(exc)
+    if getattr(args, "json", None) is True:
+        # Whoever asked for JSON reads stdout as JSON, failures included.
+        print(dump_json({"error": {"type": type(exc).__name__, "message": line}}))
+        return EXIT_ERROR
     print(f"chorus: error: {line}", file=sys.stderr)
     return EXIT_ERROR
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeVar
 
 __all__ = [
+    "MAX_TEMPERATURE",
     "UNSET",
     "Completion",
     "ContentPart",
@@ -176,6 +177,11 @@ class Message:
     @property
     def images(self) -> tuple[ImagePart, ...]:
         return tuple(p for p in self.parts if isinstance(p, ImagePart))
+
+
+#: The highest temperature any entry point accepts (OpenAI's bound; the gateway and the
+#: CLI refuse more, and 0 is the lowest).
+MAX_TEMPERATURE = 2.0
 
 
 @dataclass(frozen=True, slots=True)
