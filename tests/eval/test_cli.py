@@ -135,3 +135,15 @@ def test_router_fit_names_an_unknown_model_before_embedding(
     assert code != 0
     assert "no outcomes recorded for 'gpt-9'; the table has good, bad" in err
     assert not list(tmp_path.glob("emb-*.npy")) and not (tmp_path / "r").exists()
+
+
+def test_feedback_without_a_weights_file_is_an_error(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    _table(tmp_path / "t.jsonl")
+    (tmp_path / "c.yaml").write_text(CONFIG.replace("    weights_file: w.json\n", ""))
+    code = main(["feedback", "-c", str(tmp_path / "c.yaml"), "-s", "ens", "--model", "bad",
+                 "--reward", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "'ens' has no weights_file" in err and "set `weights_file: PATH`" in err
+    assert not (tmp_path / "w.json").exists()

@@ -30,8 +30,10 @@ def add_parser(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]) 
                "the summary), 3 when the budget stopped the run first, 1 on an error.")
     config_arg(p)
     p.add_argument("-s", "--system", help="system or model name (default: the config's default)")
-    p.add_argument("--input", required=True, metavar="ITEMS.jsonl")
-    p.add_argument("--output", required=True, metavar="ANSWERS.jsonl")
+    p.add_argument("--input", required=True, metavar="ITEMS.jsonl",
+                   help="the items, one JSON object a line (id, prompt or messages)")
+    p.add_argument("--output", required=True, metavar="ANSWERS.jsonl",
+                   help="answers, one per line; also the checkpoint a rerun resumes from")
     p.add_argument("--concurrency", type=int, default=8, metavar="N",
                    help="items in flight at once (per Ray worker with --engine ray; 8)")
     p.add_argument("--budget", type=float, metavar="USD",
@@ -44,7 +46,8 @@ def add_parser(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]) 
                    help="continue the run that wrote ANSWERS.jsonl")
     p.add_argument("--retry-failed", action="store_true",
                    help="like --resume, and answer again the items that failed")
-    p.add_argument("--engine", choices=["local", "ray"], default="local")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="run in this process (local, the default) or on a Ray cluster")
     p.add_argument("--address", metavar="ADDR",
                    help="the Ray cluster (auto: the one 'ray start' runs on this machine; "
                         "default: start one in this process)")

@@ -32,10 +32,11 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
                             "table, else exact)")
     bench.add_argument("--judge", metavar="NAME", help="the judge model for --scorer judge")
     bench.add_argument("--rubric", metavar="TEXT", help="the judge's rubric")
-    bench.add_argument("--concurrency", type=int, default=8, metavar="N")
+    bench.add_argument("--concurrency", type=int, default=8, metavar="N",
+                       help="items in flight at once (default 8)")
     bench.add_argument("--timeout", type=float, metavar="SECONDS", help="deadline per item")
     bench.add_argument("--tolerance", type=float, default=0.01,
-                       help="quality within this of the best counts as as good (0.01)")
+                       help="quality within this of the best counts as just as good (default 0.01)")
     bench.add_argument("--out", metavar="DIR", default="bench-results",
                        help="folder for report.md, report.csv, report.json, "
                             "cost_quality.png (default: bench-results)")
@@ -54,31 +55,39 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
     osub = out.add_subparsers(dest="outcomes_command", metavar="ACTION",
                               parser_class=type(out))
     conv = osub.add_parser("convert", help="an outcome table from public recorded outputs")
-    conv.add_argument("source", choices=["mmlu_pro", "routellm-gsm8k", "routellm-mmlu"])
+    conv.add_argument("source", choices=["mmlu_pro", "routellm-gsm8k", "routellm-mmlu"],
+                      help="which public recording the folder holds")
     conv.add_argument("folder", metavar="DIR",
                       help="shared/data/mmlu_pro or shared/data/routellm")
-    conv.add_argument("-o", "--output", required=True, metavar="OUT.jsonl")
+    conv.add_argument("-o", "--output", required=True, metavar="OUT.jsonl",
+                      help="the outcome table to write")
     conv.add_argument("--models", metavar="A,B", help="only these models (MMLU-Pro)")
     split = osub.add_parser("split", help="split a table into train and test at random")
-    split.add_argument("table", metavar="TABLE.jsonl")
-    split.add_argument("--train", required=True, metavar="OUT.jsonl")
-    split.add_argument("--test", required=True, metavar="OUT.jsonl")
-    split.add_argument("--test-share", type=float, default=0.5)
+    split.add_argument("table", metavar="TABLE.jsonl", help="the outcome table to split")
+    split.add_argument("--train", required=True, metavar="OUT.jsonl",
+                       help="where the training part goes")
+    split.add_argument("--test", required=True, metavar="OUT.jsonl",
+                       help="where the test part goes")
+    split.add_argument("--test-share", type=float, default=0.5, metavar="SHARE",
+                       help="the share of items that go to the test part (default 0.5)")
     split.add_argument("--limit", type=int, metavar="N",
                        help="sample N items first (same seed)")
-    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--seed", type=int, default=0, metavar="N",
+                       help="seed of the random split and sample (default 0)")
     vote = osub.add_parser(
         "vote", help="plan a weighted vote from a table: members and log-odds weights",
         description="Weigh each model by the log-odds of its recorded score, replay the "
                     "weighted vote of the best 1..N models on the table, and print the "
                     "size that scored best as a `systems:` entry for a config file.")
-    vote.add_argument("table", metavar="TRAIN.jsonl")
+    vote.add_argument("table", metavar="TRAIN.jsonl",
+                      help="the outcome table to weigh the models on")
     vote.add_argument("--extract", default="choice",
                       choices=["choice", "number", "yes_no", "none"],
                       help="what counts as the same answer (default: choice letters; "
                            "none: the normalised text)")
     vote.add_argument("--models", metavar="A,B,...", help="only these models")
-    vote.add_argument("--max-models", type=int, default=12, metavar="N")
+    vote.add_argument("--max-models", type=int, default=12, metavar="N",
+                      help="try votes of up to N models (default 12)")
     vote.add_argument("--name", default="weighted_vote", help="the system's name")
 
     fb = sub.add_parser("feedback", help="update a weighted ensemble's weights and a learned "
@@ -90,7 +99,8 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
     fb.add_argument("--reward", type=float, help="the outcome, 0 (bad) to 1 (good)")
     fb.add_argument("--outcomes", metavar="TABLE.jsonl",
                     help="replay every recorded score of the members' models")
-    fb.add_argument("--limit", type=int, metavar="N")
+    fb.add_argument("--limit", type=int, metavar="N",
+                    help="only the first N rows of --outcomes")
     fb.add_argument("--json", action="store_true", help="print the weights as JSON")
 
 
@@ -308,6 +318,15 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         raise ChorusError(f"{args.system!r} holds no weighted ensemble and no learned router")
     if (args.outcomes is None) == (args.model is None):
         raise ChorusError("give --model M --reward R, or --outcomes TABLE.jsonl")
+    for lr in learners:
+        # Feedback that is not kept is lost when this command ends: refuse it up front.
+        if isinstance(lr, LearnedClassifier):
+            if lr.path is None:
+                raise ChorusError(f"{args.system!r}: its learned router was not loaded from "
+                                  "a file, so feedback would not be saved: set its `path:`")
+        elif lr.weights_file is None:
+            raise ChorusError(f"{lr.name!r} has no weights_file, so feedback would not be "
+                              f"saved: set `weights_file: PATH` on it")
     updates = 0
     try:
         if args.model is not None:
@@ -330,18 +349,16 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     notes = []
     for lr in learners:
         if isinstance(lr, LearnedClassifier):
-            if lr.path is not None:
-                lr.router.save(lr.path)
+            assert lr.path is not None  # refused above
+            lr.router.save(lr.path)
             shift = {m: round(float(v), 4) for m, v in zip(
                 lr.router.models, _shifts(lr.router), strict=True)}
             report.setdefault("routers", {})[str(lr.path)] = {
                 "feedback": lr.router.info.get("feedback", {}), "shift": shift}
-            notes.append(f"router {lr.path}: statistics saved" if lr.path else
-                         "router (not from a file): not saved")
+            notes.append(f"router {lr.path}: statistics saved")
         else:
             report.setdefault("weights", {}).update(lr.weights)
-            notes.append(f"weights saved to {lr.weights_file}" if lr.weights_file else
-                         f"{lr.name}: no weights_file, not saved")
+            notes.append(f"weights saved to {lr.weights_file}")
     if args.json:
         print(dump_json(report))
     else:

@@ -19,9 +19,11 @@ def add_parser(sub: Any) -> None:
     fit = rsub.add_parser("fit", help="learn which model to call from an outcome table",
                           description="Fit a router on local MiniLM embeddings of the "
                                       "prompts; a held-out split calibrates the cost knob.")
-    fit.add_argument("--outcomes", required=True, metavar="TRAIN.jsonl")
+    fit.add_argument("--outcomes", required=True, metavar="TRAIN.jsonl",
+                     help="the outcome table to fit on")
     fit.add_argument("--out", required=True, metavar="ROUTER", help="folder to write")
-    fit.add_argument("--kind", choices=["knn", "mlp", "mf"], default="knn")
+    fit.add_argument("--kind", choices=["knn", "mlp", "mf"], default="knn",
+                     help="nearest neighbours (default), a small MLP, or matrix factorisation")
     fit.add_argument("--models", metavar="A,B,...", help="route among these (default: all)")
     fit.add_argument("--holdout", type=float, default=0.2,
                      help="share of items kept to calibrate the knob (0.2)")
@@ -31,11 +33,14 @@ def add_parser(sub: Any) -> None:
                      help="neighbours (knn; default: the best of 10, 20, 50, 100, 200, "
                           "up to a tenth of the training items, on the held-out split)")
     fit.add_argument("--epochs", type=int, default=40, help="training epochs (mlp, mf)")
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=int, default=0, metavar="N",
+                     help="seed of the holdout split and the fit (default 0)")
 
     ev = rsub.add_parser("eval", help="APGR, CPT(50%%), CPT(80%%) and AIQ on a test table")
-    ev.add_argument("--router", required=True, metavar="ROUTER")
-    ev.add_argument("--outcomes", required=True, metavar="TEST.jsonl")
+    ev.add_argument("--router", required=True, metavar="ROUTER",
+                    help="the folder router fit wrote")
+    ev.add_argument("--outcomes", required=True, metavar="TEST.jsonl",
+                    help="the outcome table to evaluate on")
     ev.add_argument("--json", metavar="OUT", help="write the metrics and curve as JSON")
     ev.add_argument("--plot", metavar="PNG",
                     help="the curve's PNG (default: ROUTER/curve-<table>.png)")

@@ -1,0 +1,33 @@
+"""Every subcommand and every option says what it does in --help."""
+
+import argparse
+
+from chorus.cli.main import build_parser
+
+
+def _missing(parser: argparse.ArgumentParser, prog: str) -> list[str]:
+    out: list[str] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helped = {a.dest for a in action._choices_actions if a.help}
+            for name, sub in action.choices.items():
+                if name not in helped:
+                    out.append(f"{prog} {name}: no help in the command list")
+                out += _missing(sub, f"{prog} {name}")
+        elif not isinstance(action, argparse._HelpAction | argparse._VersionAction) \
+                and not action.help:
+            out.append(f"{prog} {'/'.join(action.option_strings) or action.dest}: no help")
+    return out
+
+
+def test_every_command_and_option_has_help() -> None:
+    assert _missing(build_parser(), "chorus") == []
+
+
+def test_the_walk_finds_a_missing_help() -> None:
+    p = argparse.ArgumentParser(prog="x")
+    p.add_argument("--quiet")
+    sub = p.add_subparsers()
+    sub.add_parser("thing").add_argument("file")
+    assert _missing(p, "x") == ["x --quiet: no help", "x thing: no help in the command list",
+                                "x thing file: no help"]
