@@ -101,6 +101,15 @@ def test_missing_env_var_is_a_config_error() -> None:
     assert info.value.line == 3
 
 
+def test_missing_env_var_error_names_the_escape() -> None:
+    text = "models:\n  a: {provider: scripted, default: 'costs ${PRICE} today'}\n"
+    with pytest.raises(ConfigError) as info:
+        load_text(text, "e.yaml", env={})
+    assert "or $${PRICE} for a literal ${PRICE}" in str(info.value)
+    fixed = load_text(text.replace("${", "$${"), "e.yaml", env={})
+    assert fixed.data["models"]["a"]["default"] == "costs ${PRICE} today"
+
+
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match="not found"):
         Config.load(Path("/nonexistent/chorus.yaml"))

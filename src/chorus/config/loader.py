@@ -99,8 +99,9 @@ def _interpolate_tree(data: Any, doc: Document, path: Path_, env: Mapping[str, s
             return interpolate(data, env)
         except KeyError as exc:
             raise doc.error(
-                path, f"environment variable {exc.args[0]} is not set "
-                f"(set it, or write ${{{exc.args[0]}:-default}})"
+                path, f"environment variable {exc.args[0]} is not set (set it, write "
+                f"${{{exc.args[0]}:-default}}, or $${{{exc.args[0]}}} for a literal "
+                f"${{{exc.args[0]}}})"
             ) from None
     return data
 
