@@ -22,7 +22,15 @@ NEAR_MISSES = [
     ("translate good morning to french", "translate good morning to spanish", "different"),
     ("Book a flight from Paris to Rome", "Book a flight from Rome to Paris", "role"),
     ("how do i convert dollars to euros", "how do i convert euros to dollars", "swap"),
-    ("Is Paris the capital of France?", "Is France the capital of Paris?", "order"),
+    ("Is Paris the capital of France?", "Is France the capital of Paris?", "role"),
+    ("Does the dog bite the man?", "Does the man bite the dog?", "order"),
+    ("Relativistic Heavy Ion Collider energy", "Heavy Relativistic Ion Collider energy",
+     "order"),
+    ("Ann has 3 more apples than Bob and 2 fewer than Cy",
+     "Ann has 3 fewer apples than Bob and 2 fewer than Cy", "opposite"),
+    ("flights from monday to friday", "flights from friday to monday", "role"),
+    ("what time is it in pacific standard time", "what time is it in pacific standard zone",
+     "different"),
     ("Is France bigger than Spain?", "Is Spain bigger than France?", "swap"),
     ("The answer is yes.", "The answer is no.", "negation"),
     ("The review is positive.", "The review is negative.", "opposite"),
@@ -39,6 +47,9 @@ PARAPHRASES = [
     ("Don't cancel my order", "Do not cancel my order"),
     ("What is twenty percent of 200?", "what's 20% of 200"),
     ("Sort these numbers", "Sorting these numbers"),
+    ("can we speak in german", "in german, can we speak"),
+    ("should i bring an umbrella if it rains", "if it rains, should i bring an umbrella"),
+    ("Set an alarm for 7 am", "Set an alarm at 7 am"),
 ]
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from chorus.meaning._words import (
+    CLAUSE,
     DATES,
     DIRECTIONAL,
     FILLER,
     NEGATION,
     NUMBER_WORDS,
     OPPOSITES,
+    ROLES,
     STOP,
     stem,
     tokens,
@@ -58,17 +61,19 @@ def _quantity(m: re.Match[str]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Facets:
-    """What the checks compare: polarity, quantities, dates, ends of opposite pairs, names,
-    content words (stemmed, in order) and the directional role of each."""
+    """What the checks compare: polarity, quantities, dates, ends of opposite pairs (with
+    repeats), names, content words (stemmed, in order), the role each word takes from the
+    preposition before it, and the order of words, roles and clauses (``sequence``)."""
 
     negated: bool
     numbers: tuple[str, ...]
     dates: frozenset[str]
-    poles: frozenset[tuple[int, int]]
+    poles: tuple[tuple[int, int], ...]
     names: frozenset[str]
     words: frozenset[str]
     content: tuple[str, ...]
     roles: tuple[tuple[str, str], ...]
+    sequence: tuple[str, ...]
     yes_no: frozenset[str]
     #: The first written form of each content stem, to name it in a reason.
     surface: tuple[tuple[str, str], ...] = ()
@@ -76,10 +81,6 @@ class Facets:
     def shown(self, stems: Iterable[str]) -> str:
         forms = dict(self.surface)
         return ", ".join(sorted(forms.get(s, s) for s in stems)) or "-"
-
-    @property
-    def directional(self) -> bool:
-        return bool(self.roles)
 
 
 @lru_cache(maxsize=16384)
@@ -90,45 +91,52 @@ def facets(text: str) -> Facets:
     toks = tokens(text)
     dates: set[str] = set()
     content: list[str] = []
+    sequence: list[str] = []
     roles: dict[str, str] = {}
     names: set[str] = set()
     surface: dict[str, str] = {}
     role: str | None = None
     for i, t in enumerate(toks):
         w = t.word
-        if w in DIRECTIONAL:
-            role = w
+        if w in ROLES or w in CLAUSE:
+            role = w if w in ROLES else None
+            sequence.append(w)
             continue
         if w == "may" and i + 1 < len(toks) and toks[i + 1].word[:1].isdigit():
-            dates.add("may")
-            continue
-        if w in DATES:
-            dates.add(DATES[w])
-            continue
-        if w in NUMBER_WORDS and w not in ("one", "once"):
+            item = "may"
+            dates.add(item)
+        elif w in DATES:
+            item = DATES[w]
+            dates.add(item)
+        elif w in NUMBER_WORDS and w not in ("one", "once"):
             after = toks[i + 1].word if i + 1 < len(toks) else ""
-            numbers.append(NUMBER_WORDS[w] + ("%" if after in ("percent", "%") else ""))
+            item = NUMBER_WORDS[w] + ("%" if after in ("percent", "%") else "")
+            numbers.append(item)
+        elif any(c.isdigit() for c in w):
+            item = w
+        elif w in STOP or w in NEGATION or not w.isalnum():
             continue
-        if any(c.isdigit() for c in w) or w in STOP or w in NEGATION or not w.isalnum():
-            continue
-        s = stem(w)
-        content.append(s)
-        surface.setdefault(s, w)
-        if t.name:
-            names.add(s)
+        else:
+            item = stem(w)
+            content.append(item)
+            surface.setdefault(item, w)
+            if t.name:
+                names.add(item)
+        sequence.append(item)
         if role is not None:
-            roles.setdefault(s, role)
+            roles.setdefault(item, role)
             role = None
     words = {stem(t.word) for t in toks}
     return Facets(
         negated=any(t.word in NEGATION for t in toks),
         numbers=tuple(sorted(numbers)),
         dates=frozenset(dates),
-        poles=frozenset(OPPOSITES[t.word] for t in toks if t.word in OPPOSITES),
+        poles=tuple(sorted(OPPOSITES[t.word] for t in toks if t.word in OPPOSITES)),
         names=frozenset(names),
         words=frozenset(words),
         content=tuple(content),
         roles=tuple(roles.items()),
+        sequence=tuple(sequence),
         yes_no=frozenset(_YES_NO[t.word] for t in toks if t.word in _YES_NO),
         surface=tuple(surface.items()),
     )
@@ -138,22 +146,26 @@ def _words(items: Iterable[str]) -> str:
     return ", ".join(sorted(items)) or "-"
 
 
-def _poles(a: Facets, b: Facets) -> str | None:
+def _poles(a: Facets, b: Facets, *, strict: bool) -> str | None:
+    """The other end of an axis; ``strict``: also one end named more often ("12 more ...
+    9 fewer" / "12 fewer ... 9 fewer")."""
     axes = {axis for axis, _ in a.poles} & {axis for axis, _ in b.poles}
     for axis in sorted(axes):
-        if {p for x, p in a.poles if x == axis} != {p for x, p in b.poles if x == axis}:
+        pa = [p for x, p in a.poles if x == axis]
+        pb = [p for x, p in b.poles if x == axis]
+        if (Counter(pa) != Counter(pb)) if strict else (set(pa) != set(pb)):
             return "opposite words"
     return None
 
 
 def _roles(a: Facets, b: Facets) -> str | None:
     ra, rb = dict(a.roles), dict(b.roles)
-    shared = set(a.content) & set(b.content)
+    shared = (set(a.sequence) & set(b.sequence)) - ROLES - CLAUSE
     for s in sorted(shared):
         x, y = ra.get(s), rb.get(s)
-        if x and y and x != y:
+        if x in DIRECTIONAL and y in DIRECTIONAL and x != y:
             return f"'{a.shown([s])}' takes another role ({x} / {y})"
-        # The role moved to another shared word: "bigger than Spain" / "Spain bigger than".
+        # The role moved to another shared word: "capital of France" / "capital of Paris".
         for role, mine, other in ((x, ra, rb), (y, rb, ra)):
             if role is None or other.get(s) is not None:
                 continue
@@ -161,6 +173,31 @@ def _roles(a: Facets, b: Facets) -> str | None:
             if moved:
                 return f"'{a.shown([s])}' and '{a.shown([moved[0]])}' swap roles"
     return None
+
+
+def _moved_whole(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Whether ``b`` is ``a`` with one phrase or clause moved: past the common start and
+    end, ``b`` is a rotation of ``a`` that cuts before a preposition or a clause word."""
+    n = len(a)
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    j = 0
+    while j < n - i and a[n - 1 - j] == b[n - 1 - j]:
+        j += 1
+    am, bm = list(a[i:n - j]), list(b[i:n - j])
+    return any(bm == am[k:] + am[:k] and (am[k] in ROLES or am[k] in CLAUSE
+                                          or am[0] in ROLES or am[0] in CLAUSE)
+               for k in range(1, len(am)))
+
+
+def _order(a: Facets, b: Facets) -> str | None:
+    """The same words in another order, other than a phrase moved whole ("dog bites man")."""
+    sa = [x for x in a.sequence if x in set(b.sequence)]
+    sb = [x for x in b.sequence if x in set(a.sequence)]
+    if sa == sb or Counter(sa) != Counter(sb) or _moved_whole(sa, sb):
+        return None
+    return "word order"
 
 
 def _hard(a: Facets, b: Facets, *, strict: bool) -> str | None:
@@ -178,7 +215,7 @@ def _hard(a: Facets, b: Facets, *, strict: bool) -> str | None:
         return f"dates ({_words(a.dates)} / {_words(b.dates)})"
     if a.yes_no and b.yes_no and a.yes_no != b.yes_no:
         return "yes / no"
-    return _poles(a, b) or _roles(a, b)
+    return _poles(a, b, strict=strict) or _roles(a, b)
 
 
 def conflict(a: str, b: str) -> str | None:
@@ -186,7 +223,8 @@ def conflict(a: str, b: str) -> str | None:
 
     Strict, as a cache must be: a negation, another number, date or name, the other end
     of an opposite pair, swapped roles or word order, or a word in each that the other
-    lacks. One text only adding words ("the capital *city* of France") is no conflict.
+    lacks. One text only adding words ("the capital *city* of France") or moving a phrase
+    whole ("in German, can we speak") is no conflict.
     """
     fa, fb = facets(a), facets(b)
     reason = _hard(fa, fb, strict=True)
@@ -195,13 +233,11 @@ def conflict(a: str, b: str) -> str | None:
     names = (fa.names - fb.words) | (fb.names - fa.words)
     if names:
         return f"names ({fa.shown(names - fb.words) or '-'} / {fb.shown(names - fa.words)})"
-    only_a, only_b = set(fa.content) - set(fb.content), set(fb.content) - set(fa.content)
+    only_a, only_b = Counter(fa.content) - Counter(fb.content), \
+        Counter(fb.content) - Counter(fa.content)
     if only_a and only_b:
         return f"different words ({fa.shown(only_a)} / {fb.shown(only_b)})"
-    if not fa.directional and not fb.directional and fa.content != fb.content \
-            and sorted(fa.content) == sorted(fb.content):
-        return "word order"
-    return None
+    return _order(fa, fb)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,14 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "CLAUSE",
     "DATES",
     "DIRECTIONAL",
     "FILLER",
     "NEGATION",
     "NUMBER_WORDS",
     "OPPOSITES",
+    "ROLES",
     "STOP",
     "Token",
     "stem",
@@ -134,9 +136,15 @@ OPPOSITES: dict[str, tuple[int, int]] = {
     for axis, ends in enumerate(_AXES) for pole, words in enumerate(ends) for w in words.split()
 }
 
-# Prepositions that give the word after them a role that swapping would change:
-# "from Paris to Rome" is not "from Rome to Paris".
+# Prepositions that give the word after them a role: "the capital of France" is not "the
+# capital of Paris". Moving a whole phrase ("in German, can we speak") keeps each role.
+ROLES = frozenset("""from to into onto toward towards than vs versus of in on at for
+with by about between among within without per via""".split())
+# The roles whose exchange reverses a direction or a comparison: "from Paris to Rome" is
+# not "to Paris from Rome"; "for 7 am" and "at 7 am" are one request.
 DIRECTIONAL = frozenset("from to into onto toward towards than vs versus".split())
+# Words that open a clause; a clause moved whole keeps its meaning.
+CLAUSE = frozenset("if when because while unless since although though whereas".split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +157,7 @@ class Token:
     start: bool
 
 
-_WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)*|[%$€£]|[.!?;:\n]")
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|[%$€£]|[.!?;:\n]")
 _CONTRACTION = {"n't": "not", "'re": "", "'ve": "", "'ll": "", "'d": "", "'m": "", "'s": ""}
 
 
