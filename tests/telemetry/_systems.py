@@ -27,4 +27,9 @@ systems:
   fallback:
     kind: fallback
     models: [down1, down2]
+    cooldown_s: 0          # every run tries both (cooldowns outlive one test)
+  cached:
+    kind: budget
+    request: {usd: 0.01}
+    inner: {kind: cache, inner: solver}
 """

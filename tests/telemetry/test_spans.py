@@ -119,6 +119,21 @@ async def test_a_failing_fallback_sets_error_status_on_every_span(
     assert set(children) == {"down1", "down2"}
 
 
+async def test_a_cache_hit_records_money_saved_and_the_budget_what_is_left(
+        spans: InMemorySpanExporter) -> None:
+    model = Config.from_text(SYSTEMS_YAML).get("cached")
+    first = await call(model, Request.of("What is 2+2?"))
+    await call(model, Request.of("What is 2+2?"))
+    got = finished(spans)
+    caches = [s.attributes or {} for s in got if s.name == "cache cached.inner"]
+    assert [c["chorus.cache.hit"] for c in caches] == [False, True]
+    assert caches[1]["chorus.cache.saved_usd"] == pytest.approx(first.cost_usd)
+    budgets = [s.attributes or {} for s in got if s.name == "budget cached"]
+    assert budgets[0]["chorus.budget.left_usd"] == pytest.approx(0.01 - first.cost_usd)
+    assert budgets[1]["chorus.budget.left_usd"] == pytest.approx(0.01)  # the hit was free
+    assert [s.name for s in got].count("chat solver") == 1
+
+
 async def test_content_is_recorded_only_when_switched_on() -> None:
     exporter = InMemorySpanExporter()
     telemetry.enable(span_exporter=exporter, content=True)

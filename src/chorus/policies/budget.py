@@ -186,6 +186,17 @@ class _Active:
             out["window"] = {"per": b.window.per, "who": self.who, "seconds": b.window.seconds,
                              "limit": {"usd": b.window.usd, "tokens": b.window.tokens},
                              "total": dict(self.window_total)}
+        # What is left, the tighter of the request's cap and the window's, by unit.
+        for unit in UNITS:
+            lefts: list[float] = []
+            cap = b.request.of(unit)
+            if cap is not None:
+                lefts.append(cap - of_unit(led.spent, unit))
+            wcap = b.window.of(unit) if b.window is not None else None
+            if wcap is not None and unit in self.window_total:
+                lefts.append(wcap - self.window_total[unit])
+            if lefts:
+                out[f"left_{unit}"] = max(0.0, min(lefts))
         if self.refused is not None:
             out["refused"] = self.refused
         out.update(self.notes)
