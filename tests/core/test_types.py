@@ -104,7 +104,7 @@ async def test_stream_or_complete_falls_back_for_models_without_streaming() -> N
     with pytest.raises(StreamingNotSupported, match="Plain"):
         m.stream(Request.of("q"))
     events = [e async for e in stream_or_complete(m, Request.of("q"))]
-    assert events[0] == TextDelta("whole")
+    assert events[0] == TextDelta("whole", "p")
 
 
 async def test_deadline_propagates_through_call() -> None:

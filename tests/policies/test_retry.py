@@ -12,6 +12,7 @@ from chorus.core import context
 from chorus.core.errors import (
     BadRequestError,
     DeadlineExceeded,
+    ProviderTimeout,
     RateLimitError,
     ServerError,
 )
@@ -110,13 +111,28 @@ async def test_bad_request_is_not_retried() -> None:
 async def test_gives_up_after_max_attempts_with_the_last_error() -> None:
     inner = ScriptedModel("m", fail_with="timeout", fail_times=-1, default="x")
     sleeps = Sleeps()
-    retry = Retry("r", inner, attempts=3, sleep=sleeps)
+    retry = Retry("r", inner, attempts=3, sleep=sleeps, retry_timeouts=True)
     with pytest.raises(Exception, match="scripted timeout") as info:
         await retry.complete(Request.of("q"))
     assert len(inner.calls) == 3 and len(sleeps.waits) == 2
     span = error_span(retry, info.value, time.perf_counter())
     assert span.kind == "retry" and len(span.children) == 3
     assert span.attributes["retries"][-1]["decision"] == "gave up after 3 attempts"
+
+
+async def test_a_timeout_moves_on_at_once_unless_configured() -> None:
+    # A route that went silent is not retried: the deadline is left to a fallback above.
+    inner = ScriptedModel("m", fail_with="timeout", fail_times=-1, default="x")
+    sleeps = Sleeps()
+    retry = Retry("r", inner, attempts=3, sleep=sleeps)
+    with pytest.raises(ProviderTimeout) as info:
+        await retry.complete(Request.of("q"))
+    assert len(inner.calls) == 1 and sleeps.waits == []
+    span = error_span(retry, info.value, time.perf_counter())
+    assert "moving on" in span.attributes["retries"][-1]["decision"]
+    built = Config.from_text("models:\n  m: {provider: scripted}\nsystems:\n  r: {kind: "
+                             "retry, inner: m, retry_timeouts: true}\n").get("r")
+    assert isinstance(built, Retry) and built.retry_timeouts
 
 
 async def test_never_sleeps_past_the_deadline() -> None:

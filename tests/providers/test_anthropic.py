@@ -18,6 +18,7 @@ from chorus.core.errors import (
     ProviderError,
     RateLimitError,
     ServerError,
+    StreamCut,
 )
 from chorus.core.model import StreamEvent
 from chorus.core.pricing import lookup_price
@@ -216,7 +217,7 @@ async def test_missing_key_names_the_variable_and_sends_nothing(
     assert model.usable() == (True, "ok")
 
 
-async def test_non_json_answer_and_truncated_stream_are_malformed() -> None:
+async def test_non_json_answer_is_malformed_and_a_truncated_stream_is_cut() -> None:
     def html(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text="<html>gateway</html>")
 
@@ -226,14 +227,16 @@ async def test_non_json_answer_and_truncated_stream_are_malformed() -> None:
     await model.aclose()
 
     transcript = Replay("message_stream.json").fixture["response"]["sse"]
-    cut = "\n".join(transcript[:9]) + "\n"  # message_start .. first delta, no message_stop
+    cut = "\n".join(transcript[:12]) + "\n"  # message_start .. first delta, no message_stop
 
     def truncated(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, text=cut)
 
     model = AnthropicModel("claude", api_key="k", transport=httpx.MockTransport(truncated))
-    with pytest.raises(MalformedResponse, match="message_stop"):
+    with pytest.raises(StreamCut, match="message_stop") as info:
         await collect(model, Request.of("Hi"))
+    partial = info.value.partial  # what was sent, priced, for a fallback's rescue
+    assert partial is not None and partial.text and partial.usage.output_tokens > 0
     await model.aclose()
 
 

@@ -72,6 +72,14 @@ class ProviderConfig(Node):
     #: What the model accepts, over the built-in table (chorus.core.capabilities), e.g.
     #: {images: false, logprobs: true}.
     accepts: AcceptsConfig | None = None
+    #: Seconds to the first piece of a streamed answer (connecting included).
+    first_token_s: float | None = Field(None, gt=0)
+    #: Seconds a streamed answer may go silent between two pieces.
+    idle_s: float | None = Field(None, gt=0)
+    #: Seconds the whole answer may take.
+    total_s: float | None = Field(None, gt=0)
+    #: Whether the model continues a last assistant message (default: by provider).
+    prefill: bool | None = None
 
 
 class PatternConfig(Node):

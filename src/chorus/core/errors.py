@@ -17,6 +17,7 @@
     │   ├── ServerError             5xx
     │   ├── ProviderTimeout         no answer in time
     │   ├── ProviderConnectionError the endpoint cannot be reached
+    │   │   └── StreamCut           a stream ended before the answer did
     │   └── MalformedResponse       the endpoint answered with garbage
     ├── DeadlineExceeded            the request's deadline passed
     ├── BudgetExceeded              a call would spend more than is left
@@ -34,7 +35,10 @@ same call may succeed if tried again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chorus.core.types import Completion
 
 __all__ = [
     "AllModelsFailed",
@@ -60,6 +64,7 @@ __all__ = [
     "ServerError",
     "StepFailed",
     "StoreUnavailable",
+    "StreamCut",
     "StreamingNotSupported",
     "TokenCountingNotSupported",
     "UnknownName",
@@ -154,6 +159,10 @@ class ProviderError(ChorusError):
     """A call to a model failed."""
 
     code = "provider_error"
+    #: What a stream had sent before it failed (text, estimated usage and cost), so a
+    #: fallback can continue the answer and bill both parts; None for a call that failed
+    #: before its first piece.
+    partial: Completion | None = None
 
     def __init__(
         self,
@@ -205,6 +214,12 @@ class ProviderTimeout(ProviderError):
 class ProviderConnectionError(ProviderError):
     code = "connection_error"
     retryable = True
+
+
+class StreamCut(ProviderConnectionError):
+    """The connection closed mid-stream: no end marker, no finish reason."""
+
+    code = "stream_cut"
 
 
 class MalformedResponse(ProviderError):

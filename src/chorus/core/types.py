@@ -437,9 +437,12 @@ class Completion:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
-    """A piece of streamed text. A stream ends with the full ``Completion``."""
+    """A piece of streamed text. A stream ends with the full ``Completion``. ``model``
+    names the leaf that produced the piece (empty where a source does not say), so a
+    stream continued on another model after a failure reports each part's model."""
 
     text: str
+    model: str = ""
 
 
 

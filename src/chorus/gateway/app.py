@@ -295,7 +295,9 @@ class ChatEndpoint(_Endpoint):
         answer = await _answer(model, request, self.timeout)
         info = _chorus(system, answer, (time.perf_counter() - started - answer.latency_s)
                        * 1000, _wants_trace(scope, body))
-        out = chat_body(_completion_id(), int(time.time()), system, answer, info)
+        # `model` names the leaf that answered, as OpenAI's does; the system asked for
+        # stays in `chorus.system` and x-chorus-system.
+        out = chat_body(_completion_id(), int(time.time()), answer.model, answer, info)
         await _send(send, 200, dumps(out), [*_JSON, *_chorus_headers(info)])
         self._done(system, answer, started)
 
@@ -312,6 +314,7 @@ class ChatEndpoint(_Endpoint):
         cid, created = _completion_id(), int(time.time())
         events = stream_or_complete(model, request)
         opened = False
+        leaf = system  # each chunk names the leaf that produced it, once one says
 
         async def event(obj: Any, more: bool = True) -> None:
             await send({"type": "http.response.body", "body": b"data: " + dumps(obj) + b"\n\n",
@@ -325,8 +328,11 @@ class ChatEndpoint(_Endpoint):
                         if isinstance(ev, Completion):
                             final = ev
                             break
-                        call = ev if isinstance(ev, ToolCallDelta) else None
-                        text = None if isinstance(ev, ToolCallDelta) else ev.text
+                        if isinstance(ev, ToolCallDelta):
+                            call, text = ev, None
+                        else:
+                            call, text = None, ev.text
+                            leaf = ev.model or leaf
                         if not opened:
                             # Headers only now: an error before the first piece is still
                             # an ordinary error response with its status code.
@@ -335,12 +341,12 @@ class ChatEndpoint(_Endpoint):
                                                     (b"x-chorus-system", _ascii(system))]})
                             opened = True
                             await event(chunk_body(
-                                cid, created, system, text=text,
+                                cid, created, leaf, text=text,
                                 role=True, tool_call=call, include_usage=include_usage))
                             continue
                         if call is not None or text:
                             await event(chunk_body(
-                                cid, created, system, text=text,
+                                cid, created, leaf, text=text,
                                 tool_call=call, include_usage=include_usage))
             if final is None:
                 raise MalformedResponse(f"{model.name!r} ended its stream without an answer")
@@ -358,16 +364,16 @@ class ChatEndpoint(_Endpoint):
         if not opened:  # a model that streamed no text at all
             await send({"type": "http.response.start", "status": 200,
                         "headers": [*_SSE, (b"x-chorus-system", _ascii(system))]})
-            await event(chunk_body(cid, created, system, text="", role=True,
+            await event(chunk_body(cid, created, final.model, text="", role=True,
                                    include_usage=include_usage))
         if final.logprobs is not None:
-            await event(chunk_body(cid, created, system, logprobs=final.logprobs,
+            await event(chunk_body(cid, created, final.model, logprobs=final.logprobs,
                                    include_usage=include_usage))
-        await event(chunk_body(cid, created, system, finish=final.finish_reason or "stop",
+        await event(chunk_body(cid, created, final.model, finish=final.finish_reason or "stop",
                                include_usage=include_usage,
                                chorus=None if include_usage else info))
         if include_usage:
-            await event(chunk_body(cid, created, system, usage=final.usage, chorus=info))
+            await event(chunk_body(cid, created, final.model, usage=final.usage, chorus=info))
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n",
                     "more_body": False})
         self._done(system, final, started)

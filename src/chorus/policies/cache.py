@@ -157,7 +157,7 @@ class CachePolicy(Model):
         found = await self._find(request)
         if found.hit is not None:
             for piece in replay_pieces(found.hit.text):
-                yield TextDelta(piece)
+                yield TextDelta(piece, found.hit.model)
             for i, c in enumerate(found.hit.tool_calls):
                 yield ToolCallDelta(i, c.id, c.name, c.arguments)
             yield self._hit(found, started)

@@ -2,7 +2,9 @@
 
     Retry("steady", model, attempts=4, base_s=0.5, max_delay_s=20)
 
-Only ``retryable`` errors are retried (timeout, rate limit, 5xx, connection, malformed).
+Only ``retryable`` errors are retried (rate limit, 5xx, connection, malformed). A timeout
+is not, unless ``retry_timeouts=True``: a route that went silent tends to stay silent, and
+retrying it spends the caller's deadline that a fallback's next model needs.
 The wait before attempt n+1 is "full jitter" (a uniform draw in [0, min(max, base * 2**n)]),
 at least the server's ``Retry-After`` for a rate limit, and never past the request's
 deadline: when the wait would cross it, the last error is raised at once.
@@ -23,7 +25,7 @@ from pydantic import Field
 
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core import context
-from chorus.core.errors import ChorusError, RateLimitError
+from chorus.core.errors import ChorusError, ProviderTimeout, RateLimitError
 from chorus.core.model import Model, StreamEvent, call, error_span
 from chorus.core.types import Completion, Request, Span
 from chorus.patterns._base import combine
@@ -60,11 +62,14 @@ def next_delay(
     max_delay_s: float,
     remaining_s: float | None,
     draw: float,
+    retry_timeouts: bool = False,
 ) -> tuple[float | None, str]:
     """How long to wait before trying again after ``error`` on attempt ``attempt``, or None
     to give up; with the reason, for the trace."""
     if not should_retry(error):
         return None, "not retryable"
+    if isinstance(error, ProviderTimeout) and not retry_timeouts:
+        return None, "timed out: moving on (retry_timeouts is off)"
     if attempt >= attempts:
         return None, f"gave up after {attempts} attempts"
     delay = backoff(attempt, base_s, max_delay_s, draw)
@@ -105,6 +110,7 @@ class Retry(Model):
         attempts: int = 3,
         base_s: float = 0.5,
         max_delay_s: float = 20.0,
+        retry_timeouts: bool = False,
         sleep: Callable[[float], Any] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -117,6 +123,7 @@ class Retry(Model):
         self.attempts = attempts
         self.base_s = base_s
         self.max_delay_s = max_delay_s
+        self.retry_timeouts = retry_timeouts
         self._sleep = sleep
         self._rng = rng or random.Random()
 
@@ -185,7 +192,7 @@ class Retry(Model):
         delay, why = next_delay(
             exc, run.attempt, attempts=self.attempts, base_s=self.base_s,
             max_delay_s=self.max_delay_s, remaining_s=context.remaining(),
-            draw=self._rng.random(),
+            draw=self._rng.random(), retry_timeouts=self.retry_timeouts,
         )
         entry = self._record(run, exc, t0, why)
         if delay is None:
@@ -229,8 +236,12 @@ class RetryConfig(PatternConfig):
     #: The backoff ceiling of the first retry; it doubles each time up to ``max_delay_s``.
     base_s: float = Field(0.5, ge=0)
     max_delay_s: float = Field(20.0, ge=0)
+    #: Retry a call that timed out too (by default a timeout gives up at once, so a
+    #: fallback above moves on while the caller's deadline still has room).
+    retry_timeouts: bool = False
 
 
 def build(cfg: RetryConfig, b: Any) -> Retry:
     return Retry(b.name, b.model(cfg.inner, "inner"), attempts=cfg.attempts,
-                 base_s=cfg.base_s, max_delay_s=cfg.max_delay_s)
+                 base_s=cfg.base_s, max_delay_s=cfg.max_delay_s,
+                 retry_timeouts=cfg.retry_timeouts)

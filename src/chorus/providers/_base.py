@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from chorus.config.schema import AcceptsConfig, ProviderConfig
 from chorus.core.capabilities import ALL_FEATURES, builtin_accepts
 from chorus.core.errors import CapabilityMissing
-from chorus.core.model import Model
+from chorus.core.model import Model, StreamEvent
 from chorus.core.pricing import FREE, Price, lookup_price
 from chorus.core.types import (
     Completion,
@@ -22,8 +22,15 @@ from chorus.core.types import (
     ToolCall,
     Usage,
 )
+from chorus.providers._pace import NO_LIMITS, Limits, paced
 
-__all__ = ["KeyedEndpointConfig", "Provider", "common_kwargs", "endpoint_kwargs"]
+__all__ = ["KeyedEndpointConfig", "Provider", "common_kwargs", "endpoint_kwargs",
+           "estimate_tokens"]
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters per token: only for servers that report no usage."""
+    return max(1, round(len(text) / 4))
 
 
 class Provider(Model):
@@ -32,6 +39,9 @@ class Provider(Model):
     kind = "model"
     #: The provider name used in YAML (``provider: NAME``).
     provider: str = "provider"
+    #: Whether the model continues a conversation's last assistant message (a prefill);
+    #: a stream rescue gives such a model the partial answer as that prefix.
+    default_prefill: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -44,8 +54,12 @@ class Provider(Model):
         context_window: int | None = None,
         local: bool = False,
         accepts: Iterable[str] | AcceptsConfig | None = None,
+        limits: Limits = NO_LIMITS,
+        prefill: bool | None = None,
     ) -> None:
         super().__init__(name)
+        self.limits = limits
+        self.prefill = self.default_prefill if prefill is None else prefill
         self.model_id = model_id or name
         self.params = params or Params()
         found = price or (None if local else lookup_price(self.model_id))
@@ -109,6 +123,21 @@ class Provider(Model):
         return Completion(text, self.name, usage, cost, latency, finish_reason, span, logprob,
                           tool_calls, logprobs)
 
+    def paced(self, request: Request, events: AsyncIterator[StreamEvent], started: float
+              ) -> AsyncIterator[StreamEvent]:
+        """This model's stream ``events`` under its time limits; a failure after the first
+        piece carries the partial answer, priced, for a fallback's rescue."""
+        return paced(events, self.limits, model=self.name,
+                     partial=lambda text: self.partial(request, text, started))
+
+    def partial(self, request: Request, text: str, started: float) -> Completion:
+        """The part of an answer a broken stream had sent, with estimated usage (the
+        server's count never came) and its cost."""
+        usage = Usage(sum(estimate_tokens(m.content) for m in request.messages),
+                      estimate_tokens(text))
+        return self.finish(text, usage, started, finish_reason=None,
+                           attributes={"usage_estimated": True, "broken": True})
+
     def usable(self) -> tuple[bool, str]:
         """Whether this model can be called now (package installed, key present)."""
         return True, "ok"
@@ -126,6 +155,8 @@ def common_kwargs(cfg: ProviderConfig) -> dict[str, Any]:
         "capabilities": cfg.capabilities,
         "context_window": cfg.context_window,
         "accepts": cfg.accepts,
+        "limits": Limits(cfg.first_token_s, cfg.idle_s, cfg.total_s),
+        "prefill": cfg.prefill,
     }
 
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import httpx
 
-from chorus.core.errors import MalformedResponse, ProviderError
+from chorus.core.errors import MalformedResponse, ProviderError, StreamCut
 from chorus.core.model import StreamEvent
 from chorus.core.types import Completion, Request, TextDelta, Usage
 from chorus.providers._base import KeyedEndpointConfig, endpoint_kwargs
@@ -26,6 +26,7 @@ from chorus.providers._http import (
     one_line,
 )
 from chorus.providers._keyed import KeyedProvider
+from chorus.providers._pace import within
 
 __all__ = ["AnthropicModel", "AnthropicConfig", "messages_payload", "parse_message"]
 
@@ -164,6 +165,7 @@ class AnthropicModel(KeyedProvider):
 
     provider = "anthropic"
     can_stream = True
+    default_prefill = True
 
     def __init__(
         self,
@@ -199,17 +201,20 @@ class AnthropicModel(KeyedProvider):
     async def complete(self, request: Request) -> Completion:
         started = time.perf_counter()
         request = self.prepare(request)
-        data = await self._endpoint.request_json(
+        data = await within(self._endpoint.request_json(
             "POST", f"{self.base_url}/v1/messages", headers=self._headers(),
-            payload=messages_payload(self.model_id, request))
+            payload=messages_payload(self.model_id, request)), self.limits, model=self.name)
         text, usage, finish = parse_message(data, model=self.name,
                                             wrapped=self._wrapped(request))
         return self.finish(text, usage, started, finish_reason=finish,
                            attributes={"base_url": self.base_url})
 
-    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+    def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
         request = self.prepare(request)
+        return self.paced(request, self._stream(request, started), started)
+
+    async def _stream(self, request: Request, started: float) -> AsyncIterator[StreamEvent]:
         state = _StreamState(wrapped=self._wrapped(request))
         ended = False
         async with self._endpoint.stream(
@@ -226,16 +231,15 @@ class AnthropicModel(KeyedProvider):
                         model=self.name) from None
                 piece = state.add(event.event, data, model=self.name, model_id=self.model_id)
                 if piece:
-                    yield TextDelta(piece)
+                    yield TextDelta(piece, self.name)
                 if data.get("type") == "message_stop":
                     ended = True
                     break
         if not ended:
-            raise MalformedResponse("the stream ended before `message_stop`; try again",
-                                    model=self.name)
+            raise StreamCut("the stream ended before `message_stop`", model=self.name)
         text = state.text()
         if state.wrapped and text:
-            yield TextDelta(text)
+            yield TextDelta(text, self.name)
         stop = state.stop_reason
         yield self.finish(text, state.usage, started,
                           finish_reason=_FINISH.get(stop, stop) if stop else None,

@@ -278,7 +278,7 @@ class LocalModel(Provider):
             first = True
             while (piece := await queue.get()) is not None:
                 if forced is None:
-                    yield TextDelta(piece)
+                    yield TextDelta(piece, self.name)
                 else:
                     yield ToolCallDelta(0, call_id if first else None,
                                         forced if first else None, piece)

@@ -26,15 +26,17 @@ from chorus.core.errors import (
     MalformedResponse,
     ProviderError,
     ServerError,
+    StreamCut,
 )
 from chorus.core.model import StreamEvent
 from chorus.core.types import Completion, Request, TextDelta, Usage
-from chorus.providers._base import KeyedEndpointConfig, endpoint_kwargs
+from chorus.providers._base import KeyedEndpointConfig, endpoint_kwargs, estimate_tokens
 from chorus.providers._http import (
     error_for_code,
     one_line,
 )
 from chorus.providers._keyed import KeyedProvider
+from chorus.providers._pace import within
 
 __all__ = ["OpenAIModel", "OpenAIConfig", "JsonMode", "chat_payload", "parse_chat",
            "estimate_tokens"]
@@ -42,11 +44,6 @@ __all__ = ["OpenAIModel", "OpenAIConfig", "JsonMode", "chat_payload", "parse_cha
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 JsonMode = Literal["auto", "json_schema", "json_object"]
 _PASS_THROUGH_FORMATS = frozenset({"json_object", "json_schema"})
-
-
-def estimate_tokens(text: str) -> int:
-    """About four characters per token: only for servers that report no usage."""
-    return max(1, round(len(text) / 4))
 
 
 def response_format(schema: Mapping[str, Any], mode: str) -> dict[str, Any]:
@@ -217,8 +214,9 @@ class OpenAIModel(KeyedProvider):
         for form in forms:
             payload = chat_payload(self.model_id, request, json_mode=form)
             try:
-                data = await self._endpoint.request_json("POST", url, headers=headers,
-                                                         payload=payload)
+                data = await within(self._endpoint.request_json(
+                    "POST", url, headers=headers, payload=payload), self.limits,
+                    model=self.name)
             except (BadRequestError, ServerError) as exc:
                 first = self._retry_or_raise(exc, first, last=form == forms[-1])
                 continue
@@ -228,16 +226,19 @@ class OpenAIModel(KeyedProvider):
             return self._finish(request, text, usage, started, finish, deltas=None)
         raise AssertionError("unreachable: _forms is never empty")
 
-    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+    def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
         request = self.prepare(request)
+        return self.paced(request, self._stream(request, started), started)
+
+    async def _stream(self, request: Request, started: float) -> AsyncIterator[StreamEvent]:
         url = f"{self.base_url}/chat/completions"
         headers = self._headers()
         first: ProviderError | None = None
         forms = self._forms(request)
         for form in forms:
             payload = chat_payload(self.model_id, request, json_mode=form, stream=True)
-            opened, deltas = False, True
+            opened, deltas, done = False, True, False
             try:
                 async with self._endpoint.stream(url, headers=headers, payload=payload) as events:
                     opened = True
@@ -245,6 +246,7 @@ class OpenAIModel(KeyedProvider):
                     state = _StreamState()
                     async for event in events:
                         if event.data.strip() == "[DONE]":
+                            done = True
                             break
                         try:
                             chunk = json.loads(event.data)
@@ -257,18 +259,23 @@ class OpenAIModel(KeyedProvider):
                         if event.event == "json":  # the server did not stream
                             text, usage, finish = parse_chat(chunk, model=self.name, url=url)
                             state.parts, state.usage, state.finish_reason = [text], usage, finish
-                            deltas = False
+                            deltas, done = False, True
                             if text:
-                                yield TextDelta(text)
+                                yield TextDelta(text, self.name)
                             continue
                         piece = state.add(chunk, model=self.name)
                         if piece:
-                            yield TextDelta(piece)
+                            yield TextDelta(piece, self.name)
             except (BadRequestError, ServerError) as exc:
                 if opened:
                     raise
                 first = self._retry_or_raise(exc, first, last=form == forms[-1])
                 continue
+            if not done and state.finish_reason is None:
+                # Closed without `[DONE]` or a finish reason: the answer was cut off, and
+                # passing it on as complete would hide that from the caller.
+                raise StreamCut("the stream closed before the answer ended (no `[DONE]`, "
+                                "no finish_reason)", model=self.name)
             yield self._finish(request, "".join(state.parts), state.usage, started,
                                state.finish_reason,
                                deltas=len(state.parts) if deltas else None)

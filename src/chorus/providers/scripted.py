@@ -120,7 +120,7 @@ class ScriptedModel(Provider):
         started = time.perf_counter()
         text = await self._answer(request)
         for piece in re.findall(r"\s*\S+", text) or [text]:
-            yield TextDelta(piece)
+            yield TextDelta(piece, self.name)
         yield self.finish(text, self._usage(request, text), started, logprob=self.logprob)
 
 

@@ -296,7 +296,7 @@ class Guardrails(Model):
     async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         if self.stream_mode == "buffer":
             answer = await self.complete(request)
-            yield TextDelta(answer.text)
+            yield TextDelta(answer.text, answer.model)
             yield answer
             return
         started = time.perf_counter()
@@ -305,6 +305,7 @@ class Guardrails(Model):
         sent: list[str] = []
         calls: list[ToolCallDelta] = []  # held until the whole answer passed its checks
         raw, released, windows = "", 0, 0
+        leaf = ""
         try:
             checked = await self._guard_input(request, log)
             req = checked.subject
@@ -321,13 +322,14 @@ class Guardrails(Model):
                         calls.append(event)
                         continue
                     raw += event.text
+                    leaf = event.model
                     while len(raw) - released >= self.window_chars + self.overlap_chars:
                         windows += 1
                         piece, released = await self._window(raw, released, log, windows,
                                                              last=False)
                         if piece:
                             sent.append(restore_text(piece, mapping))
-                            yield TextDelta(sent[-1])
+                            yield TextDelta(sent[-1], leaf)
             if final is None:
                 raise MalformedResponse("the stream ended without a final completion",
                                         model=self.inner.name)
@@ -337,7 +339,7 @@ class Guardrails(Model):
                 piece, released = await self._window(raw, released, log, windows, last=True)
                 if piece:
                     sent.append(restore_text(piece, mapping))
-                    yield TextDelta(sent[-1])
+                    yield TextDelta(sent[-1], leaf)
             whole = await self._stage("whole", raw, log)
             stop = whole.blocked or whole.reask
             if stop is not None:
