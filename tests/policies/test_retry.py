@@ -130,8 +130,8 @@ async def test_a_timeout_moves_on_at_once_unless_configured() -> None:
     assert len(inner.calls) == 1 and sleeps.waits == []
     span = error_span(retry, info.value, time.perf_counter())
     assert "moving on" in span.attributes["retries"][-1]["decision"]
-    built = Config.from_text("models:\n  m: {provider: scripted}\nsystems:\n  r: {kind: "
-                             "retry, inner: m, retry_timeouts: true}\n").get("r")
+    built = Config.from_text("models:\n  m: {provider: scripted, default: x}\nsystems:\n"
+                             "  r: {kind: retry, inner: m, retry_timeouts: true}\n").get("r")
     assert isinstance(built, Retry) and built.retry_timeouts
 
 
