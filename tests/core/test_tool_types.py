@@ -105,7 +105,7 @@ def test_a_whole_answer_becomes_stream_pieces() -> None:
     calls = (ToolCall("a", "f", '{"x":1}'), ToolCall("b", "g"))
     pieces = deltas_of(Completion("", "m", tool_calls=calls))
     assert pieces == [ToolCallDelta(0, "a", "f", '{"x":1}'), ToolCallDelta(1, "b", "g", "{}")]
-    assert deltas_of(Completion("hi", "m")) == [TextDelta("hi")]
+    assert deltas_of(Completion("hi", "m")) == [TextDelta("hi", "m")]
 
 
 async def test_stream_or_complete_passes_tool_calls_of_a_model_that_cannot_stream() -> None:
