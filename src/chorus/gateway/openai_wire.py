@@ -191,6 +191,8 @@ def error_response(exc: E.ChorusError) -> WireError:
         inner.message = msg
         return inner
     if isinstance(exc, E.AllModelsFailed):
+        if exc.errors and all(isinstance(e, E.CapabilityMissing) for e in exc.errors.values()):
+            return WireError(400, msg, code="capability_missing")
         errs = [e for e in exc.errors.values() if not isinstance(e, E.PatternError)]
         if errs and all(isinstance(e, E.ProviderTimeout | E.DeadlineExceeded) for e in errs):
             return WireError(504, msg, type="api_error", code="timeout")

@@ -21,8 +21,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from chorus.config.schema import ModelRef, Node, PatternConfig
+from chorus.core.capabilities import missing
 from chorus.core.errors import (
     AllModelsFailed,
+    CapabilityMissing,
     ChorusError,
 )
 from chorus.core.model import Model, call, error_span
@@ -106,6 +108,11 @@ class Cascade(Model):
             record: dict[str, Any] = {"stage": i, "model": stage.model.name,
                                       "check": stage.check.name if stage.check else None}
             records.append(record)
+            lack = missing(stage.model, request)
+            if lack:
+                errors[stage.model.name] = CapabilityMissing(stage.model.name, lack)
+                record.update(decision="skipped", note=str(errors[stage.model.name]))
+                continue
             t0 = time.perf_counter()
             try:
                 if stage.check is None:

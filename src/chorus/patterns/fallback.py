@@ -33,9 +33,11 @@ from pydantic import Field
 
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core import context
+from chorus.core.capabilities import missing
 from chorus.core.errors import (
     AllModelsFailed,
     BadRequestError,
+    CapabilityMissing,
     ChorusError,
     ContextLengthError,
     DeadlineExceeded,
@@ -262,7 +264,15 @@ class Fallback(Model):
             run.errors[names[i]] = PatternError(f"skipped: {reason}")
         return run
 
-    def _fits(self, run: _Run, model: Model) -> bool:
+    def _fits(self, run: _Run, model: Model, request: Request) -> bool:
+        """Whether ``model`` can take ``request``: it accepts what the request needs and
+        its context window is larger than one found too small; else a skip, with why."""
+        lack = missing(model, request)
+        if lack:
+            err = CapabilityMissing(model.name, lack)
+            run.skipped.append({"model": model.name, "reason": str(err)})
+            run.errors[model.name] = err
+            return False
         window = getattr(model, "context_window", None)
         if fits(window, run.too_small):
             return True
@@ -324,7 +334,7 @@ class Fallback(Model):
         run = self._begin()
         for pos, i in enumerate(run.order):
             model = self.models[i]
-            if not self._fits(run, model):
+            if not self._fits(run, model, request):
                 continue
             t0 = time.perf_counter()
             try:
@@ -358,7 +368,7 @@ class Fallback(Model):
         called = False  # whether a tool-call piece was passed on
         for pos, i in enumerate(run.order):
             model = self.models[i]
-            if not self._fits(run, model):
+            if not self._fits(run, model, request):
                 continue
             forms: list[Form | None] = [None]
             if sent:

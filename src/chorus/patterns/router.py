@@ -21,9 +21,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from chorus.config.builder import validation_error
 from chorus.config.schema import ModelRef, Node, PatternConfig
+from chorus.core.capabilities import missing
 from chorus.core.errors import (
     BudgetExceeded,
     Cancelled,
+    CapabilityMissing,
     ChorusError,
     DeadlineExceeded,
     GuardrailViolation,
@@ -138,13 +140,18 @@ class Router(Model):
                                self._classifier_span(exc, started), {}) from exc
         label, reason = resolve(decision, self.routes, self.default, self.min_confidence)
         route = self.routes[label]
-        if route.fixed is not None:
+        skipped: list[dict[str, str]] = []
+        if request.needs:
+            route, label, skipped = self._able_route(route, label, request)
+        if route.fixed is not None and not skipped:
             model, why = route.fixed
         else:
-            model, why = _select(route.candidates, route.select, route.require, self.stats,
-                                 request)
+            able = [m for m in route.candidates if not missing(m, request)]
+            model, why = _select(able, route.select, route.require, self.stats, request)
         attrs = {"classifier": self.classifier.type, **decision.attributes(),
                  "route": label, "reason": reason, "model": model.name, "selection": why}
+        if skipped:
+            attrs["skipped"] = skipped
         t0 = time.perf_counter()
         try:
             answer = await call(model, request)
@@ -157,6 +164,22 @@ class Router(Model):
         self.stats.record(model.name, time.perf_counter() - t0)
         return combine(self, answer.text, started=started, parts=(*decision.calls, answer),
                        winner=answer, attributes=attrs)
+
+    def _able_route(self, route: Route, label: str, request: Request
+                    ) -> tuple[Route, str, list[dict[str, str]]]:
+        """The route to take when the request needs what some models lack: this one if
+        a candidate accepts it, else the default route; the skipped models say why."""
+        skipped: list[dict[str, str]] = []
+        for name in dict.fromkeys((label, self.default)):
+            r = self.routes[name]
+            lacking = [(m, missing(m, request)) for m in r.candidates]
+            skipped += [{"model": m.name, "route": name,
+                         "reason": f"does not accept {', '.join(sorted(lack))}"}
+                        for m, lack in lacking if lack]
+            if any(not lack for _, lack in lacking):
+                return r, name, skipped
+        lack = frozenset().union(*(missing(m, request) for m in route.candidates))
+        raise CapabilityMissing(self.name, lack)
 
     def _classifier_span(self, exc: ChorusError, started: float) -> Span:
         models = self.classifier.models()

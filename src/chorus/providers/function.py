@@ -1,6 +1,7 @@
 """FunctionModel: a sync or async Python callable as a model.
 
-The callable takes the Request and returns the answer's text (or a whole Completion).
+The callable takes the Request and returns the answer's text, a ``ToolCall`` (or a
+tuple of them) to call tools, or a whole Completion.
 A sync callable runs in a worker thread so it never blocks the event loop.
 
     FunctionModel("upper", lambda req: req.prompt.upper())
@@ -17,13 +18,14 @@ from typing import Any, Literal
 
 from chorus.config.schema import ProviderConfig
 from chorus.core.errors import MalformedResponse
-from chorus.core.types import Completion, Request, Usage
+from chorus.core.types import Completion, Request, ToolCall, Usage
 from chorus.providers._base import Provider, common_kwargs
 from chorus.providers.scripted import word_count
 
 __all__ = ["FunctionModel", "FunctionConfig", "import_callable"]
 
-Fn = Callable[[Request], "str | Completion | Awaitable[str | Completion]"]
+Result = str | Completion | ToolCall | tuple[ToolCall, ...]
+Fn = Callable[[Request], Result | Awaitable[Result]]
 
 
 class FunctionModel(Provider):
@@ -51,13 +53,22 @@ class FunctionModel(Provider):
             result = await result
         if isinstance(result, Completion):
             return result
-        if not isinstance(result, str):
+        calls: tuple[ToolCall, ...] = ()
+        if isinstance(result, ToolCall):
+            calls = (result,)
+        elif isinstance(result, tuple) and result and all(
+                isinstance(c, ToolCall) for c in result):
+            calls = result
+        elif not isinstance(result, str):
             raise MalformedResponse(
-                f"function returned {type(result).__name__}, expected str or Completion",
-                model=self.name,
+                f"function returned {type(result).__name__}, expected str, Completion or "
+                "ToolCall(s)", model=self.name,
             )
-        usage = Usage(sum(word_count(m.content) for m in request.messages), word_count(result))
-        return self.finish(result, usage, started)
+        text = "" if calls else result
+        usage = Usage(sum(word_count(m.content) for m in request.messages),
+                      word_count(text or " ".join(c.arguments for c in calls)))
+        return self.finish(text, usage, started, tool_calls=calls,
+                           finish_reason="tool_calls" if calls else "stop")
 
 
 def import_callable(spec: str) -> Callable[..., Any]:

@@ -29,17 +29,32 @@ from chorus.core.errors import (
     StreamCut,
 )
 from chorus.core.model import StreamEvent
-from chorus.core.types import Completion, Request, TextDelta, Usage
+from chorus.core.types import (
+    Completion,
+    Request,
+    TextDelta,
+    TokenLogprob,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from chorus.providers._base import KeyedEndpointConfig, endpoint_kwargs, estimate_tokens
 from chorus.providers._http import (
     error_for_code,
     one_line,
 )
 from chorus.providers._keyed import KeyedProvider
+from chorus.providers._openai_wire import (
+    CallPieces,
+    messages_body,
+    read_logprobs,
+    read_tool_calls,
+    tool_params,
+)
 from chorus.providers._pace import within
 
 __all__ = ["OpenAIModel", "OpenAIConfig", "JsonMode", "chat_payload", "parse_chat",
-           "estimate_tokens"]
+           "parse_extras", "estimate_tokens"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 JsonMode = Literal["auto", "json_schema", "json_object"]
@@ -63,7 +78,8 @@ def chat_payload(model_id: str, request: Request, *, json_mode: str = "json_sche
     p = request.params
     payload: dict[str, Any] = {
         "model": model_id,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": messages_body(request.messages),
+        **tool_params(p),
     }
     for name in ("temperature", "top_p", "max_tokens", "seed"):
         value = p.get(name, None)
@@ -120,6 +136,14 @@ def parse_chat(data: Any, *, model: str, model_id: str = "", url: str = ""
     return text, _usage(data.get("usage")), choice.get("finish_reason")
 
 
+def parse_extras(data: Any, *, model: str
+                 ) -> tuple[tuple[ToolCall, ...], tuple[TokenLogprob, ...] | None]:
+    """The tool calls and token logprobs of a chat completion body that ``parse_chat``
+    has read."""
+    choice = data["choices"][0]
+    return read_tool_calls(choice.get("message"), model=model), read_logprobs(choice)
+
+
 @dataclass(slots=True)
 class _StreamState:
     """What the chunks of one streamed answer add up to."""
@@ -127,9 +151,12 @@ class _StreamState:
     parts: list[str] = field(default_factory=list)
     usage: Usage | None = None
     finish_reason: str | None = None
+    calls: CallPieces = field(default_factory=CallPieces)
+    #: Tool-call pieces of the last chunk, for the stream to pass on.
+    pending: list[ToolCallDelta] = field(default_factory=list)
 
     def add(self, chunk: Any, *, model: str) -> str:
-        """Take one chunk; return its new text."""
+        """Take one chunk; return its new text (its tool-call pieces go to ``pending``)."""
         if not isinstance(chunk, dict):
             raise MalformedResponse("a stream chunk is not a JSON object", model=model)
         usage = _usage(chunk.get("usage"))
@@ -141,6 +168,10 @@ class _StreamState:
         choice = choices[0]
         self.finish_reason = choice.get("finish_reason") or self.finish_reason
         delta = choice.get("delta") or {}
+        self.pending = self.calls.add(delta)
+        logprobs = read_logprobs(choice)
+        if logprobs:
+            self.calls.logprobs.extend(logprobs)
         text = delta.get("content") if isinstance(delta, dict) else None
         if isinstance(text, str) and text:
             self.parts.append(text)
@@ -223,7 +254,9 @@ class OpenAIModel(KeyedProvider):
             self._json_form = form
             text, usage, finish = parse_chat(data, model=self.name, model_id=self.model_id,
                                              url=url)
-            return self._finish(request, text, usage, started, finish, deltas=None)
+            calls, logprobs = parse_extras(data, model=self.name)
+            return self._finish(request, text, usage, started, finish, deltas=None,
+                                tool_calls=calls, logprobs=logprobs)
         raise AssertionError("unreachable: _forms is never empty")
 
     def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
@@ -260,12 +293,21 @@ class OpenAIModel(KeyedProvider):
                             text, usage, finish = parse_chat(chunk, model=self.name, url=url)
                             state.parts, state.usage, state.finish_reason = [text], usage, finish
                             deltas, done = False, True
+                            whole, logprobs = parse_extras(chunk, model=self.name)
+                            state.calls.logprobs.extend(logprobs or ())
                             if text:
                                 yield TextDelta(text, self.name)
+                            for i, c in enumerate(whole):
+                                state.calls.add({"tool_calls": [{
+                                    "index": i, "id": c.id, "function": {
+                                        "name": c.name, "arguments": c.arguments}}]})
+                                yield ToolCallDelta(i, c.id, c.name, c.arguments)
                             continue
                         piece = state.add(chunk, model=self.name)
                         if piece:
                             yield TextDelta(piece, self.name)
+                        for call in state.pending:
+                            yield call
             except (BadRequestError, ServerError) as exc:
                 if opened:
                     raise
@@ -278,11 +320,15 @@ class OpenAIModel(KeyedProvider):
                                 "no finish_reason)", model=self.name)
             yield self._finish(request, "".join(state.parts), state.usage, started,
                                state.finish_reason,
-                               deltas=len(state.parts) if deltas else None)
+                               deltas=len(state.parts) if deltas else None,
+                               tool_calls=state.calls.calls(),
+                               logprobs=tuple(state.calls.logprobs) or None)
             return
 
     def _finish(self, request: Request, text: str, usage: Usage | None, started: float,
-                finish_reason: str | None, *, deltas: int | None) -> Completion:
+                finish_reason: str | None, *, deltas: int | None,
+                tool_calls: tuple[ToolCall, ...] = (),
+                logprobs: tuple[TokenLogprob, ...] | None = None) -> Completion:
         attributes: dict[str, Any] = {"base_url": self.base_url}
         if usage is None:
             # The server reported no usage (llama.cpp's server ignores include_usage):
@@ -292,7 +338,7 @@ class OpenAIModel(KeyedProvider):
             usage = Usage(prompt, out if text else 0)
             attributes["usage_estimated"] = True
         return self.finish(text, usage, started, finish_reason=finish_reason,
-                           attributes=attributes)
+                           attributes=attributes, tool_calls=tool_calls, logprobs=logprobs)
 
     async def probe(self) -> tuple[bool, str]:
         """GET /models: whether the endpoint answers and lists this model."""
