@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 __all__ = ["WireError", "validation_error"]
+
+_BRANCH = re.compile(r"^(str|bool|int|float|none|[A-Z]\w*|(list|dict|function|tagged-union|"
+                     r"literal|nullable|union|json-or-python|lax-or-strict)[\[-].*)$")
 
 
 class WireError(Exception):
@@ -29,11 +33,9 @@ class WireError(Exception):
 def validation_error(exc: ValidationError) -> WireError:
     """pydantic's first complaint as a 400 naming the field."""
     err = exc.errors(include_url=False)[0]
-    loc = [str(p) for p in err["loc"]]
-    # Drop the union-branch names pydantic puts in the location ("str", "list[...]",
-    # a tagged union's tag).
-    param = ".".join(p for p in loc if not p.startswith(
-        ("str", "list[", "function-", "tagged-union[", "literal[", "bool", "int"))) or None
+    # Drop the union-branch names pydantic puts in the location ("str", "list[...]", a
+    # model's class name, a tagged union's tag).
+    param = ".".join(str(p) for p in err["loc"] if not _BRANCH.match(str(p))) or None
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "chorus does not support this field (see the README's table of fields)"
