@@ -80,7 +80,7 @@ class Upstream(asyncio.Protocol):
 
 async def serve(port: int) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(Upstream, "127.0.0.1", port)
+    server = await loop.create_server(Upstream, "127.0.0.1", port, backlog=4096)
     print(server.sockets[0].getsockname()[1], flush=True)
     async with server:
         await server.serve_forever()

@@ -3,9 +3,9 @@ starts this script under ``unshare -n``: Ray never takes 127.0.0.1 as a node's a
 while the machine has another interface).
 
 It starts a Redis, a mock OpenAI-compatible upstream, a Ray head and one more Ray node
-(each with one CPU), then runs ``chorus batch --engine ray`` twice, a budget shared by
-both workers through Redis, then 2,000 items while the second node is killed with
-SIGKILL mid-run; and ``chorus bench --engine ray`` on the same cluster. What it saw
+(each with one CPU), then runs ``chorus batch --engine ray``: a budget and a rate limit
+shared by both workers through Redis, then 2,000 items while the second node is killed
+with SIGKILL mid-run; and ``chorus bench --engine ray`` on the same cluster. What it saw
 goes to ``WORK/result.json`` for the test to judge.
 
     unshare -n python tests/batch/_ray_scenario.py WORK
@@ -126,8 +126,11 @@ models:
     params: {{max_tokens: 5}}
 systems:
   job: up
+  # 20 calls a second with a burst of 20, for the whole cluster (the bucket is in Redis).
+  paced: {{kind: ratelimit, inner: up, requests_per_minute: 1200, burst_s: 1,
+           store: shared}}
 """)
-        for name, n in (("budget", 400), ("kill", 2000)):
+        for name, n in (("budget", 400), ("kill", 2000), ("paced", 100)):
             with (work / f"{name}.jsonl").open("w") as f:
                 for i in range(n):
                     f.write(json.dumps({"id": f"item-{i}", "prompt": f"question {i}"}) + "\n")
@@ -137,8 +140,8 @@ systems:
                 f.write(json.dumps({"id": f"q{i}", "prompt": f"question {i}",
                                     "reference": right}) + "\n")
 
-        def batch(name: str, *extra: str) -> list[str]:
-            return [*CHORUS, "batch", "-c", str(cfg), "-s", "job", "--input",
+        def batch(name: str, *extra: str, system: str = "job") -> list[str]:
+            return [*CHORUS, "batch", "-c", str(cfg), "-s", system, "--input",
                     str(work / f"{name}.jsonl"), "--output", str(work / f"{name}.out.jsonl"),
                     "--engine", "ray", "--address", address, "--workers", "2",
                     "--concurrency", "8", *extra]
@@ -153,6 +156,11 @@ systems:
         result["budget_keys"] = {k: subprocess.run(
             ["redis-cli", "-p", str(redis_port), "get", k], capture_output=True,
             text=True).stdout.strip() for k in keys.stdout.split()}
+
+        run = subprocess.run(batch("paced", system="paced"), env=env, capture_output=True,
+                             text=True, timeout=600)
+        result["paced"] = {"rc": run.returncode, "stdout": run.stdout,
+                           "stderr": run.stderr[-3000:]}
 
         t0 = time.monotonic()
         run = subprocess.run(

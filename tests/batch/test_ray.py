@@ -5,6 +5,7 @@ import collections
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,3 +82,15 @@ def test_bench_on_ray_scores_the_workers_answers(
         assert row["quality"] == pytest.approx(0.5)  # the references right on even items
         assert row["cost_usd"] == pytest.approx(200 * 0.006)
         assert row["calls_per_item"] == 1.0
+
+
+def test_a_yaml_rate_limit_holds_across_workers_through_redis(
+        scenario: tuple[Path, dict[str, Any]]) -> None:
+    work, result = scenario
+    run = result["paced"]
+    assert run["rc"] == 0, run["stderr"]
+    assert len(_records(work / "paced.out.jsonl")) == 100
+    # 20 calls a second with a burst of 20 for the cluster: 100 calls take at least 4 s.
+    # Were the bucket per worker, two workers would be done in about 1.5 s.
+    seconds = float(re.search(r"; ([0-9.]+)s, ", run["stdout"]).group(1))  # type: ignore[union-attr]
+    assert seconds >= 3.5, run["stdout"]
