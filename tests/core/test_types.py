@@ -65,7 +65,13 @@ def test_span_to_dict_nests() -> None:
 
 def test_price_cost_and_lookup() -> None:
     assert Price(1.0, 2.0).cost(Usage(1_000_000, 500_000)) == pytest.approx(2.0)
-    assert lookup_price("gpt-4o-mini") == Price(0.15, 0.60)
+    assert lookup_price("gpt-4o-mini") == Price(0.15, 0.60, cached_input=0.075)
+    # Prompt-cache reads and writes at their own prices; unset, at the input price.
+    cached = Usage(1_000_000, 0, cached_input_tokens=400_000, cache_write_tokens=100_000)
+    assert Price(1.0, 2.0, cached_input=0.1, cache_write=1.25).cost(cached) == pytest.approx(
+        0.5 + 0.04 + 0.125)
+    assert Price(1.0, 2.0).cost(cached) == pytest.approx(1.0)
+    assert cached + cached == Usage(2_000_000, 0, 800_000, 200_000) == Usage.total([cached] * 2)
     assert lookup_price("claude-sonnet-4-20250514") == lookup_price("claude-sonnet-4")
     assert lookup_price("openai/gpt-4o") == lookup_price("gpt-4o")
     assert lookup_price("no-such-model") is None

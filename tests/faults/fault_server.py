@@ -27,6 +27,7 @@ Model names (the ``model`` field of the request):
     filter        400 content_filter
     flaky         503 while ``down_until`` (a time.monotonic()) is ahead, then answers
     no-prefill    answers, but 400 when the last message is an assistant prefill
+    cached        answers, reporting half the prompt as read from a prompt cache
 """
 
 from __future__ import annotations
@@ -200,8 +201,11 @@ class FaultServer:
             await self._broken(writer, model)
             return False
         text = reply_to(messages)
-        usage = {"prompt_tokens": _words(messages), "completion_tokens": len(text.split()),
-                 "total_tokens": _words(messages) + len(text.split())}
+        usage: dict[str, Any] = {"prompt_tokens": _words(messages),
+                                 "completion_tokens": len(text.split()),
+                                 "total_tokens": _words(messages) + len(text.split())}
+        if model == "cached":  # half the prompt read from the provider's prompt cache
+            usage["prompt_tokens_details"] = {"cached_tokens": _words(messages) // 2}
         if not stream:
             await self._json(writer, 200, {
                 "id": "f", "object": "chat.completion", "created": 0, "model": model,

@@ -40,6 +40,10 @@ class PriceConfig(Node):
 
     input: float = Field(0.0, ge=0)
     output: float = Field(0.0, ge=0)
+    #: Prompt tokens read from the provider's prompt cache (default: the input price).
+    cached_input: float | None = Field(None, ge=0)
+    #: Prompt tokens written to the provider's prompt cache (default: the input price).
+    cache_write: float | None = Field(None, ge=0)
 
 
 class AcceptsConfig(Node):

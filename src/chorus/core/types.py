@@ -310,16 +310,29 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens of one answer. ``input_tokens`` counts every prompt token; of those,
+    ``cached_input_tokens`` were read from the provider's prompt cache and
+    ``cache_write_tokens`` were written to it (each priced apart where the price says)."""
+
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
         )
 
     def to_dict(self) -> dict[str, int]:
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        out = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        if self.cached_input_tokens:
+            out["cached_input_tokens"] = self.cached_input_tokens
+        if self.cache_write_tokens:
+            out["cache_write_tokens"] = self.cache_write_tokens
+        return out
 
     @property
     def total_tokens(self) -> int:
@@ -327,11 +340,13 @@ class Usage:
 
     @staticmethod
     def total(usages: Iterable[Usage]) -> Usage:
-        i = o = 0
+        i = o = c = w = 0
         for u in usages:
             i += u.input_tokens
             o += u.output_tokens
-        return Usage(i, o)
+            c += u.cached_input_tokens
+            w += u.cache_write_tokens
+        return Usage(i, o, c, w)
 
 
 ZERO_USAGE: Final = Usage()

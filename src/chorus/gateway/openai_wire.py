@@ -49,9 +49,13 @@ class EmbeddingsRequest(BaseModel):
 # -- response bodies -----------------------------------------------------------------------
 
 
-def usage_body(usage: Usage) -> dict[str, int]:
-    return {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
-            "total_tokens": usage.total_tokens}
+def usage_body(usage: Usage) -> dict[str, Any]:
+    out: dict[str, Any] = {"prompt_tokens": usage.input_tokens,
+                           "completion_tokens": usage.output_tokens,
+                           "total_tokens": usage.total_tokens}
+    if usage.cached_input_tokens:
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cached_input_tokens}
+    return out
 
 
 def _finish(reason: str | None) -> str:

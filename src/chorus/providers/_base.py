@@ -151,7 +151,8 @@ def common_kwargs(cfg: ProviderConfig) -> dict[str, Any]:
         raise ValueError(f"params: {exc}") from None
     return {
         "params": params,
-        "price": Price(cfg.price.input, cfg.price.output) if cfg.price else None,
+        "price": Price(cfg.price.input, cfg.price.output, cfg.price.cached_input,
+                       cfg.price.cache_write) if cfg.price else None,
         "capabilities": cfg.capabilities,
         "context_window": cfg.context_window,
         "accepts": cfg.accepts,

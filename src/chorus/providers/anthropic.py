@@ -82,11 +82,23 @@ def messages_payload(model_id: str, request: Request, *, stream: bool = False
 
 
 def _usage(data: Any, base: Usage | None = None) -> Usage:
+    """Usage from an Anthropic ``usage`` object, over ``base`` (a stream reports its
+    counts in pieces: input and cache counts at the start, output at the end). Anthropic's
+    ``input_tokens`` leaves out the tokens read from or written to its prompt cache; here
+    they count as input too, priced apart."""
     base = base or Usage()
     if not isinstance(data, dict):
         return base
-    return Usage(int(data.get("input_tokens") or base.input_tokens),
-                 int(data.get("output_tokens") or base.output_tokens))
+
+    def count(key: str, old: int) -> int:
+        value = data.get(key)  # a 0 or a missing count leaves the earlier one
+        return int(value) if value else old
+
+    read = count("cache_read_input_tokens", base.cached_input_tokens)
+    write = count("cache_creation_input_tokens", base.cache_write_tokens)
+    plain = count("input_tokens",
+                  base.input_tokens - base.cached_input_tokens - base.cache_write_tokens)
+    return Usage(plain + read + write, count("output_tokens", base.output_tokens), read, write)
 
 
 def _tool_text(tool_input: Any, wrapped: bool) -> str:

@@ -100,8 +100,11 @@ def chat_payload(model_id: str, request: Request, *, json_mode: str = "json_sche
 def _usage(data: Any) -> Usage | None:
     if not isinstance(data, dict):
         return None
+    details = data.get("prompt_tokens_details")
     try:
-        return Usage(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))
+        cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+        return Usage(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0),
+                     cached)
     except (TypeError, ValueError):
         return None
 
