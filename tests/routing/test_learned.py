@@ -16,7 +16,15 @@ from chorus.embeddings._base import Embedder, Vectors
 from chorus.eval.outcomes import Outcome, OutcomeItem
 from chorus.eval.routers import evaluate_router, fit_router
 from chorus.patterns.router import Router
-from chorus.routing.learned import LearnedClassifier, LearnedRouter, choose, fit, knob_grid
+from chorus.routing.learned import (
+    LearnedClassifier,
+    LearnedRouter,
+    choose,
+    curve_points,
+    fit,
+    knob_grid,
+    sweep,
+)
 
 
 def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -53,9 +61,64 @@ def test_knob_extremes_and_grid() -> None:
     assert list(choose(pred, rel, 0.0)) == [1, 1]
     assert list(choose(pred, rel, float("inf"))) == [0, 0]
     grid = knob_grid(pred, rel)
-    assert grid[0] == 0.0 and grid[-1] == float("inf")
+    assert grid[0] == 0.0 and list(choose(pred, rel, grid[-1])) == [0, 0]
+    assert len(grid) == 3  # both on the big model, the hard one only, both on the cheap
     # Between the two break-evens (0.05/0.9 and 0.8/0.9) only the hard item goes up.
     assert list(choose(pred, rel, 0.5)) == [0, 1]
+
+
+def test_the_sweep_visits_every_decision_and_matches_choose() -> None:
+    rng = np.random.default_rng(5)
+    pred = rng.random((60, 5))
+    pred[:5] = pred[5:10]  # repeated rows: changes at the same λ
+    rel = np.array([0.01, 0.3, 0.3, 0.7, 1.0])  # two models at one price
+    scores, costs = rng.random((60, 5)), rng.random((60, 5)) * rel[None, :]
+    points = sweep(pred, rel, scores, costs)
+    knobs = [lam for lam, _, _ in points]
+    assert knobs == sorted(knobs) and knobs[0] == 0.0 and knobs == knob_grid(pred, rel)
+    seen = {tuple(choose(pred, rel, lam)) for lam in knobs}
+    assert len(seen) == len(knobs)  # each knob a distinct decision
+    for lam, cost, quality in points:
+        assert (cost, quality) == pytest.approx(curve_points(choose(pred, rel, lam),
+                                                            scores, costs))
+    # No decision between two knobs is left out: a dense scan finds none that is new.
+    dense = np.concatenate([np.linspace(0, knobs[-1] * 1.5, 3000)])
+    assert {tuple(choose(pred, rel, float(lam))) for lam in dense} <= seen
+    assert tuple(choose(pred, rel, knobs[-1])) == tuple(choose(pred, rel, float("inf")))
+
+
+def _priced_rows(n: int, seed: int) -> tuple[np.ndarray, list[OutcomeItem]]:
+    """Four models at four prices: the cheapest is nearly always wrong, the others right
+    60 / 70 / 80 % of the time, each better on its own cluster of prompts."""
+    rng = np.random.default_rng(seed)
+    names, price = ["tiny", "mid", "large", "top"], [1.0, 40.0, 70.0, 100.0]
+    cluster = rng.integers(0, 3, n)
+    x = np.eye(8)[cluster] + rng.normal(0, 0.5, (n, 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    p = np.array([[0.05, 0.75, 0.6, 0.8], [0.05, 0.5, 0.85, 0.8],
+                  [0.05, 0.55, 0.65, 0.8]])[cluster]
+    right = rng.random((n, 4)) < p
+    rows = [OutcomeItem(str(i), f"p{i}", None, None,
+                        {m: Outcome(float(right[i, j]), price[j] / 1000)
+                         for j, m in enumerate(names)}) for i in range(n)]
+    return x, rows
+
+
+def test_the_curve_has_no_gap_between_the_strong_model_and_the_middle_ones() -> None:
+    # The knob used to sweep each row's break-even against the cheapest model only: the
+    # decisions among the costlier models were never visited, and the curve jumped from
+    # the strongest model's cost straight to a fraction of it.
+    x, rows = _priced_rows(600, 0)
+    router = fit_router(rows, x, kind="knn", k=50)
+    xt, test = _priced_rows(400, 1)
+    ev = evaluate_router(router, test, xt)
+    strong = ev.singles[ev.metrics.strong].cost_usd
+    costs = sorted(p.cost_usd for p in ev.curve)
+    assert costs[-1] > 0.6 * strong and costs[0] < 0.05 * strong
+    assert max(b - a for a, b in zip(costs, costs[1:], strict=False)) <= 0.02 * strong
+    # Calibration reads the same sweep: the table spans the same range without gaps.
+    shares = sorted(c["cost_share"] for c in router.calibration)
+    assert max(b - a for a, b in zip(shares, shares[1:], strict=False)) <= 0.05
 
 
 def _rows(x: np.ndarray, scores: np.ndarray, costs: np.ndarray) -> list[OutcomeItem]:

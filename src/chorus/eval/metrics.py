@@ -17,8 +17,10 @@ weak model, x is RouteLLM's share of calls to the strong model).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from math import inf
 
 __all__ = [
     "Point",
@@ -64,10 +66,11 @@ def _pgr_points(curve: Curve, weak: Point, strong: Point) -> list[tuple[float, f
 def _at(pts: Sequence[tuple[float, float]], x: float) -> float:
     if x <= pts[0][0]:
         return pts[0][1]
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
-        if x0 <= x <= x1:
-            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-    return pts[-1][1]
+    if x >= pts[-1][0]:
+        return pts[-1][1]
+    i = max(1, bisect_left(pts, (x, -inf)))  # pts[i - 1].x < x <= pts[i].x
+    (x0, y0), (x1, y1) = pts[i - 1], pts[i]
+    return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
 def _area(pts: Sequence[tuple[float, float]], lo: float, hi: float) -> float:

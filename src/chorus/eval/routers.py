@@ -2,13 +2,15 @@
 and ``chorus router eval`` and the router benchmark run).
 
 Embeddings of a table's prompts are cached in a ``.npy`` file keyed by a hash of the
-prompts and the embedder's name, so reruns skip the embedding step.
+prompts and the embedder's name (``embedding_cache()``: the user's cache folder), so reruns
+and other commands on the same table skip the embedding step.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,18 @@ from chorus.routing.learned import (
     choose,
     curve_points,
     fit,
-    knob_grid,
+    sweep,
 )
 
-__all__ = ["RouterEval", "embed_rows", "fit_router", "evaluate_router", "single_points"]
+__all__ = ["RouterEval", "embed_rows", "embedding_cache", "fit_router", "evaluate_router",
+           "single_points"]
+
+
+def embedding_cache() -> Path:
+    """Where prompt embeddings are cached: ``$XDG_CACHE_HOME/chorus/embeddings``
+    (``~/.cache/chorus/embeddings``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "chorus" / "embeddings"
 
 
 def _key(rows: Sequence[OutcomeItem], embedder: Embedder) -> str:
@@ -39,15 +49,20 @@ def _key(rows: Sequence[OutcomeItem], embedder: Embedder) -> str:
 
 
 async def embed_rows(rows: Sequence[OutcomeItem], embedder: Embedder,
-                     cache_dir: str | Path | None = None, batch: int = 256) -> Vectors:
-    """One unit row per item's prompt, read from / written to the cache when given."""
+                     cache_dir: str | Path | None = None, batch: int = 64,
+                     on_batch: Callable[[int], None] | None = None) -> Vectors:
+    """One unit row per item's prompt, read from / written to the cache when given;
+    ``on_batch(n)`` after each batch of ``n`` prompts is embedded."""
     path = Path(cache_dir) / f"emb-{_key(rows, embedder)}.npy" if cache_dir else None
     if path is not None and path.is_file():
         cached = np.load(path)
         if cached.shape[0] == len(rows):
             return np.asarray(cached, dtype=np.float32)
-    parts = [await embedder.embed([r.prompt for r in rows[i:i + batch]])
-             for i in range(0, len(rows), batch)]
+    parts = []
+    for i in range(0, len(rows), batch):
+        parts.append(await embedder.embed([r.prompt for r in rows[i:i + batch]]))
+        if on_batch is not None:
+            on_batch(len(parts[-1]))
     x = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +120,8 @@ class RouterEval:
 
 def evaluate_router(router: LearnedRouter, rows: Sequence[OutcomeItem], x: Vectors
                     ) -> RouterEval:
-    """The router's curve over its knob on ``rows`` and the metrics against the same
+    """The router's curve over its knob on ``rows`` (a point at every distinct decision)
+    and the metrics against the same
     models used alone (and against a random weak/strong router)."""
     missing = [m for m in router.models if not any(m in r.outcomes for r in rows)]
     if missing:
@@ -113,10 +129,7 @@ def evaluate_router(router: LearnedRouter, rows: Sequence[OutcomeItem], x: Vecto
     scores, costs = _scores_costs(rows, router.models)
     pred = router.predict(x)
     rel = router.relative_costs()
-    curve = []
-    for lam in knob_grid(pred, rel, steps=51):
-        cost, quality = curve_points(choose(pred, rel, lam), scores, costs)
-        curve.append(Point(cost, quality, lam if np.isfinite(lam) else None))
+    curve = [Point(cost, quality, lam) for lam, cost, quality in sweep(pred, rel, scores, costs)]
     cost, quality = curve_points(choose(pred, rel, router.willingness_to_pay), scores, costs)
     singles = single_points(rows, router.models)
     metrics = router_metrics(curve, singles)

@@ -4,7 +4,8 @@ minus a price of cost (``willingness_to_pay``, λ):
 
     choice = argmax_j  predicted_score[j] - λ * mean_cost[j] / max(mean_cost)
 
-Three predictors (``kind``): ``knn`` (mean score of the k most similar training prompts),
+Three predictors (``kind``): ``knn`` (the similarity-weighted mean score of the k most
+similar training prompts),
 ``mlp`` (one hidden layer, numpy) and ``mf`` (matrix factorisation as in RouteLLM:
 ``σ(w·(v_model ⊙ W q) + b_model)``). ``fit`` holds out a split to calibrate λ: the
 default is the cheapest setting whose held-out quality is within ``tolerance`` of the
@@ -37,6 +38,7 @@ __all__ = [
     "LearnedClassifierConfig",
     "fit",
     "knob_grid",
+    "sweep",
     "choose",
     "curve_points",
     "feedback_shift",
@@ -80,7 +82,12 @@ class LearnedRouter:
             sims = x @ a["train_x"].T
             k = min(int(self.info.get("k", 20)), sims.shape[1])
             top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            return np.asarray(a["train_y"][top].mean(axis=1))
+            # Weighted by similarity: closer neighbours count more, and two prompts
+            # rarely get the very same prediction, so the knob's decisions change one
+            # prompt at a time instead of in blocks that leave gaps in the curve.
+            w = np.maximum(np.take_along_axis(sims, top, axis=1), 1e-6)
+            return np.asarray((a["train_y"][top] * w[:, :, None]).sum(axis=1)
+                              / w.sum(axis=1, keepdims=True))
         if self.kind == "mlp":
             h = np.maximum(0.0, x @ a["w1"] + a["b1"])
             return _sigmoid(h @ a["w2"] + a["b2"])
@@ -175,18 +182,79 @@ def choose(pred: Array, rel_costs: Array, lam: float) -> npt.NDArray[np.int64]:
     return np.asarray(np.argmax(pred - lam * rel_costs[None, :], axis=1), dtype=np.int64)
 
 
-def knob_grid(pred: Array, rel_costs: Array, steps: int = 41) -> list[float]:
-    """λ values that spread the decisions from 'best predicted' (0) to 'cheapest' (inf):
-    quantiles of each row's break-even λ against the cheapest model."""
-    cheap = int(np.argmin(rel_costs))
-    gain = pred - pred[:, [cheap]]
-    extra = rel_costs - rel_costs[cheap]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(extra[None, :] > 0, gain / extra[None, :], -np.inf)
-    breakeven = ratio.max(axis=1)
-    breakeven = breakeven[np.isfinite(breakeven) & (breakeven > 0)]
-    qs = np.quantile(breakeven, np.linspace(0, 1, steps)) if breakeven.size else np.array([])
-    return [0.0, *sorted({float(q) * (1 + 1e-9) for q in qs}), float("inf")]
+def _events(pred: Array, rel_costs: Array
+            ) -> tuple[npt.NDArray[np.int64], Array, npt.NDArray[np.int64],
+                       npt.NDArray[np.int64]]:
+    """Every decision change of ``choose`` as λ grows from 0: the choice at 0 per row,
+    and (λ, row, old choice, new choice) for each change. Per row, the choice walks the
+    upper envelope of the lines ``pred[j] - λ·rel[j]``: from the current model, the next
+    one is the cheaper model whose line overtakes it first (the cheapest on a tie)."""
+    n = pred.shape[0]
+    rows = np.arange(n)
+    start = np.asarray(np.argmax(pred, axis=1), dtype=np.int64)
+    cur, lam = start.copy(), np.zeros(n)
+    lams: list[Array] = []
+    who: list[npt.NDArray[np.int64]] = []
+    olds: list[npt.NDArray[np.int64]] = []
+    news: list[npt.NDArray[np.int64]] = []
+    for _ in range(pred.shape[1]):
+        dr = rel_costs[cur][:, None] - rel_costs[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (pred[rows, cur][:, None] - pred) / dr
+        t = np.where(dr > 0, np.maximum(t, lam[:, None]), np.inf)
+        first = t.min(axis=1)
+        moves = np.isfinite(first)
+        if not moves.any():
+            break
+        tied = t <= first[:, None] + 1e-12 * np.maximum(1.0, np.abs(first[:, None]))
+        nxt = np.asarray(np.argmin(np.where(tied, rel_costs[None, :], np.inf), axis=1),
+                         dtype=np.int64)
+        lams.append(first[moves])
+        who.append(rows[moves])
+        olds.append(cur[moves])
+        news.append(nxt[moves])
+        cur = np.where(moves, nxt, cur)
+        lam = np.where(moves, first, lam)
+    if not lams:
+        empty = np.zeros(0, dtype=np.int64)
+        return start, np.zeros(0), empty, np.zeros((0, 2), dtype=np.int64)
+    return (start, np.concatenate(lams), np.concatenate(who),
+            np.stack([np.concatenate(olds), np.concatenate(news)], axis=1))
+
+
+def knob_grid(pred: Array, rel_costs: Array) -> list[float]:
+    """One λ inside every interval between the router's decision changes on these rows,
+    from 'best predicted' (0) to 'cheapest' (beyond the last change): evaluating
+    ``choose`` at each visits every distinct decision of the rows, and no other."""
+    return [lam for lam, _, _ in sweep(pred, rel_costs)]
+
+
+def sweep(pred: Array, rel_costs: Array, scores: Array | None = None,
+          costs: Array | None = None) -> list[tuple[float, float, float]]:
+    """(λ, total cost, mean quality) at every distinct decision of the router over
+    ``pred``'s rows: the exact curve, computed by applying each decision change once
+    (missing scores count 0, missing costs 0). Without scores and costs the last two
+    are 0."""
+    start, lam, who, moves = _events(pred, rel_costs)
+    breaks = np.unique(lam)
+    knobs = [0.0]
+    if breaks.size:
+        knobs += [float(v) for v in (breaks[:-1] + breaks[1:]) / 2]
+        knobs.append(float(breaks[-1]) * 2 + 1e-9)
+    if scores is None or costs is None:
+        return [(k, 0.0, 0.0) for k in knobs]
+    s, c = np.nan_to_num(scores, nan=0.0), np.nan_to_num(costs, nan=0.0)
+    rows = np.arange(len(start))
+    base_c, base_q = float(c[rows, start].sum()), float(s[rows, start].sum())
+    dc = np.zeros(len(knobs))
+    dq = np.zeros(len(knobs))
+    if breaks.size:
+        at = np.searchsorted(breaks, lam) + 1  # the first knob after the change
+        np.add.at(dc, at, c[who, moves[:, 1]] - c[who, moves[:, 0]])
+        np.add.at(dq, at, s[who, moves[:, 1]] - s[who, moves[:, 0]])
+    n = max(len(start), 1)
+    return [(k, base_c + float(tc), (base_q + float(tq)) / n)
+            for k, tc, tq in zip(knobs, np.cumsum(dc), np.cumsum(dq), strict=True)]
 
 
 def curve_points(choice: npt.NDArray[np.int64], scores: Array, costs: Array
@@ -317,17 +385,13 @@ def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: K
 
 def _held_out_table(router: LearnedRouter, x: Array, scores: Array, costs: Array
                     ) -> list[dict[str, float]]:
-    """Per knob setting on the held-out rows: λ (inf as 1e9), the cost as a share of
-    always calling the costliest model, and the mean quality."""
+    """At every distinct decision of the router on the held-out rows (``sweep``): λ, the
+    cost as a share of always calling the costliest model, and the mean quality."""
     pred = router.predict(x)
-    rel = router.relative_costs()
     top = float(np.max(router.costs)) * len(x)
-    table = []
-    for lam in knob_grid(pred, rel):
-        cost, quality = curve_points(choose(pred, rel, lam), scores, costs)
-        table.append({"lambda": lam if np.isfinite(lam) else 1e9,
-                      "cost_share": cost / top if top > 0 else 0.0, "quality": quality})
-    return table
+    return [{"lambda": lam, "cost_share": cost / top if top > 0 else 0.0,
+             "quality": quality}
+            for lam, cost, quality in sweep(pred, router.relative_costs(), scores, costs)]
 
 
 def _curve_area(router: LearnedRouter, x: Array, scores: Array, costs: Array) -> float:
