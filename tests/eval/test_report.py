@@ -11,6 +11,7 @@ from chorus.eval.bench import ItemResult
 from chorus.eval.report import (
     Summary,
     bootstrap,
+    dominated,
     markdown,
     pareto,
     percentile,
@@ -60,6 +61,26 @@ def test_recommend_prefers_simpler_within_tolerance() -> None:
     assert recommend(ss, 0.001)[0] == "ens"
     assert recommend(ss, 0.011)[0] == "vote"
     assert pareto(ss) == ["cheap", "one", "vote", "ens"]
+
+
+def test_recommend_never_picks_a_dominated_system() -> None:
+    # The first-run report: pro was recommended while two systems beat it on both counts.
+    ss = [_s("pro", "single", 0.743, 0.1097), _s("flash", "single", 0.63, 0.01),
+          _s("vote3", "parallel", 0.740, 0.16), _s("consensus", "ensemble", 0.750, 0.0858),
+          _s("routed", "sequential", 0.747, 0.0452)]
+    name, why = recommend(ss, 0.01)
+    assert name == "routed"
+    assert "within 0.01 of the best, consensus" in why and "2 dominated" in why
+    assert "\n" not in why
+    assert dominated(ss) == {"pro": "consensus", "vote3": "pro"}
+    # With a tight tolerance the best one stands, still not a dominated one.
+    assert recommend(ss, 0.001)[0] == "consensus"
+    # Every pick, at every tolerance, is one that nothing beats.
+    for tol in (0.0, 0.005, 0.01, 0.05, 0.2):
+        assert recommend(ss, tol)[0] not in dominated(ss)
+    # Equal systems do not dominate each other.
+    twins = [_s("a", "single", 0.7, 1.0), _s("b", "parallel", 0.7, 1.0)]
+    assert dominated(twins) == {} and recommend(twins)[0] == "a"
 
 
 def test_outputs(tmp_path: Path) -> None:

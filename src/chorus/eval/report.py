@@ -25,6 +25,7 @@ __all__ = [
     "bootstrap",
     "percentile",
     "pareto",
+    "dominated",
     "recommend",
     "text_table",
     "markdown",
@@ -109,21 +110,41 @@ def pareto(summaries: Sequence[Summary]) -> list[str]:
     return front
 
 
+def dominated(summaries: Sequence[Summary]) -> dict[str, str]:
+    """Each system another beats (at least as good and as cheap, better at one), and the
+    first system that beats it."""
+    out: dict[str, str] = {}
+    for s in summaries:
+        for o in summaries:
+            if o is not s and o.quality >= s.quality and o.cost_usd <= s.cost_usd and (
+                    o.quality > s.quality or o.cost_usd < s.cost_usd):
+                out[s.system] = o.system
+                break
+    return out
+
+
 def recommend(summaries: Sequence[Summary], tolerance: float = 0.01) -> tuple[str, str]:
-    """The simplest system (then the cheapest) within ``tolerance`` of the best quality,
-    and one line saying why."""
+    """Never a dominated system: drop every system another beats on quality and cost,
+    then take the simplest (then the cheapest) within ``tolerance`` of the best quality
+    left; and one line saying why."""
     if not summaries:
         raise ValueError("nothing to recommend from")
-    best = max(summaries, key=lambda s: s.quality)
-    near = [s for s in summaries if s.quality >= best.quality - tolerance]
+    beaten = dominated(summaries)
+    front = [s for s in summaries if s.system not in beaten] or list(summaries)
+    best = max(front, key=lambda s: (s.quality, -s.cost_usd))
+    near = [s for s in front if s.quality >= best.quality - tolerance]
     rank = {k: i for i, k in enumerate(COMPLEXITY)}
     pick = min(near, key=lambda s: (rank.get(s.kind, len(rank)), s.cost_usd))
+    dropped = f"; {len(beaten)} dominated system(s) left out" if beaten else ""
     if pick.system == best.system:
-        why = f"{pick.system} ({pick.kind}) has the best quality, {best.quality:.3f}"
+        why = (f"{pick.system} ({pick.kind}) has the best quality, {best.quality:.3f}, "
+               f"at ${pick.cost_usd:.4g}, and nothing within {tolerance:g} of it is "
+               f"simpler{dropped}")
     else:
         why = (f"{pick.system} ({pick.kind}, quality {pick.quality:.3f}, "
                f"${pick.cost_usd:.4g}) is within {tolerance:g} of the best, {best.system} "
-               f"({best.kind}, {best.quality:.3f}, ${best.cost_usd:.4g}), and simpler")
+               f"({best.kind}, {best.quality:.3f}, ${best.cost_usd:.4g}), and simpler"
+               f"{dropped}")
     return pick.system, why
 
 
