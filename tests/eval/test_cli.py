@@ -105,19 +105,31 @@ def test_outcomes_convert_and_split(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.embeddings
-def test_router_fit_and_eval_on_minilm(tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_router_fit_and_eval_on_minilm(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("sentence_transformers")
     folder = small_routellm_gsm8k(tmp_path / "data", 80)
     table = tmp_path / "g.jsonl"
     assert main(["outcomes", "convert", "routellm-gsm8k", str(folder), "-o", str(table)]) == 0
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
     router = tmp_path / "routers" / "knn"
     assert main(["router", "fit", "--outcomes", str(table), "--out", str(router),
                  "--kind", "knn", "--k", "5"]) == 0
     assert (router / "router.json").is_file()
-    assert list((tmp_path / "routers").glob("emb-*.npy"))
+    # The embeddings are cached in the user's cache folder, not beside the router or in
+    # the working folder; the step says what it did.
+    cached = list((tmp_path / "cache" / "chorus" / "embeddings").glob("emb-*.npy"))
+    assert len(cached) == 1
+    assert not list(tmp_path.rglob("routers/**/emb-*.npy")) and not list(work.iterdir())
+    err = capsys.readouterr().err
+    assert "embedding 75 prompts ..." in err and "embedding 75 prompts: done in" in err
     assert main(["router", "eval", "--router", str(router), "--outcomes", str(table),
                  "--json", str(tmp_path / "m.json")]) == 0
+    assert list((tmp_path / "cache" / "chorus" / "embeddings").glob("emb-*.npy")) == cached
+    assert not list(work.iterdir())
     out = capsys.readouterr().out
     assert "APGR" in out and "CPT(50%)" in out
     metrics = json.loads((tmp_path / "m.json").read_text())

@@ -46,12 +46,16 @@ def add_parser(sub: Any) -> None:
                     help="the curve's PNG (default: ROUTER/curve-<table>.png)")
 
 
-def _embed(rows: Any, cache: Path) -> Any:
+def _embed(rows: Any) -> Any:
+    """The rows' MiniLM embeddings, from the user's cache folder when done before."""
     from chorus.cli.main import run_async
+    from chorus.cli.progress import step
     from chorus.embeddings.local import MiniLMEmbedder
-    from chorus.eval.routers import embed_rows
+    from chorus.eval.routers import embed_rows, embedding_cache
 
-    return run_async(embed_rows(rows, MiniLMEmbedder(), cache))
+    with step(f"embedding {len(rows)} prompts", len(rows)) as advance:
+        return run_async(embed_rows(rows, MiniLMEmbedder(), embedding_cache(),
+                                    on_batch=advance))
 
 
 def _fmt(v: float | None) -> str:
@@ -71,7 +75,7 @@ def cmd_router(args: argparse.Namespace) -> int:
             require_models(rows, models)
         except ValueError as exc:
             raise ChorusError(f"{args.outcomes}: {exc}") from None
-        x = _embed(rows, out.parent)
+        x = _embed(rows)
         try:
             router = fit_router(rows, x, kind=args.kind, models=models, holdout=args.holdout,
                                 tolerance=args.tolerance, k=args.k, epochs=args.epochs,
@@ -92,7 +96,7 @@ def cmd_router(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ChorusError(str(exc)) from None
         rows = read_outcomes(args.outcomes)
-        x = _embed(rows, Path(args.router).parent)
+        x = _embed(rows)
         try:
             result = evaluate_router(router, rows, x)
         except ValueError as exc:

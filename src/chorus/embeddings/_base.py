@@ -41,6 +41,17 @@ class Embedder(ABC):
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._memo[t] for t in texts])
 
+    def remember(self, texts: Sequence[str], vectors: npt.ArrayLike) -> None:
+        """Put vectors computed before (by this embedder, e.g. read from a cache) in the
+        memo, so ``embed`` returns them without running the model."""
+        rows = np.asarray(vectors, dtype=np.float32)
+        if rows.shape[0] != len(texts):
+            raise ValueError(f"{len(texts)} texts but {rows.shape[0]} vectors")
+        for text, row in zip(texts, rows, strict=True):
+            self._memo[text] = row
+        while len(self._memo) > self._memo_size:
+            self._memo.popitem(last=False)
+
     async def aclose(self) -> None:
         return None
 

@@ -1,0 +1,33 @@
+"""Progress for the CLI's long steps (embedding a table, searching systems), on stderr
+with rich: a live bar on a terminal, a line as each step starts and ends otherwise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+__all__ = ["step"]
+
+_console = Console(stderr=True)
+
+
+@contextmanager
+def step(label: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    """A bar for one step of ``total`` units (a spinner-less bar without a total);
+    yields ``advance(n)``. Off a terminal, a line when it starts and one saying how long it took."""
+    started = time.monotonic()
+    if not _console.is_terminal:
+        _console.print(f"{label} ...", highlight=False)
+        yield lambda n: None
+        _console.print(f"{label}: done in {time.monotonic() - started:.0f} s",
+                       highlight=False)
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=_console, transient=False) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+        bar.update(task, completed=total if total is not None else 1, total=total or 1)
