@@ -109,12 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     # -- eval: bench, outcomes, feedback, router --
     from chorus.cli.bench import add_parsers as _add_bench
     from chorus.cli.router_cmd import add_parser as _add_router
+    from chorus.cli.tune_cmd import add_parser as _add_tune
 
     _add_bench(sub, _config_arg)
     from chorus.cli.batch import add_parser as _add_batch
 
     _add_batch(sub, _config_arg)
     _add_router(sub)
+    _add_tune(sub)
     return parser
 
 
@@ -125,10 +127,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from chorus.cli import bench, router_cmd
+    from chorus.cli import bench, router_cmd, tune_cmd
 
     handler = {"bench": bench.cmd_bench, "outcomes": bench.cmd_outcomes,
-               "feedback": bench.cmd_feedback, "router": router_cmd.cmd_router}
+               "feedback": bench.cmd_feedback, "router": router_cmd.cmd_router,
+               "tune": tune_cmd.cmd_tune}
     return handler[args.command](args)
 
 
@@ -192,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "outcomes": _cmd_eval,
         "feedback": _cmd_eval,
         "router": _cmd_eval,
+        "tune": _cmd_eval,
         "serve": _cmd_serve,
         "batch": _cmd_batch,
     }[args.command]

@@ -17,15 +17,18 @@ from typing import Any, ClassVar
 from chorus.core.errors import ChorusError, ConfigError, PatternError, ProviderError
 from chorus.core.model import Model, call, error_span
 from chorus.core.types import Completion, Request, Span
-from chorus.patterns._agreement import normalise
+from chorus.embeddings import Embedder
+from chorus.patterns._agreement import Extractor, normalise
 from chorus.patterns._concurrent import gather
 from chorus.patterns._structured import ask_json
+from chorus.routing.acceptance import AcceptanceModel, tally_features
 
 __all__ = [
     "AgreementCheck",
     "Check",
     "FunctionCheck",
     "JudgeCheck",
+    "LearnedCheck",
     "LogprobCheck",
     "Verdict",
     "accept",
@@ -234,3 +237,30 @@ class FunctionCheck(Check):
             raise ConfigError(f"cascade check {getattr(self.fn, '__name__', self.fn)!r}: "
                               f"{exc}") from None
         return Verdict(answer, confidence, [])
+
+
+class LearnedCheck(Check):
+    """A learned acceptance model (``routing.acceptance``) reads the prompt and the
+    stage's answer: confident when its probability that the answer is right reaches the
+    threshold. When the stage is a vote, the answer's features come from its tally (how
+    many of the models asked agree); ``extract`` says what counts as an answer."""
+
+    name = "learned"
+
+    def __init__(self, model: AcceptanceModel, embedder: Embedder, threshold: float = 0.5,
+                 *, extract: Extractor = normalise) -> None:
+        super().__init__(threshold)
+        self.model, self.embedder, self.extract = model, embedder, extract
+
+    async def score(self, request: Request, answer: Completion) -> Verdict:
+        x = await self.embedder.embed([request.prompt])
+        if x.shape[1] != self.model.dims:
+            raise ConfigError(f"the acceptance model was fitted on {self.model.dims}-dim "
+                              f"embeddings; embedder {self.embedder.name!r} gives {x.shape[1]}")
+        attrs = answer.trace.attributes if answer.trace is not None else {}
+        tally = attrs.get("tally") if isinstance(attrs.get("tally"), dict) else None
+        asked = int(attrs.get("votes", 0)) + len(attrs.get("failed") or {}) if tally else 1
+        features = tally_features(tally, asked, bool(self.extract(answer.text)))
+        p = float(self.model.predict(x, [features])[0])
+        return Verdict(answer, p, [], note=f"P(right) {p:.3f}; {features[0]:.2f} of "
+                                           f"{asked} agree")

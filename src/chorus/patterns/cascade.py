@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -29,6 +30,7 @@ from chorus.core.errors import (
 )
 from chorus.core.model import Model, call, error_span
 from chorus.core.types import Completion, Request, Span
+from chorus.patterns._agreement import ExtractKind, extractor
 from chorus.patterns._base import combine
 from chorus.patterns._checks import (
     JUDGE_PROMPT,
@@ -36,6 +38,7 @@ from chorus.patterns._checks import (
     Check,
     FunctionCheck,
     JudgeCheck,
+    LearnedCheck,
     LogprobCheck,
     Verdict,
     accept,
@@ -45,6 +48,7 @@ from chorus.patterns._checks import (
     judge_score,
 )
 from chorus.providers.function import import_callable
+from chorus.routing.acceptance import AcceptanceModel
 
 __all__ = [
     "AgreementCheck",
@@ -53,6 +57,7 @@ __all__ = [
     "Check",
     "FunctionCheck",
     "JudgeCheck",
+    "LearnedCheck",
     "LogprobCheck",
     "Stage",
     "Verdict",
@@ -184,8 +189,19 @@ class FunctionCheckConfig(Node):
     threshold: float = 0.5
 
 
+class LearnedCheckConfig(Node):
+    type: Literal["learned"]
+    #: The folder of a fitted acceptance model (``chorus tune`` writes them), relative to
+    #: the config file.
+    path: str
+    threshold: float = Field(0.5, ge=0, le=1)
+    #: What counts as an answer (as in ``vote``); none: any non-empty text.
+    extract: ExtractKind | None = None
+    embedder: str | dict[str, Any] | None = None
+
+
 CheckConfig = Annotated[
-    AgreementConfig | JudgeConfig | LogprobConfig | FunctionCheckConfig,
+    AgreementConfig | JudgeConfig | LogprobConfig | FunctionCheckConfig | LearnedCheckConfig,
     Field(discriminator="type"),
 ]
 
@@ -208,6 +224,16 @@ def _check(cfg: CheckConfig, b: Any, i: int) -> Check:
         return JudgeCheck(judge, cfg.threshold, prompt=cfg.prompt)
     if isinstance(cfg, LogprobConfig):
         return LogprobCheck(cfg.threshold)
+    if isinstance(cfg, LearnedCheckConfig):
+        path = Path(cfg.path).expanduser()
+        if not path.is_absolute() and Path(b.doc.file).is_file():
+            path = Path(b.doc.file).parent / path
+        try:
+            model = AcceptanceModel.load(path)
+        except ValueError as exc:
+            raise b.error(str(exc), "stages", i, "check", "path") from None
+        return LearnedCheck(model, b.embedder(cfg.embedder, "stages", i, "check", "embedder"),
+                            cfg.threshold, extract=extractor(cfg.extract))
     return FunctionCheck(import_callable(cfg.function), cfg.threshold)
 
 

@@ -1,0 +1,180 @@
+"""``chorus tune``: design the system from recorded outcomes (see ``chorus.eval.tune``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chorus.core.errors import ChorusError
+
+__all__ = ["add_parser", "cmd_tune"]
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "tune", help="search systems built from a table's models; write the best as YAML",
+        description="Search singles, weighted votes, agreement and learned-acceptance "
+                    "cascades and learned routers on TRAIN (every setting chosen on a "
+                    "held-out slice of it), write the Pareto frontier as runnable systems "
+                    "(DIR/systems.yaml) and measure it on TEST with the bench runner "
+                    "(DIR/frontier.json).")
+    p.add_argument("--outcomes", required=True, metavar="TRAIN.jsonl")
+    p.add_argument("--test", required=True, metavar="TEST.jsonl",
+                   help="the table the frontier is measured on (and replayed from)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
+    p.add_argument("--models", metavar="A,B,...", help="build from these (default: all)")
+    p.add_argument("--max-cost-share", type=float, metavar="SHARE",
+                   help="recommend only systems costing at most this share of the "
+                        "strongest model (e.g. 0.5)")
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="quality within this of the best counts as just as good (0.01)")
+    p.add_argument("--extract", default="auto",
+                   choices=["auto", "choice", "number", "yes_no", "none"],
+                   help="what counts as the same answer (default: the kind that fits the "
+                        "table's responses)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _embed(rows: Any, what: str) -> Any:
+    from chorus.cli.main import run_async
+    from chorus.cli.progress import step
+    from chorus.embeddings.local import MiniLMEmbedder
+    from chorus.eval.routers import embed_rows, embedding_cache
+
+    with step(f"embedding {len(rows)} {what} prompts", len(rows)) as advance:
+        return run_async(embed_rows(rows, MiniLMEmbedder(), embedding_cache(),
+                                    on_batch=advance))
+
+
+def _embedders(model: Any, seen: set[int] | None = None) -> list[Any]:
+    """The embedders of a system's learned routers and learned checks."""
+    seen = set() if seen is None else seen
+    out = []
+    holders = [model, getattr(model, "classifier", None),
+               *(getattr(s, "check", None) for s in getattr(model, "stages", ()))]
+    for h in holders:
+        emb = getattr(h, "embedder", None)
+        if emb is not None and id(emb) not in seen:
+            seen.add(id(emb))
+            out.append(emb)
+    for child in model.children():
+        out.extend(_embedders(child, seen))
+    return out
+
+
+def _leaves(spec: Any, used: set[str]) -> None:
+    """The model names a ``systems:`` entry refers to (as tune writes them)."""
+    if isinstance(spec, str):
+        used.add(spec)
+    elif isinstance(spec, list):
+        for v in spec:
+            _leaves(v, used)
+    elif isinstance(spec, dict):
+        for k, v in spec.items():
+            if k in ("models", "escalate_to", "model", "routes", "stages"):
+                _leaves(list(v.values()) if k == "routes" else v, used)
+            elif k == "check":
+                _leaves({"model": v["judge"]} if "judge" in v else {}, used)
+
+
+def _config(search: Any, test: Path, out: Path) -> dict[str, Any]:
+    used: set[str] = set()
+    for c in search.front:
+        _leaves(c.spec, used)
+    source = os.path.relpath(test.resolve(), out.resolve())
+    return {"models": {m: {"provider": "replay", "outcomes": source, "model": m}
+                       for m in sorted(used)},
+            "systems": {c.name: c.spec for c in search.front}}
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from chorus.cli.main import run_async
+    from chorus.cli.progress import step
+    from chorus.config.builder import Config
+    from chorus.eval import report
+    from chorus.eval.bench import run_bench, system_kind
+    from chorus.eval.outcomes import as_items, read_outcomes, require_models
+    from chorus.eval.scorers import make_scorer
+    from chorus.eval.tune import pick_extract, search
+
+    if args.max_cost_share is not None and not 0 < args.max_cost_share <= 1:
+        raise ChorusError("--max-cost-share must be in (0, 1]")
+    train, test = read_outcomes(args.outcomes), read_outcomes(args.test)
+    if not train or not test:
+        raise ChorusError("both tables need items")
+    wanted = [m.strip() for m in args.models.split(",")] if args.models else None
+    try:
+        models = require_models(train, wanted)
+        require_models(test, models)
+    except ValueError as exc:
+        raise ChorusError(f"{exc} (--models picks the models to build from)") from None
+    extract = pick_extract(train, models) if args.extract == "auto" else (
+        None if args.extract == "none" else args.extract)
+    x_train = _embed(train, "training")
+    x_test = _embed(test, "test")
+    with step("searching systems on the training table") as _:
+        try:
+            found = search(train, x_train, models, extract=extract, seed=args.seed)
+        except ValueError as exc:
+            raise ChorusError(f"{args.outcomes}: {exc}") from None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for c in found.front:
+        for path, part in c.parts.items():
+            part.save(out / path)
+    doc = _config(found, Path(args.test), out)
+    header = (f"# Written by chorus tune from {args.outcomes} ({len(found.candidates)} "
+              f"systems searched; the {len(found.front)} on the held-out frontier).\n"
+              f"# Replay models answer from {args.test}; for production, point each model "
+              "at a live provider with the same name.\n")
+    (out / "systems.yaml").write_text(header + yaml.safe_dump(doc, sort_keys=False,
+                                                               width=100), "utf-8")
+    cfg = Config.load(out / "systems.yaml")
+    systems = {c.name: cfg.get(c.name) for c in found.front}
+    prompts = [r.prompt for r in test]
+    for model in systems.values():
+        for emb in _embedders(model):
+            emb.remember(prompts, x_test)
+    table = {r.id: r for r in test}
+
+    async def go() -> Any:
+        try:
+            return await run_bench(systems, as_items(test), make_scorer("recorded",
+                                                                        outcomes=table))
+        finally:
+            for m in systems.values():
+                await m.aclose()
+
+    with step(f"measuring {len(systems)} systems on {len(test)} test items"):
+        results = run_async(go())
+    summaries = [report.summarise(n, system_kind(systems[n]), results[n]) for n in systems]
+    held = {c.name: c for c in found.front}
+    rows = [{"name": s.system, "kind": s.kind, "family": held[s.system].family,
+             "quality": s.quality, "quality_ci": [s.quality_low, s.quality_high],
+             "cost_usd": s.cost_usd, "calls_per_item": s.calls_per_item, "split": "test",
+             "held_out": {"quality": held[s.system].quality,
+                          "cost_usd": held[s.system].cost}}
+            for s in summaries]
+    (out / "frontier.json").write_text(json.dumps(rows, indent=2) + "\n", "utf-8")
+    print(report.text_table(summaries))
+    strongest = found.strongest
+    pool = summaries
+    if args.max_cost_share is not None:
+        budget = args.max_cost_share * sum(r.outcomes[strongest].cost_usd or 0.0
+                                           for r in test if strongest in r.outcomes)
+        pool = [s for s in summaries if s.cost_usd <= budget]
+        if not pool:
+            raise ChorusError(f"no frontier system costs at most {args.max_cost_share:g} of "
+                              f"{strongest} (${budget:.4g} on the test table)")
+    best, why = report.recommend(pool, args.tolerance)
+    print(f"\n{len(found.candidates)} systems searched on {found.fit_items} + "
+          f"{found.held_out_items} training items; {len(found.front)} on the frontier, "
+          f"measured on {len(test)} test items.")
+    print(f"wrote {out / 'systems.yaml'}, {out / 'frontier.json'}")
+    print(f"recommended: {best}: {why}")
+    return 0

@@ -1,0 +1,159 @@
+"""Fast replays of systems on an outcome table, for the search in ``tune``: what each
+system would score and cost per item, decided as the patterns decide (the vote's
+grouping by extracted label, ties to the earliest member; consensus on a share of the
+models asked; a cascade stage accepted by its check). ``chorus tune`` measures what it
+keeps with the bench runner itself; these replays only steer the search.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from chorus.eval.outcomes import OutcomeItem, matrices
+from chorus.patterns._agreement import Extractor
+from chorus.routing.acceptance import answer_features
+
+__all__ = ["Table", "Run", "VoteOutcome", "vote", "consensus", "accepted", "route"]
+
+Array = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+
+
+@dataclass
+class Table:
+    """Scores, costs and extracted answer labels (0: none) as items x models arrays."""
+
+    models: list[str]
+    scores: Array
+    costs: Array
+    labels: Ints
+    prompts: list[str]
+
+    @classmethod
+    def of(cls, rows: Sequence[OutcomeItem], models: Sequence[str], extract: Extractor
+           ) -> Table:
+        scores, costs = matrices(rows, models)
+        ids: dict[str, int] = {}
+        labels = np.zeros((len(rows), len(models)), dtype=np.int64)
+        for i, row in enumerate(rows):
+            for j, m in enumerate(models):
+                out = row.outcomes.get(m)
+                key = extract(out.response) if out is not None and out.response else None
+                if key:
+                    labels[i, j] = ids.setdefault(key, len(ids) + 1)
+        return cls(list(models), np.nan_to_num(scores, nan=0.0),
+                   np.nan_to_num(costs, nan=0.0), labels, [r.prompt for r in rows])
+
+    def take(self, idx: Ints) -> Table:
+        return Table(self.models, self.scores[idx], self.costs[idx], self.labels[idx],
+                     [self.prompts[i] for i in idx])
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+@dataclass
+class Run:
+    """A system's score and cost on each item."""
+
+    score: Array
+    cost: Array
+
+    @property
+    def quality(self) -> float:
+        return float(self.score.mean()) if self.score.size else 0.0
+
+    @property
+    def total(self) -> float:
+        return float(self.cost.sum())
+
+
+def single(t: Table, j: int) -> Run:
+    return Run(t.scores[:, j].copy(), t.costs[:, j].copy())
+
+
+@dataclass
+class VoteOutcome:
+    """Per item: the member whose answer wins (-1: nobody answered), how many members
+    gave that answer, and how many distinct answers there were."""
+
+    winner: Ints
+    count: Ints
+    distinct: Ints
+
+
+def vote(t: Table, members: Sequence[int], weights: Sequence[float] | None = None
+         ) -> VoteOutcome:
+    """The (weighted) vote of ``members``: per item the label with the largest total
+    weight wins, ties to the earliest member, as ``Vote(tie_break="order")``."""
+    lab = t.labels[:, list(members)]
+    w = np.asarray(weights if weights is not None else [1.0] * len(members), dtype=np.float64)
+    same = (lab[:, :, None] == lab[:, None, :]) & (lab[:, :, None] > 0)
+    total = (same * w[None, None, :]).sum(axis=2)
+    count = same.sum(axis=2)
+    pos = np.argmax(total, axis=1)  # the first member of the heaviest group
+    rows = np.arange(len(t))
+    answered = lab[rows, pos] > 0
+    distinct = np.array([len(set(r[r > 0].tolist())) for r in lab], dtype=np.int64)
+    winner = np.where(answered, np.asarray(members)[pos], -1)
+    return VoteOutcome(np.asarray(winner, dtype=np.int64),
+                       np.where(answered, count[rows, pos], 0).astype(np.int64), distinct)
+
+
+def _pick(t: Table, winner: Ints) -> Array:
+    rows = np.arange(len(t))
+    return np.where(winner >= 0, t.scores[rows, np.maximum(winner, 0)], 0.0)
+
+
+def voted(t: Table, members: Sequence[int], weights: Sequence[float] | None = None) -> Run:
+    """A vote as a system: the winner's recorded score (0 when nobody answered)."""
+    v = vote(t, members, weights)
+    return Run(_pick(t, v.winner), t.costs[:, list(members)].sum(axis=1))
+
+
+def consensus(t: Table, members: Sequence[int], threshold: float, escalate: Run) -> Run:
+    """Accept the largest group when it holds ``threshold`` of the models, else escalate."""
+    v = vote(t, members)
+    agree = (v.winner >= 0) & (v.count / len(members) >= threshold - 1e-9)
+    cost = t.costs[:, list(members)].sum(axis=1) + np.where(agree, 0.0, escalate.cost)
+    return Run(np.where(agree, _pick(t, v.winner), escalate.score), cost)
+
+
+def stage_features(t: Table, members: Sequence[int]) -> tuple[Array, Ints]:
+    """The acceptance features of a cascade stage's answer (a vote when it has several
+    members, as ``LearnedCheck`` reads them live) and the member whose answer it is."""
+    if len(members) == 1:
+        j = members[0]
+        answered = t.labels[:, j] > 0
+        feats = [answer_features(int(a), 1, bool(a), 1) for a in answered]
+        return np.asarray(feats, dtype=np.float64), np.full(len(t), j, dtype=np.int64)
+    v = vote(t, members)
+    feats = [answer_features(int(c), len(members), bool(w >= 0), int(d))
+             for c, w, d in zip(v.count, v.winner, v.distinct, strict=True)]
+    return np.asarray(feats, dtype=np.float64), v.winner
+
+
+def accepted(t: Table, members: Sequence[int], accept: npt.NDArray[np.bool_],
+             escalate: Run) -> Run:
+    """A two-stage cascade: the stage's answer where ``accept``, else ``escalate``. A
+    vote stage where nobody answered fails, and fails over to the escalation."""
+    _, who = stage_features(t, members)
+    ok = accept & (who >= 0)
+    stage_score = _pick(t, who) if len(members) > 1 else t.scores[:, members[0]]
+    # As the cascade counts it today: a stage that failed leaves its calls out of the
+    # cost (the vote's AllModelsFailed carries them only in its trace).
+    spent = np.where(who >= 0, t.costs[:, list(members)].sum(axis=1), 0.0)
+    cost = spent + np.where(ok, 0.0, escalate.cost)
+    return Run(np.where(ok, stage_score, escalate.score), cost)
+
+
+def route(choice: Ints, targets: Sequence[Run]) -> Run:
+    """A router: item i goes to ``targets[choice[i]]``."""
+    score = np.stack([r.score for r in targets], axis=1)
+    cost = np.stack([r.cost for r in targets], axis=1)
+    rows = np.arange(len(choice))
+    return Run(score[rows, choice], cost[rows, choice])

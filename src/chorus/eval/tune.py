@@ -1,0 +1,293 @@
+"""``chorus tune``: search the systems that can be built from a table's models, on
+recorded outcomes, and keep the ones no other beats on both quality and cost.
+
+The training table is split once: a fitting slice (70 %) where every learned part is
+fitted and every ranking is made, and a held-out slice (30 %) where every candidate is
+replayed and every setting is chosen (thresholds, knob values, which candidates stay).
+The families searched:
+
+- singles: every model;
+- weighted votes of the best models (log-odds weights, as ``chorus outcomes vote``);
+- agreement cascades (``consensus``): two or three cheap models answer, their answer is
+  kept when enough of them agree, else the strongest model answers;
+- learned-acceptance cascades (the FrugalGPT idea): a cheap stage (one model, or a vote
+  of cheap models) answers, a logistic model reads the prompt's embedding and the answer
+  (how many of the stage agree) and accepts it or escalates; one threshold per budget;
+- learned routers (kNN on the prompt's embedding) over the efficient models, and routers
+  whose routes include the best cascades.
+
+The systems on the held-out slice's Pareto frontier are written as a config whose
+``replay`` models answer from the test table, then measured on it with the bench runner.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from chorus.eval import _replay as rp
+from chorus.eval.ensembles import log_odds
+from chorus.eval.outcomes import OutcomeItem
+from chorus.patterns._agreement import extractor
+from chorus.routing.acceptance import AcceptanceModel
+from chorus.routing.learned import LearnedRouter, choose, fit, sweep
+
+__all__ = ["Candidate", "Search", "search", "pick_extract", "frontier"]
+
+Array = npt.NDArray[np.float64]
+
+
+@dataclass
+class Candidate:
+    """One system: its ``systems:`` entry (naming models by their table names), its bench
+    kind, its replay on the held-out slice, and the learned parts it needs on disk."""
+
+    name: str
+    family: str
+    kind: str
+    spec: str | dict[str, Any]
+    held_out: rp.Run
+    parts: dict[str, AcceptanceModel | LearnedRouter] = field(default_factory=dict)
+
+    @property
+    def quality(self) -> float:
+        return self.held_out.quality
+
+    @property
+    def cost(self) -> float:
+        return self.held_out.total
+
+
+@dataclass
+class Search:
+    candidates: list[Candidate]
+    front: list[Candidate]
+    strongest: str
+    fit_items: int
+    held_out_items: int
+
+
+def frontier(cands: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates no other beats on held-out quality and cost, cheapest first."""
+    out: list[Candidate] = []
+    best = -np.inf
+    for c in sorted(cands, key=lambda c: (c.cost, -c.quality)):
+        if c.quality > best + 1e-12:
+            out.append(c)
+            best = c.quality
+    return out
+
+
+def pick_extract(rows: Sequence[OutcomeItem], models: Sequence[str]) -> str | None:
+    """The answer label that fits the table: per kind (choice, number, yes/no), the share
+    of responses it finds a label in, times how much more often two models got the same
+    score when their labels agree than when they differ; the best kind if that reaches
+    0.25, else None (whole answers are compared)."""
+    best, best_fit = None, 0.25
+    sample = rows[:400]
+    for kind in ("choice", "number", "yes_no"):
+        ex = extractor(kind)  # type: ignore[arg-type]
+        found = total = 0
+        same = {True: [0, 0], False: [0, 0]}  # labels equal -> [pairs, same score]
+        for r in sample:
+            keys = []
+            for m in models[:6]:
+                o = r.outcomes.get(m)
+                if o is None or o.response is None:
+                    continue
+                total += 1
+                k = ex(o.response)
+                if k:
+                    found += 1
+                    keys.append((k, o.score))
+            for (k1, s1), (k2, s2) in itertools.combinations(keys, 2):
+                tally = same[k1 == k2]
+                tally[0] += 1
+                tally[1] += int(s1 == s2)
+        if not same[True][0] or not same[False][0]:
+            continue
+        lift = same[True][1] / same[True][0] - same[False][1] / same[False][0]
+        fitness = found / max(total, 1) * lift
+        if fitness > best_fit:
+            best, best_fit = kind, fitness
+    return best
+
+
+def _name(models: Sequence[str]) -> str:
+    short = [m.split("/")[-1].replace("_", "-").lower()[:24] for m in models]
+    return "+".join(short)
+
+
+def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
+           extract: str | None, seed: int = 0, held_out: float = 0.3,
+           on_step: Callable[[str], None] | None = None) -> Search:
+    """Search systems on the training rows (``x``: their prompt embeddings)."""
+    if len(models) < 2:
+        raise ValueError("tune needs outcomes of at least two models")
+    n = len(rows)
+    if n < 50:
+        raise ValueError(f"tune needs at least 50 training items, got {n}")
+    ex = extractor(extract) if extract else extractor(None)  # type: ignore[arg-type]
+    table = rp.Table.of(rows, models, ex)
+    order = np.random.default_rng(seed).permutation(n)
+    cut = int(round(n * (1 - held_out)))
+    ia, ib = np.sort(order[:cut]), np.sort(order[cut:])
+    a, b = table.take(ia), table.take(ib)
+    xa, xb = np.asarray(x[ia], dtype=np.float64), np.asarray(x[ib], dtype=np.float64)
+    step = on_step or (lambda s: None)
+    acc = a.scores.mean(axis=0)
+    cost = a.costs.mean(axis=0)
+    names = list(models)
+    strong = int(np.argmax(acc))
+    extract_spec = {"extract": extract} if extract else {}
+    cands: list[Candidate] = []
+
+    step("singles")
+    for j, m in enumerate(names):
+        cands.append(Candidate(f"single-{m}", "single", "single", m, rp.single(b, j)))
+
+    # The efficient models: none cheaper and at least as good on the fitting slice.
+    efficient = [j for j in range(len(names))
+                 if not any(cost[k] <= cost[j] and acc[k] > acc[j] for k in range(len(names)))]
+    ranked = sorted(range(len(names)), key=lambda j: -acc[j])
+
+    step("weighted votes")
+    voters = [j for j in ranked if acc[j] > 0.5][:8]
+    weights = {j: log_odds(float(acc[j])) for j in voters}
+    for size in range(3, len(voters) + 1, 2):
+        members = voters[:size]
+        spec: dict[str, Any] = {
+            "kind": "vote", "models": [names[j] for j in members], "by": "weight",
+            "weights": {names[j]: round(weights[j], 4) for j in members}, **extract_spec}
+        cands.append(Candidate(f"vote-{size}", "weighted vote", "parallel", spec,
+                               rp.voted(b, members, [weights[j] for j in members])))
+
+    step("agreement cascades")
+    cheap = [j for j in ranked if j != strong and cost[j] <= 0.35 * cost[strong]][:6]
+    strong_b = rp.single(b, strong)
+    stages: list[tuple[int, ...]] = [(j,) for j in cheap[:3]]
+    consensus_cands: list[tuple[Candidate, tuple[int, ...]]] = []
+    if extract:
+        for size in (2, 3):
+            for group in itertools.combinations(cheap, size):
+                for thr in ((1.0,) if size == 2 else (1.0, 0.66)):
+                    spec = {"kind": "consensus", "models": [names[j] for j in group],
+                            "threshold": thr, "escalate_to": names[strong], **extract_spec}
+                    run = rp.consensus(b, group, thr, strong_b)
+                    c = Candidate(f"consensus-{_name([names[j] for j in group])}"
+                                  f"{'' if thr == 1.0 else '-2of3'}", "agreement cascade",
+                                  "ensemble", spec, run)
+                    consensus_cands.append((c, group))
+        front_c = frontier([c for c, _ in consensus_cands])
+        cands.extend(front_c)
+        stages += [m for c, m in consensus_cands if c in front_c][:3]
+
+    step("learned-acceptance cascades")
+    cascades: list[tuple[Candidate, rp.Run]] = []
+    for stage in stages:
+        feats_a, who_a = rp.stage_features(a, stage)
+        right = np.where(who_a >= 0, a.scores[np.arange(len(a)), np.maximum(who_a, 0)], 0.0)
+        try:
+            model = AcceptanceModel.fit(xa, feats_a, right > 0.5)
+        except ValueError:
+            continue
+        feats_b, _ = rp.stage_features(b, stage)
+        p = model.predict(xb, feats_b)
+        label = _name([names[j] for j in stage])
+        stage_model: str | dict[str, Any] = names[stage[0]] if len(stage) == 1 else {
+            "kind": "vote", "models": [names[j] for j in stage], **extract_spec}
+        runs = []
+        for thr in sorted({round(float(q), 4) for q in np.quantile(p, np.linspace(0.05, 0.95,
+                                                                                   19))}):
+            run = rp.accepted(b, stage, p >= thr, strong_b)
+            path = f"accept/{label}"
+            check: dict[str, Any] = {"type": "learned", "path": path, "threshold": thr,
+                                     **extract_spec}
+            spec = {"kind": "cascade", "stages": [{"model": stage_model, "check": check},
+                                                  {"model": names[strong]}]}
+            runs.append(Candidate(f"cascade-{label}-{thr:.2f}", "learned cascade",
+                                  "sequential", spec, run, {path: model}))
+        for c in frontier(runs):
+            cands.append(c)
+            cascades.append((c, c.held_out))
+
+    step("learned routers")
+    pool = [j for j in ranked if j in efficient][:5]
+    if len(pool) < 2:
+        pool = ranked[:2]
+    targets: list[tuple[str, str | dict[str, Any], rp.Run, rp.Run]] = [
+        (names[j], names[j], rp.single(a, j), rp.single(b, j)) for j in pool]
+    cands.extend(_routers("router", targets, xa, xb, seed))
+    # Routes to cascades too: the two best-value cascades found above, replayed on the
+    # fitting slice so the router can learn where they pay.
+    best_casc = sorted(frontier([c for c, _ in cascades] +
+                                [c for c, _ in consensus_cands]),
+                       key=lambda c: -c.quality)[:2]
+    extra = []
+    for c in best_casc:
+        run_a = _replay_on(c, a, xa, names)
+        if run_a is not None:
+            extra.append((c.name, c.spec, run_a, c.held_out))
+    if extra:
+        routed = _routers("router-cascades", targets + extra, xa, xb, seed)
+        for r in routed:
+            for c in best_casc:
+                r.parts.update(c.parts)
+        cands.extend(routed)
+
+    return Search(cands, frontier(cands), names[strong], len(ia), len(ib))
+
+
+def _replay_on(c: Candidate, t: rp.Table, x: Array, names: list[str]) -> rp.Run | None:
+    """A consensus or learned cascade candidate replayed on another slice."""
+    spec = c.spec
+    if not isinstance(spec, dict):
+        return None
+    strong = rp.single(t, names.index(spec.get("escalate_to") or
+                                      spec["stages"][-1]["model"]))
+    if spec["kind"] == "consensus":
+        members = [names.index(m) for m in spec["models"]]
+        return rp.consensus(t, members, float(spec["threshold"]), strong)
+    stage = spec["stages"][0]
+    members = ([names.index(stage["model"])] if isinstance(stage["model"], str)
+               else [names.index(m) for m in stage["model"]["models"]])
+    model = c.parts[stage["check"]["path"]]
+    assert isinstance(model, AcceptanceModel)
+    feats, _ = rp.stage_features(t, members)
+    return rp.accepted(t, members, model.predict(x, feats) >= stage["check"]["threshold"],
+                       strong)
+
+
+def _routers(label: str, targets: Sequence[tuple[str, str | dict[str, Any], rp.Run, rp.Run]],
+             xa: Array, xb: Array, seed: int) -> list[Candidate]:
+    """A kNN router over ``targets`` fitted on the fitting slice (it holds out its own
+    share to pick k), then one candidate per knob value on the held-out slice's curve."""
+    scores = np.stack([t[2].score for t in targets], axis=1)
+    costs = np.stack([t[2].cost for t in targets], axis=1)
+    try:
+        router = fit(xa, scores, costs, [t[0] for t in targets], kind="knn", seed=seed)
+    except ValueError:
+        return []
+    pred = router.predict(xb)
+    rel = router.relative_costs()
+    runs_b = [t[3] for t in targets]
+    path = f"routers/{label}"
+    out = []
+    for lam, _, _ in sweep(pred, rel):
+        run = rp.route(choose(pred, rel, lam), runs_b)
+        spec = {"kind": "router",
+                "classifier": {"type": "learned", "path": path,
+                               "willingness_to_pay": float(lam)},
+                "routes": {t[0]: t[1] for t in targets}, "default": targets[0][0]}
+        out.append(Candidate(f"{label}-{lam:.4g}", "learned router", "sequential", spec, run,
+                             {path: router}))
+    front = frontier(out)
+    if len(front) > 6:  # a few knob settings spread over the cost range
+        keep = np.unique(np.linspace(0, len(front) - 1, 6).round().astype(int))
+        front = [front[i] for i in keep]
+    return front

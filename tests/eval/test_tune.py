@@ -1,0 +1,131 @@
+"""chorus tune on a synthetic table: the replays it searches with decide as the patterns
+do, the search finds the cheap path, and what it writes runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from chorus.config.builder import Config
+from chorus.embeddings._base import Embedder, Vectors
+from chorus.eval import _replay as rp
+from chorus.eval.bench import run_bench
+from chorus.eval.outcomes import Outcome, OutcomeItem, as_items, write_outcomes
+from chorus.eval.scorers import make_scorer
+from chorus.eval.tune import pick_extract, search
+from chorus.patterns._agreement import extractor
+from chorus.routing.acceptance import AcceptanceModel
+
+PRICES = {"cheap": 1.0, "other": 1.5, "mid": 6.0, "strong": 20.0}
+
+
+def _table(n: int, seed: int) -> tuple[list[OutcomeItem], np.ndarray]:
+    """Multiple-choice items in two topics, 70 % on the first. The strong model is right
+    85 % of the time; the two cheap ones 90 % on topic 0 and 35 % on topic 1, wrong in
+    different ways, so their agreement says when to trust them; the middle one 60 %."""
+    rng = np.random.default_rng(seed)
+    topic = (rng.random(n) < 0.3).astype(int)  # topic 1 is the hard one
+    x = np.eye(16)[topic * 3] + rng.normal(0, 0.3, (n, 16))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    p = {"cheap": np.where(topic == 0, 0.9, 0.35), "other": np.where(topic == 0, 0.9, 0.35),
+         "mid": np.full(n, 0.6), "strong": np.full(n, 0.85)}
+    rows = []
+    for i in range(n):
+        gold = "ABCD"[rng.integers(0, 4)]
+        outs = {}
+        for m, price in PRICES.items():
+            right = rng.random() < p[m][i]
+            wrong = [c for c in "ABCD" if c != gold]
+            letter = gold if right else wrong[rng.integers(0, 3)]
+            text = f"Let me think. The answer is ({letter})" if rng.random() > 0.05 else "hmm"
+            outs[m] = Outcome(float(right and text != "hmm"), price * 1e-3 * (1 + rng.random()),
+                              text, 10)
+        rows.append(OutcomeItem(str(i), f"question {i} on topic {topic[i]}", None, gold, outs))
+    return rows, x
+
+
+class VectorEmbedder(Embedder):
+    def __init__(self, table: dict[str, np.ndarray]) -> None:
+        super().__init__("vectors")
+        self.table = table
+
+    async def _embed(self, texts: Sequence[str]) -> Vectors:
+        return np.stack([self.table[t] for t in texts]).astype(np.float32)
+
+
+def test_pick_extract_finds_the_answer_letters() -> None:
+    rows, _ = _table(100, 0)
+    assert pick_extract(rows, list(PRICES)) == "choice"
+    plain = [OutcomeItem(r.id, r.prompt, None, None,
+                         {m: Outcome(o.score, o.cost_usd, f"free text {r.id}-{m}")
+                          for m, o in r.outcomes.items()}) for r in rows]
+    assert pick_extract(plain, list(PRICES)) is None
+
+
+async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
+    rows, x = _table(120, 1)
+    table_file = tmp_path / "t.jsonl"
+    write_outcomes(table_file, rows)
+    models = list(PRICES)
+    t = rp.Table.of(rows, models, extractor("choice"))
+    acc = AcceptanceModel.fit(x, rp.stage_features(t, [0, 1])[0], t.scores[:, 0] > 0.5)
+    acc.save(tmp_path / "accept")
+    doc = {
+        "models": {m: {"provider": "replay", "outcomes": "t.jsonl", "model": m} for m in models},
+        "systems": {
+            "cons": {"kind": "consensus", "models": ["cheap", "other", "mid"],
+                     "threshold": 0.66, "escalate_to": "strong", "extract": "choice"},
+            "wvote": {"kind": "vote", "models": ["strong", "mid", "cheap"], "by": "weight",
+                      "weights": {"strong": 1.5, "mid": 0.5, "cheap": 0.6},
+                      "extract": "choice"},
+            "casc": {"kind": "cascade", "stages": [
+                {"model": {"kind": "vote", "models": ["cheap", "other"], "extract": "choice"},
+                 "check": {"type": "learned", "path": "accept", "threshold": 0.6,
+                           "extract": "choice"}},
+                {"model": "strong"}]},
+        },
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(doc), "utf-8")
+    cfg = Config.load(tmp_path / "c.yaml")
+    systems = {n: cfg.get(n) for n in ("cons", "wvote", "casc")}
+    # The learned check embeds live; here through a fixed table of vectors.
+    check = systems["casc"].stages[0].check  # type: ignore[attr-defined]
+    check.embedder = VectorEmbedder({r.prompt: x[i] for i, r in enumerate(rows)})
+    res = await run_bench(systems, as_items(rows),
+                          make_scorer("recorded", outcomes={r.id: r for r in rows}))
+    strong = rp.single(t, 3)
+    p = acc.predict(x, rp.stage_features(t, [0, 1])[0])
+    expected = {
+        "cons": rp.consensus(t, [0, 1, 2], 0.66, strong),
+        "wvote": rp.voted(t, [3, 2, 0], [1.5, 0.5, 0.6]),
+        "casc": rp.accepted(t, [0, 1], p >= 0.6, strong),
+    }
+    for name, run in expected.items():
+        got = np.array([r.score for r in res[name]])
+        cost = np.array([r.cost_usd for r in res[name]])
+        assert np.allclose(got, run.score), name
+        assert np.allclose(cost, run.cost), name
+    # The cascade did accept some cheap answers and escalate others.
+    assert 0 < (p >= 0.6).mean() < 1
+
+
+def test_search_finds_the_cheap_path_and_keeps_only_the_frontier() -> None:
+    rows, x = _table(1200, 2)
+    found = search(rows, x, list(PRICES), extract="choice", seed=0)
+    assert found.strongest == "strong"
+    families = {c.family for c in found.candidates}
+    assert {"single", "agreement cascade", "learned cascade", "learned router"} <= families
+    front = found.front
+    assert [c.cost for c in front] == sorted(c.cost for c in front)
+    assert all(b.quality > a.quality for a, b in zip(front, front[1:], strict=False))
+    strong = next(c for c in found.candidates if c.name == "single-strong")
+    # Agreement of the cheap pair tells when they are right: some system on the frontier
+    # comes within 0.02 of the strong model for at most 60 % of its cost.
+    assert any(c.quality >= strong.quality - 0.02 and c.cost <= 0.6 * strong.cost
+               for c in front), [(c.name, c.quality, c.cost) for c in front]
+    # Nothing on the frontier is beaten by any candidate.
+    for c in front:
+        assert not any(o.quality > c.quality and o.cost <= c.cost for o in found.candidates)
