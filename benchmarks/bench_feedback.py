@@ -28,7 +28,7 @@ from _machine import machine  # noqa: E402
 
 from chorus.embeddings.local import MiniLMEmbedder  # noqa: E402
 from chorus.eval.convert import mmlu_pro_outcomes  # noqa: E402
-from chorus.eval.routers import embed_rows, fit_router  # noqa: E402
+from chorus.eval.routers import embed_rows, embedding_cache, fit_router  # noqa: E402
 from chorus.patterns.weighted import Weighted  # noqa: E402
 from chorus.providers.replay import ReplayModel  # noqa: E402
 from chorus.routing.learned import feedback_shift  # noqa: E402
@@ -45,7 +45,7 @@ async def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results" / "feedback.json"))
     args = parser.parse_args()
     started = time.time()
-    cache = Path(os.environ.get("CHORUS_BENCH_CACHE", "/tmp/chorus-bench-cache"))
+    cache = Path(os.environ.get("CHORUS_BENCH_CACHE") or embedding_cache())
     rows = mmlu_pro_outcomes(Path(args.data) / "mmlu_pro", models=MODELS)
     random.Random(0).shuffle(rows)
     rows = rows[:4000]

@@ -39,7 +39,7 @@ from chorus.eval.bench import run_bench, system_kind  # noqa: E402
 from chorus.eval.convert import PRICES_NOTE, mmlu_pro_outcomes  # noqa: E402
 from chorus.eval.ensembles import VotePlan, plan_vote, vote_system  # noqa: E402
 from chorus.eval.outcomes import as_items, matrices, models_of, write_outcomes  # noqa: E402
-from chorus.eval.routers import embed_rows, fit_router  # noqa: E402
+from chorus.eval.routers import embed_rows, embedding_cache, fit_router  # noqa: E402
 from chorus.eval.scorers import make_scorer  # noqa: E402
 from chorus.patterns._agreement import extractor  # noqa: E402
 from chorus.routing.learned import LearnedRouter  # noqa: E402
@@ -93,7 +93,7 @@ async def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results" / "mmlu_pro.json"))
     args = parser.parse_args()
     started = time.time()
-    cache = Path(os.environ.get("CHORUS_BENCH_CACHE", "/tmp/chorus-bench-cache"))
+    cache = Path(os.environ.get("CHORUS_BENCH_CACHE") or embedding_cache())
     work = cache / "mmlu_pro"
     work.mkdir(parents=True, exist_ok=True)
 

@@ -9,9 +9,9 @@ Data (from ../shared/data, never copied here):
   a random sample of 4,000 of the 12,032 questions (seed 0) split 50/50.
 
 Prompts are embedded with the local MiniLM (cached in $CHORUS_BENCH_CACHE, default
-/tmp/chorus-bench-cache). Each router is fitted on the train half (20 % of it held out to
-calibrate the cost knob) and evaluated on the test half. Costs are estimated from list
-prices (see chorus/eval/convert.py).
+~/.cache/chorus/embeddings as for chorus router fit). Each router is fitted on the train
+half (20 % of it held out to calibrate the cost knob) and evaluated on the test half.
+Costs are estimated from list prices (see chorus/eval/convert.py).
 
     .venv/bin/python benchmarks/bench_routers.py [--data ../shared/data]
 """
@@ -34,7 +34,12 @@ from _machine import machine  # noqa: E402
 from chorus.embeddings.local import MiniLMEmbedder  # noqa: E402
 from chorus.eval.convert import mmlu_pro_outcomes, routellm_outcomes  # noqa: E402
 from chorus.eval.outcomes import OutcomeItem  # noqa: E402
-from chorus.eval.routers import embed_rows, evaluate_router, fit_router  # noqa: E402
+from chorus.eval.routers import (  # noqa: E402
+    embed_rows,
+    embedding_cache,
+    evaluate_router,
+    fit_router,
+)
 
 MMLU_PRO_MODELS = ["gemini-1.5-pro-002", "Meta-Llama-3_1-70B-Instruct", "gemini-1.5-flash-002"]
 
@@ -61,7 +66,7 @@ async def main() -> None:
                                              / "routers.json"))
     args = parser.parse_args()
     data = Path(args.data)
-    cache = Path(os.environ.get("CHORUS_BENCH_CACHE", "/tmp/chorus-bench-cache"))
+    cache = Path(os.environ.get("CHORUS_BENCH_CACHE") or embedding_cache())
     embedder = MiniLMEmbedder()
     sets = {
         "routellm-gsm8k": (routellm_outcomes(data / "routellm", "gsm8k"), None, None),

@@ -3,10 +3,12 @@ do, the search finds the cheap path, and what it writes runs."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from chorus.config.builder import Config
@@ -129,3 +131,50 @@ def test_search_finds_the_cheap_path_and_keeps_only_the_frontier() -> None:
     # Nothing on the frontier is beaten by any candidate.
     for c in front:
         assert not any(o.quality > c.quality and o.cost <= c.cost for o in found.candidates)
+
+
+def test_cli_tune_writes_a_frontier_that_bench_reproduces(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sentence_transformers")
+    from chorus.cli.main import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    rows, _ = _table(450, 3)
+    write_outcomes("train.jsonl", rows[:300])
+    write_outcomes("test.jsonl", rows[300:])
+    assert main(["tune", "--outcomes", "train.jsonl", "--test", "test.jsonl",
+                 "--out", "tuned"]) == 0
+    out = capsys.readouterr().out
+    front = json.loads(Path("tuned/frontier.json").read_text())
+    assert front and all(f["split"] == "test" and set(f) >= {
+        "name", "kind", "quality", "quality_ci", "cost_usd", "calls_per_item"} for f in front)
+    assert "recommended: " in out and "on the frontier" in out
+    rec = out.split("recommended: ")[1].split(":")[0]
+    assert rec in {f["name"] for f in front}
+    doc = yaml.safe_load(Path("tuned/systems.yaml").read_text())
+    assert set(doc["systems"]) == {f["name"] for f in front}
+    # Every learned part travels with the config, and bench reproduces each figure (the
+    # learned ones embed live here).
+    learned = [f["name"] for f in front if f["name"].startswith(("cascade-", "router"))][:2]
+    for name in learned or [front[-1]["name"]]:
+        assert main(["bench", "-c", "tuned/systems.yaml", "--systems", name, "--dataset",
+                     "test.jsonl", "--json", "b.json", "--no-plot", "--out", "b"]) == 0
+        got = json.loads(Path("b.json").read_text())[0]
+        want = next(f for f in front if f["name"] == name)
+        assert got["quality"] == pytest.approx(want["quality"])
+        assert got["cost_usd"] == pytest.approx(want["cost_usd"])
+
+
+def test_cli_tune_names_unknown_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from chorus.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    rows, _ = _table(60, 4)
+    write_outcomes("t.jsonl", rows)
+    assert main(["tune", "--outcomes", "t.jsonl", "--test", "t.jsonl", "--out", "o",
+                 "--models", "cheap,gpt-9"]) != 0
+    assert "no outcomes recorded for 'gpt-9'" in capsys.readouterr().err
+    assert not Path("o").exists()
