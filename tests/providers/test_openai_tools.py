@@ -71,7 +71,7 @@ async def test_tools_history_and_images_go_out_as_openai_has_them() -> None:
         {"type": "text", "text": "Weather here? "},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO",
                                             "detail": "low"}}]
-    assert body["messages"][1] == {"role": "assistant", "content": None, "tool_calls": [
+    assert body["messages"][1] == {"role": "assistant", "content": "", "tool_calls": [
         {"id": "call_1", "type": "function",
          "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]}
     assert body["messages"][2] == {"role": "tool", "content": "rain, 4C",

@@ -9,7 +9,8 @@ follows, and how the answer becomes ``ToolCall``s. Plain functions, no I/O.
   one branch per tool, so the name is one of the tools and the arguments fit it.
 - ``auto`` shows the tools and the reply format in the prompt and decodes freely; an
   answer that is exactly such a JSON object naming a tool becomes a call, anything
-  else is the text answer.
+  else is the text answer. Right after a tool's result, ``auto`` answers in words: the
+  small bundled models otherwise copy the call they see and loop.
 
 Strings the schema leaves unbounded get a ``maxLength`` in the grammar (a subset of the
 schema, so the arguments still fit it), so that a small model cannot run a string until
@@ -84,6 +85,10 @@ def plan_for(request: Request) -> ToolPlan | None:
     tools: tuple[Tool, ...] = p.tools or ()  # type: ignore[assignment]
     choice = p.get("tool_choice", None) or "auto"
     if not tools or choice == "none":
+        return None
+    if choice == "auto" and request.messages and request.messages[-1].role == "tool":
+        # The small local models copy the call they see and loop; with a result to
+        # report, they answer in words.
         return None
     if choice == "required" and len(tools) == 1:
         choice = ForcedTool(tools[0].name)

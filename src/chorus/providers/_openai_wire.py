@@ -35,7 +35,7 @@ def message_body(m: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"role": m.role,
                            "content": [_part(p) for p in m.parts] if m.parts else m.content}
     if m.tool_calls:
-        out["content"] = m.content or None
+        # "" rather than null: OpenAI takes either, llama.cpp's server only a string.
         out["tool_calls"] = [{"id": c.id, "type": "function",
                               "function": {"name": c.name, "arguments": c.arguments}}
                              for c in m.tool_calls]
