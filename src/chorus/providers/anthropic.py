@@ -5,6 +5,9 @@
 The system prompt goes apart (top-level ``system``); ``max_tokens`` is always sent
 (1024 unless set). A JSON schema in ``response_format`` becomes one forced tool whose
 ``input_schema`` is the schema; the tool's input comes back as the answer's JSON text.
+A request's own tools, tool calls, tool results and images are translated both ways
+(``tool_use``, ``tool_result`` and ``image`` blocks; ``required`` is ``any``), streamed
+tool calls included (``input_json_delta`` pieces become ``ToolCallDelta``s).
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from typing import Any, Literal
 
 import httpx
 
-from chorus.core.errors import MalformedResponse, ProviderError, StreamCut
+from chorus.core.errors import BadRequestError, MalformedResponse, ProviderError, StreamCut
 from chorus.core.model import StreamEvent
-from chorus.core.types import Completion, Request, TextDelta, Usage
+from chorus.core.types import Completion, Request, TextDelta, ToolCall, ToolCallDelta, Usage
+from chorus.providers._anthropic_wire import messages_body, read_tool_calls, tool_params
 from chorus.providers._base import KeyedEndpointConfig, endpoint_kwargs
 from chorus.providers._http import (
     error_for_code,
@@ -57,9 +61,8 @@ def messages_payload(model_id: str, request: Request, *, stream: bool = False
         "model": model_id,
         "max_tokens": max_tokens if max_tokens is not None else DEFAULT_MAX_TOKENS,
         # Tool results arrive as user turns in this API; there is no "tool" role.
-        "messages": [{"role": "assistant" if m.role == "assistant" else "user",
-                      "content": m.content}
-                     for m in request.messages if m.role != "system"],
+        "messages": messages_body(request.messages),
+        **tool_params(p),
     }
     if request.system:
         payload["system"] = request.system
@@ -71,6 +74,9 @@ def messages_payload(model_id: str, request: Request, *, stream: bool = False
     if stop:
         payload["stop_sequences"] = list(stop)
     schema = p.get("response_format", None)
+    if schema is not None and payload.get("tools"):
+        raise BadRequestError("a JSON schema answer and tools in one request: Anthropic "
+                              "models give structured answers through a tool; send one")
     if schema is not None:
         input_schema, _ = _tool_schema(schema)
         payload["tools"] = [{"name": ANSWER_TOOL, "input_schema": input_schema,
@@ -79,6 +85,10 @@ def messages_payload(model_id: str, request: Request, *, stream: bool = False
     if stream:
         payload["stream"] = True
     return payload
+
+
+def _answer_tool(request: Request) -> str | None:
+    return ANSWER_TOOL if request.params.get("response_format", None) is not None else None
 
 
 def _usage(data: Any, base: Usage | None = None) -> Usage:
@@ -135,6 +145,12 @@ class _StreamState:
     parts: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     stop_reason: str | None = None
+    #: The tool that carries a structured answer (its pieces are the answer's text).
+    answer_tool: str | None = None
+    #: Content block index -> (call index, id, name, argument pieces) of the tool calls.
+    calls: dict[int, tuple[int, str, str, list[str]]] = field(default_factory=dict)
+    #: Tool-call pieces of the last event, for the stream to pass on.
+    pending: list[ToolCallDelta] = field(default_factory=list)
 
     def add(self, kind: str, data: Any, *, model: str, model_id: str) -> str:
         """Take one event; return the text it adds (may be empty)."""
@@ -142,6 +158,22 @@ class _StreamState:
             raise MalformedResponse(f"a {kind!r} stream event is not a JSON object",
                                     model=model)
         kind = str(data.get("type") or kind)
+        self.pending = []
+        if kind == "content_block_start":
+            block = data.get("content_block") or {}
+            if block.get("type") == "tool_use" and block.get("name") != self.answer_tool:
+                call: tuple[int, str, str, list[str]] = (
+                    len(self.calls), str(block.get("id") or ""), str(block.get("name")), [])
+                self.calls[int(data.get("index", len(self.calls)))] = call
+                self.pending = [ToolCallDelta(call[0], call[1], call[2], "")]
+            return ""
+        if kind == "content_block_delta" and int(data.get("index", -1)) in self.calls:
+            index, _, _, pieces = self.calls[int(data["index"])]
+            piece = (data.get("delta") or {}).get("partial_json")
+            if isinstance(piece, str) and piece:
+                pieces.append(piece)
+                self.pending = [ToolCallDelta(index, None, None, piece)]
+            return ""
         if kind == "error":
             err: dict[str, Any] = data["error"] if isinstance(data.get("error"), dict) else {}
             raise error_for_code(str(err.get("type") or "api_error"),
@@ -161,6 +193,10 @@ class _StreamState:
                 # A wrapped answer is only known once whole; it is sent at the end.
                 return "" if self.wrapped and delta.get("type") == "input_json_delta" else piece
         return ""
+
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(ToolCall(cid, name, "".join(pieces) or "{}")
+                     for _, cid, name, pieces in sorted(self.calls.values()))
 
     def text(self) -> str:
         joined = "".join(self.parts)
@@ -218,8 +254,10 @@ class AnthropicModel(KeyedProvider):
             payload=messages_payload(self.model_id, request)), self.limits, model=self.name)
         text, usage, finish = parse_message(data, model=self.name,
                                             wrapped=self._wrapped(request))
-        return self.finish(text, usage, started, finish_reason=finish,
-                           attributes={"base_url": self.base_url})
+        calls = read_tool_calls(data, skip=_answer_tool(request), model=self.name)
+        return self.finish(text, usage, started,
+                           finish_reason="tool_calls" if calls else finish,
+                           attributes={"base_url": self.base_url}, tool_calls=calls)
 
     def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
@@ -227,7 +265,7 @@ class AnthropicModel(KeyedProvider):
         return self.paced(request, self._stream(request, started), started)
 
     async def _stream(self, request: Request, started: float) -> AsyncIterator[StreamEvent]:
-        state = _StreamState(wrapped=self._wrapped(request))
+        state = _StreamState(wrapped=self._wrapped(request), answer_tool=_answer_tool(request))
         ended = False
         async with self._endpoint.stream(
                 f"{self.base_url}/v1/messages", headers=self._headers(),
@@ -244,6 +282,8 @@ class AnthropicModel(KeyedProvider):
                 piece = state.add(event.event, data, model=self.name, model_id=self.model_id)
                 if piece:
                     yield TextDelta(piece, self.name)
+                for call in state.pending:
+                    yield call
                 if data.get("type") == "message_stop":
                     ended = True
                     break
@@ -253,9 +293,11 @@ class AnthropicModel(KeyedProvider):
         if state.wrapped and text:
             yield TextDelta(text, self.name)
         stop = state.stop_reason
+        calls = state.tool_calls()
         yield self.finish(text, state.usage, started,
-                          finish_reason=_FINISH.get(stop, stop) if stop else None,
-                          attributes={"base_url": self.base_url})
+                          finish_reason="tool_calls" if calls else
+                          _FINISH.get(stop, stop) if stop else None,
+                          attributes={"base_url": self.base_url}, tool_calls=calls)
 
     async def probe(self) -> tuple[bool, str]:
         """GET /v1/models: whether the endpoint answers with this key."""
