@@ -15,7 +15,7 @@ from chorus.core.errors import (
     ServerError,
 )
 from chorus.core.pricing import Price
-from chorus.core.types import Completion, Request, Usage
+from chorus.core.types import Completion, Request, TextDelta, Usage
 from chorus.patterns.cascade import (
     AgreementCheck,
     Cascade,
@@ -134,6 +134,23 @@ async def test_agreement_escalates_and_costs_every_stage() -> None:
     assert stages[0]["confidence"] == pytest.approx(1 / 3)
     assert out.trace.attributes["answered_by"] == "big"
     assert len(out.trace.children) == 4
+
+
+async def test_a_cascade_streams_its_last_stage_piece_by_piece() -> None:
+    small = ScriptedModel("small", replies=["Paris", "Lyon", "Rome"])
+    big = ScriptedModel("big", default="It is Paris, in France.")
+    cascade = Cascade("c", [Stage(small, AgreementCheck(3, 0.6)), Stage(big)])
+    events = [e async for e in cascade.stream(Q)]
+    pieces = [e.text for e in events if isinstance(e, TextDelta)]
+    assert pieces == ["It", " is", " Paris,", " in", " France."]  # big's own pieces
+    final = events[-1]
+    assert isinstance(final, Completion) and final.model == "big"
+    assert final.trace is not None and final.trace.attributes["answered_by"] == "big"
+    # An earlier stage's answer is sent whole once accepted.
+    sure = ScriptedModel("sure", default="Paris")
+    events = [e async for e in Cascade("c", [Stage(sure, AgreementCheck(3, 0.6)),
+                                            Stage(big)]).stream(Q)]
+    assert events[0] == TextDelta("Paris", "sure") and len(events) == 2
 
 
 async def test_agreement_counts_failed_samples_against() -> None:

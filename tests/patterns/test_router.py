@@ -7,7 +7,7 @@ import pytest
 from chorus.config import Config
 from chorus.core.errors import ConfigError, RateLimitError, StepFailed
 from chorus.core.pricing import Price
-from chorus.core.types import Request, Span, Usage
+from chorus.core.types import Completion, Request, Span, TextDelta, Usage
 from chorus.patterns.router import Route, Router
 from chorus.providers.scripted import ScriptedModel
 from chorus.routing import (
@@ -51,6 +51,21 @@ async def test_keyword_route_and_trace() -> None:
     }
     assert [s.name for s in span.children] == ["mathy"]
     assert c.cost_usd == pytest.approx(5.0)
+
+
+async def test_a_router_streams_its_routes_answer_piece_by_piece() -> None:
+    clf = KeywordClassifier([Rule("math", keywords=["sum"])])
+    wordy = ScriptedModel("wordy", default="the sum is forty two", usage=Usage(3, 5))
+    r = Router("r", clf, {"math": wordy, "general": ScriptedModel("g", default="hi")},
+               default="general")
+    events = [e async for e in r.stream(Request.of("the sum of 40 and 2"))]
+    pieces, final = events[:-1], events[-1]
+    assert [e.text for e in pieces if isinstance(e, TextDelta)] == [
+        "the", " sum", " is", " forty", " two"]
+    assert {e.model for e in pieces if isinstance(e, TextDelta)} == {"wordy"}
+    assert isinstance(final, Completion) and final.text == "the sum is forty two"
+    assert final.trace is not None and final.trace.attributes["route"] == "math"
+    assert final.usage == Usage(3, 5)
 
 
 async def test_no_rule_matched_takes_the_default() -> None:

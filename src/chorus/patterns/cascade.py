@@ -14,7 +14,8 @@ every stage and every check call (samples, judge calls).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,8 +28,16 @@ from chorus.core.errors import (
     AllModelsFailed,
     CapabilityMissing,
     ChorusError,
+    MalformedResponse,
 )
-from chorus.core.model import Model, call, error_span
+from chorus.core.model import (
+    Model,
+    StreamEvent,
+    call,
+    deltas_of,
+    error_span,
+    stream_or_complete,
+)
 from chorus.core.types import Completion, Request, Span
 from chorus.patterns._agreement import ExtractKind, extractor
 from chorus.patterns._base import combine
@@ -82,6 +91,7 @@ class Cascade(Model):
     """Stages cheapest first; the first confident answer wins, the last stage's always."""
 
     kind = "cascade"
+    can_stream = True
 
     def __init__(self, name: str, stages: Sequence[Stage]) -> None:
         super().__init__(name)
@@ -103,12 +113,25 @@ class Cascade(Model):
         return tuple(dict.fromkeys(out))
 
     async def complete(self, request: Request) -> Completion:
+        async with aclosing(self._run(request, stream=False)) as events:
+            async for event in events:
+                if isinstance(event, Completion):
+                    return event
+        raise AssertionError("unreachable: a cascade's run ends with its answer")
+
+    def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        """``complete``, streamed: an earlier stage's answer is sent whole once its check
+        accepts it; the last stage's (which nothing checks) streams piece by piece."""
+        return self._run(request, stream=True)
+
+    async def _run(self, request: Request, *, stream: bool) -> AsyncGenerator[StreamEvent, None]:
         started = time.perf_counter()
         parts: list[Completion] = []
         failed: list[Span] = []
         records: list[dict[str, Any]] = []
         errors: dict[str, ChorusError] = {}
         answered: list[tuple[int, Completion]] = []
+        sent = False
         for i, stage in enumerate(self.stages):
             record: dict[str, Any] = {"stage": i, "model": stage.model.name,
                                       "check": stage.check.name if stage.check else None}
@@ -120,14 +143,27 @@ class Cascade(Model):
                 continue
             t0 = time.perf_counter()
             try:
-                if stage.check is None:
+                if stage.check is None and stream:
+                    answer = None
+                    async with aclosing(stream_or_complete(stage.model, request)) as events:
+                        async for event in events:
+                            if isinstance(event, Completion):
+                                answer = event
+                                continue
+                            sent = True
+                            yield event
+                    if answer is None:
+                        raise MalformedResponse("the stream ended without a final completion",
+                                                model=stage.model.name)
+                    verdict = Verdict(answer, None, [answer], note="last stage")
+                elif stage.check is None:
                     answer = await call(stage.model, request)
                     verdict = Verdict(answer, None, [answer], note="last stage")
                 else:
                     verdict = await stage.check.run(stage.model, request)
             except ChorusError as exc:
-                if not escalates_on(exc):
-                    raise
+                if not escalates_on(exc) or sent:
+                    raise  # a stream already under way cannot be taken back
                 failed.append(error_span(stage.model, exc, t0))
                 errors[stage.model.name] = exc
                 record.update(decision="failed", error=str(exc))
@@ -142,14 +178,21 @@ class Cascade(Model):
                           threshold=stage.check.threshold if stage.check else None,
                           decision="accepted" if ok else "escalated", note=verdict.note)
             if ok:
-                return self._answer(i, verdict.answer, started, parts, failed, records)
+                if stream and not sent:
+                    for piece in deltas_of(verdict.answer):
+                        yield piece
+                yield self._answer(i, verdict.answer, started, parts, failed, records)
+                return
         if not answered:
             raise AllModelsFailed(self.name, errors)
         # The last stage failed: the latest (most capable) stage that answered is best left.
         i, answer = answered[-1]
         records[i]["decision"] = "accepted"
         records[i]["note"] = f"{records[i].get('note') or ''} (used: the last stage failed)"
-        return self._answer(i, answer, started, parts, failed, records)
+        if stream:
+            for piece in deltas_of(answer):
+                yield piece
+        yield self._answer(i, answer, started, parts, failed, records)
 
     def _answer(self, i: int, answer: Completion, started: float, parts: list[Completion],
                 failed: list[Span], records: list[dict[str, Any]]) -> Completion:

@@ -13,7 +13,8 @@ child span and its cost counts.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,14 +30,16 @@ from chorus.core.errors import (
     ChorusError,
     DeadlineExceeded,
     GuardrailViolation,
+    MalformedResponse,
     StepFailed,
 )
-from chorus.core.model import Model, call, error_span
+from chorus.core.model import Model, StreamEvent, call, error_span, stream_or_complete
 from chorus.core.types import Completion, Request, Span
 from chorus.patterns._base import combine
 from chorus.providers.function import import_callable
 from chorus.routing import (
     Classifier,
+    Decision,
     EmbeddingClassifier,
     FunctionClassifier,
     KeywordClassifier,
@@ -98,6 +101,7 @@ class Router(Model):
     """Classify, then call the model of the chosen route."""
 
     kind = "router"
+    can_stream = True
 
     def __init__(
         self,
@@ -129,8 +133,9 @@ class Router(Model):
             seen.update((id(m), m) for m in route.candidates)
         return list(seen.values())
 
-    async def complete(self, request: Request) -> Completion:
-        started = time.perf_counter()
+    async def _decide(self, request: Request, started: float
+                      ) -> tuple[Decision, Model, str, dict[str, Any]]:
+        """Classify and pick the model: the decision, the model, the route, the attributes."""
         try:
             decision = await self.classifier.classify(request)
         except _REQUEST_LEVEL:
@@ -152,6 +157,11 @@ class Router(Model):
                  "route": label, "reason": reason, "model": model.name, "selection": why}
         if skipped:
             attrs["skipped"] = skipped
+        return decision, model, label, attrs
+
+    async def complete(self, request: Request) -> Completion:
+        started = time.perf_counter()
+        decision, model, label, attrs = await self._decide(request, started)
         t0 = time.perf_counter()
         try:
             answer = await call(model, request)
@@ -164,6 +174,32 @@ class Router(Model):
         self.stats.record(model.name, time.perf_counter() - t0)
         return combine(self, answer.text, started=started, parts=(*decision.calls, answer),
                        winner=answer, attributes=attrs)
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        """``complete``, with the chosen model's answer streamed piece by piece."""
+        started = time.perf_counter()
+        decision, model, label, attrs = await self._decide(request, started)
+        t0 = time.perf_counter()
+        answer: Completion | None = None
+        try:
+            async with aclosing(stream_or_complete(model, request)) as events:
+                async for event in events:
+                    if isinstance(event, Completion):
+                        answer = event
+                    else:
+                        yield event
+            if answer is None:
+                raise MalformedResponse("the stream ended without a final completion",
+                                        model=model.name)
+        except _REQUEST_LEVEL:
+            raise
+        except ChorusError as exc:
+            self.stats.record(model.name, time.perf_counter() - t0, True)
+            raise self._failed(f"route {label!r} ({model.name})", exc, started,
+                               decision.calls, error_span(model, exc, t0), attrs) from exc
+        self.stats.record(model.name, time.perf_counter() - t0)
+        yield combine(self, answer.text, started=started, parts=(*decision.calls, answer),
+                      winner=answer, attributes=attrs)
 
     def _able_route(self, route: Route, label: str, request: Request
                     ) -> tuple[Route, str, list[dict[str, str]]]:
