@@ -28,6 +28,7 @@ Model names (the ``model`` field of the request):
     flaky         503 while ``down_until`` (a time.monotonic()) is ahead, then answers
     no-prefill    answers, but 400 when the last message is an assistant prefill
     cached        answers, reporting half the prompt as read from a prompt cache
+    strict-tools  answers, but 400 for a tool history OpenAI's API would refuse
 """
 
 from __future__ import annotations
@@ -73,6 +74,26 @@ def _chunk(model: str, text: str | None, finish: str | None = None) -> bytes:
 
 def _words(messages: list[dict[str, Any]]) -> int:
     return sum(len(str(m.get("content", "")).split()) for m in messages)
+
+
+def _refused_tool_history(messages: list[dict[str, Any]]) -> str:
+    """Why OpenAI's API would refuse this tool history, or "": a call id over 40
+    characters or empty, a tool message that answers no call of the assistant turn
+    before it."""
+    calls: set[str] = set()
+    for i, m in enumerate(messages):
+        if m.get("role") == "assistant" and m.get("tool_calls"):
+            calls = set()
+            for c in m["tool_calls"]:
+                cid = str(c.get("id") or "")
+                if not 0 < len(cid) <= 40:
+                    return (f"Invalid 'messages[{i}].tool_calls.id': string too long or "
+                            "empty. Expected a string with maximum length 40")
+                calls.add(cid)
+        elif m.get("role") == "tool" and m.get("tool_call_id") not in calls:
+            return (f"Invalid parameter: messages[{i}] with role 'tool' must be a response "
+                    "to a preceeding message with 'tool_calls'")
+    return ""
 
 
 def pieces(text: str) -> list[str]:
@@ -196,6 +217,9 @@ class FaultServer:
         if model == "no-prefill" and messages and messages[-1].get("role") == "assistant":
             await self._error(writer, 400, "This model does not support assistant message "
                               "prefill", "invalid_request_error")
+            return True
+        if model == "strict-tools" and (why := _refused_tool_history(messages)):
+            await self._error(writer, 400, why, "invalid_request_error")
             return True
         if model in ("cut", "stall", "malformed", "slow-first", "no-done") and stream:
             await self._broken(writer, model)

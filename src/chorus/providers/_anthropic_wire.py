@@ -10,6 +10,7 @@ from typing import Any
 
 from chorus.core.errors import BadRequestError, MalformedResponse
 from chorus.core.types import ForcedTool, ImagePart, Message, Params, ToolCall
+from chorus.providers import _tool_ids
 
 __all__ = ["messages_body", "read_tool_calls", "tool_params"]
 
@@ -49,9 +50,10 @@ def _content(m: Message) -> str | list[dict[str, Any]]:
 
 def messages_body(messages: Sequence[Message]) -> list[dict[str, Any]]:
     """The ``messages`` list: system messages left out (they go apart), each tool result
-    a ``tool_result`` block in a user turn (consecutive results share one turn)."""
+    a ``tool_result`` block in a user turn (consecutive results share one turn). Tool-call
+    ids another provider made are rewritten where Anthropic would refuse them."""
     out: list[dict[str, Any]] = []
-    for m in messages:
+    for m in _tool_ids.rewrite(messages, _tool_ids.ANTHROPIC):
         if m.role == "system":
             continue
         if m.role == "tool":

@@ -17,6 +17,7 @@ from chorus.core.types import (
     ToolCall,
     ToolCallDelta,
 )
+from chorus.providers import _tool_ids
 
 __all__ = ["CallPieces", "message_body", "messages_body", "read_logprobs", "read_tool_calls",
            "tool_params"]
@@ -139,6 +140,7 @@ class CallPieces:
 
 
 def messages_body(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    messages = _tool_ids.rewrite(messages, _tool_ids.OPENAI)  # e.g. after a fallback
     return [{"role": m.role, "content": m.content} if not (
         m.parts or m.tool_calls or m.tool_call_id is not None or m.name is not None)
             else message_body(m) for m in messages]
