@@ -54,6 +54,28 @@ def test_kill_9_then_resume_answers_each_item_exactly_once(tmp_path: Path) -> No
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 
+def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, latency=0.02)
+    inp = write_items(tmp_path / "in.jsonl", 300)
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(_batch(cfg, inp, out, "--concurrency", "4"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out.exists() and out.read_text().count("\n") >= 20):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    written = out.read_text()
+    assert written.endswith("\n") and len(written.splitlines()) < 300
+    assert f"interrupted: {len(written.splitlines())} answers written" in err
+    done = subprocess.run(_batch(cfg, inp, out, "--resume"), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(r["id"] for r in records(out)) == sorted(f"item-{i}" for i in range(300))
+
+
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     got = capsys.readouterr()
