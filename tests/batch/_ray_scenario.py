@@ -130,7 +130,10 @@ systems:
   paced: {{kind: ratelimit, inner: up, requests_per_minute: 1200, burst_s: 1,
            store: shared}}
 """)
-        for name, n in (("budget", 400), ("kill", 2000), ("paced", 100)):
+        # Set in the driver's environment only: the workers get it from the driver.
+        greet = work / "greet.yaml"
+        greet.write_text('systems:\n  greet: {provider: scripted, default: "${CHORUS_GREETING}"}\n')
+        for name, n in (("budget", 400), ("kill", 2000), ("paced", 100), ("greet", 20)):
             with (work / f"{name}.jsonl").open("w") as f:
                 for i in range(n):
                     f.write(json.dumps({"id": f"item-{i}", "prompt": f"question {i}"}) + "\n")
@@ -140,8 +143,9 @@ systems:
                 f.write(json.dumps({"id": f"q{i}", "prompt": f"question {i}",
                                     "reference": right}) + "\n")
 
-        def batch(name: str, *extra: str, system: str = "job") -> list[str]:
-            return [*CHORUS, "batch", "-c", str(cfg), "-s", system, "--input",
+        def batch(name: str, *extra: str, system: str = "job", config: Path = cfg
+                  ) -> list[str]:
+            return [*CHORUS, "batch", "-c", str(config), "-s", system, "--input",
                     str(work / f"{name}.jsonl"), "--output", str(work / f"{name}.out.jsonl"),
                     "--engine", "ray", "--address", address, "--workers", "2",
                     "--concurrency", "8", *extra]
@@ -161,6 +165,11 @@ systems:
                              text=True, timeout=600)
         result["paced"] = {"rc": run.returncode, "stdout": run.stdout,
                            "stderr": run.stderr[-3000:]}
+
+        run = subprocess.run(batch("greet", system="greet", config=greet), timeout=600,
+                             env={**env, "CHORUS_GREETING": "hello from the driver"},
+                             capture_output=True, text=True)
+        result["greet"] = {"rc": run.returncode, "stderr": run.stderr[-3000:]}
 
         t0 = time.monotonic()
         run = subprocess.run(

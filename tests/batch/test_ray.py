@@ -94,3 +94,11 @@ def test_a_yaml_rate_limit_holds_across_workers_through_redis(
     # Were the bucket per worker, two workers would be done in about 1.5 s.
     seconds = float(re.search(r"; ([0-9.]+)s, ", run["stdout"]).group(1))  # type: ignore[union-attr]
     assert seconds >= 3.5, run["stdout"]
+
+
+def test_workers_get_the_variables_the_yaml_reads_from_the_driver(
+        scenario: tuple[Path, dict[str, Any]]) -> None:
+    work, result = scenario
+    assert result["greet"]["rc"] == 0, result["greet"]["stderr"]
+    recs = _records(work / "greet.out.jsonl")
+    assert len(recs) == 20 and {r["text"] for r in recs} == {"hello from the driver"}

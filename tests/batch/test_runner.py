@@ -60,3 +60,20 @@ def test_budget_stops_before_it_is_passed(tmp_path: Path, concurrency: int) -> N
 def test_budget_already_spent_runs_nothing(tmp_path: Path) -> None:
     outcome, recs = _run(tmp_path, 10, budget_usd=0.0)
     assert recs == [] and outcome.stopped is not None
+
+
+def test_a_job_names_the_environment_it_reads(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("""\
+models:
+  remote: {provider: openai, model: m, base_url: "${BASE_URL}", api_key_env: MY_KEY}
+  other: {provider: openai, model: m, base_url: "http://x/v1", api_key_env: NOT_USED}
+systems:
+  job: {kind: fallback, models: [remote]}
+""")
+    monkeypatch.setenv("BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("MY_KEY", "k")
+    monkeypatch.setenv("NOT_USED", "n")
+    env = Job.from_file(cfg, "job", "t").environment()
+    assert env == {"BASE_URL": "http://127.0.0.1:9/v1", "MY_KEY": "k"}

@@ -71,6 +71,10 @@ class RayPool:
         ray = self.ray = _ray()
         actor = ray.remote(num_cpus=1, max_restarts=0, max_concurrency=10_000)(_RayWorker)
         jobs = jobs if isinstance(jobs, list) else [jobs]
+        env: dict[str, str] = {}
+        for job in jobs:
+            env.update(job.environment())
+        actor = actor.options(runtime_env={"env_vars": env}) if env else actor
         self.actors: list[Any] = [actor.remote(jobs, os.getcwd()) for _ in range(workers)]
         self.load: dict[Any, int] = {a: 0 for a in self.actors}
         self.lost = 0

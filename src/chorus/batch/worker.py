@@ -11,6 +11,8 @@ whether to wait for calls in flight to settle or to stop (see ``runner``).
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,20 @@ class Job:
 
     def config(self) -> Config:
         return Config(load_text(self.config_text, self.config_file))
+
+    def environment(self) -> dict[str, str]:
+        """The variables this job reads from the environment, as set here: the YAML's
+        ``${NAME}`` references and every API key variable of the system's models. Ray
+        workers get them (a cluster's processes do not share the driver's environment)."""
+        names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", self.config_text))
+        todo = [self.config().get(self.system)]
+        while todo:
+            model = todo.pop()
+            env = getattr(model, "api_key_env", None)
+            if isinstance(env, str):
+                names.add(env)
+            todo.extend(model.children())
+        return {n: os.environ[n] for n in sorted(names) if n in os.environ}
 
 
 class Worker:
