@@ -7,7 +7,7 @@ With nothing installed every hook is a module-global lookup that finds ``None``,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Protocol
 
 from chorus.core.types import Completion, Request
@@ -32,6 +32,10 @@ class Instrument(Protocol):
 
     def inject(self, headers: MutableMapping[str, str]) -> None:
         """Add the propagation headers (``traceparent``) for the current call."""
+
+    def join(self, headers: Mapping[str, str]) -> Callable[[], None]:
+        """Continue the trace ``headers`` name (an incoming ``traceparent``) in the calls
+        that follow; returns what undoes that."""
 
 
 _active: Instrument | None = None

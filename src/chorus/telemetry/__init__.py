@@ -51,6 +51,7 @@ def enable(*, endpoint: str | None = None, protocol: str | None = None,
     """
     global _providers, _exit_hook
     try:
+        from chorus.telemetry._deferred import Deferred
         from chorus.telemetry._setup import own_providers, user_providers
         from chorus.telemetry._spans import Watcher
     except ImportError as exc:
@@ -70,7 +71,13 @@ def enable(*, endpoint: str | None = None, protocol: str | None = None,
     if not _exit_hook:
         atexit.register(disable)
         _exit_hook = True
-    instrument.install(Watcher(providers.tracer, providers.meter, content=content))
+    if providers.processor is not None and providers.resource is not None:
+        # chorus's own providers: spans are made off the request path.
+        watcher: Any = Deferred(providers.processor, providers.resource, providers.meter,
+                                content=content)
+    else:
+        watcher = Watcher(providers.tracer, providers.meter, content=content)
+    instrument.install(watcher)
 
 
 def auto(*, enabled: bool | None = None, **options: Any) -> bool:
@@ -97,6 +104,10 @@ def auto(*, enabled: bool | None = None, **options: Any) -> bool:
 
 def flush(timeout_s: float = 5.0) -> None:
     """Export what is queued now (chorus's own providers; a program flushes its own)."""
+    watcher = instrument.active()
+    drain = getattr(watcher, "drain", None)
+    if drain is not None:
+        drain()
     if _providers is not None:
         _providers.flush(timeout_s)
 
@@ -105,7 +116,11 @@ def disable(timeout_s: float = 5.0) -> None:
     """Stop making spans, and shut chorus's own providers down (flushing what is queued,
     for at most ``timeout_s`` seconds)."""
     global _providers
+    watcher = instrument.active()
     instrument.install(None)
+    close = getattr(watcher, "close", None)
+    if close is not None:
+        close()
     if _providers is not None:
         _providers.shutdown(timeout_s)
         _providers = None

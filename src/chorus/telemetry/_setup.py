@@ -17,7 +17,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from chorus import __version__
@@ -33,8 +33,11 @@ class Providers:
     own providers)."""
 
     def __init__(self, tracer: trace.Tracer, meter: metrics.Meter | None,
-                 owned: tuple[Any, ...] = ()) -> None:
+                 owned: tuple[Any, ...] = (), processor: SpanProcessor | None = None,
+                 resource: Resource | None = None) -> None:
         self.tracer, self.meter, self.owned = tracer, meter, owned
+        #: chorus's own span processor and resource (None for a program's providers).
+        self.processor, self.resource = processor, resource
 
     def flush(self, timeout_s: float = 5.0) -> None:
         _bounded([lambda p=p: p.force_flush(int(timeout_s * 1000)) for p in self.owned],
@@ -152,8 +155,10 @@ def own_providers(*, endpoint: str | None = None, protocol: str | None = None,
     else:
         metric_exporter = None
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    processor: SpanProcessor | None = None
     if span_exporter is not None:
-        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        processor = BatchSpanProcessor(span_exporter)
+        tracer_provider.add_span_processor(processor)
     owned: list[Any] = [tracer_provider]
     meter = None
     if metric_exporter is not None:
@@ -162,4 +167,5 @@ def own_providers(*, endpoint: str | None = None, protocol: str | None = None,
             shutdown_on_exit=False)
         owned.append(meter_provider)
         meter = meter_provider.get_meter(SCOPE, __version__)
-    return Providers(tracer_provider.get_tracer(SCOPE, __version__), meter, tuple(owned))
+    return Providers(tracer_provider.get_tracer(SCOPE, __version__), meter, tuple(owned),
+                     processor, resource)

@@ -1,5 +1,7 @@
-"""The instrument ``core.instrument`` calls: one OpenTelemetry span per model, pattern
-and policy call, the GenAI client metrics, and the ``traceparent`` sent upstream.
+"""The instrument for a program's own OpenTelemetry providers: one span per model,
+pattern and policy call made through the tracer API as the call runs, the GenAI client
+metrics, and the ``traceparent`` sent upstream. (chorus's own providers get the cheaper
+``_deferred.Deferred``.)
 
 A span is made current while its call runs, so the spans of the calls below it (made
 by the same ``call()``, in this task or in tasks it starts) become its children, and an
@@ -9,12 +11,12 @@ upstream HTTP request carries its id.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
-from opentelemetry.propagate import inject
+from opentelemetry.propagate import extract, inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chorus.core.instrument import Inner
@@ -32,7 +34,7 @@ from chorus.telemetry._attributes import (
     span_name,
 )
 
-__all__ = ["Watcher"]
+__all__ = ["Metrics", "Watcher"]
 
 # The system a call belongs to (the name of the model at the top of the request), kept
 # in the OpenTelemetry context so it travels with the current span.
@@ -44,7 +46,7 @@ _SECOND_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 1
                    20.48, 40.96, 81.92]
 
 
-class _Metrics:
+class Metrics:
     def __init__(self, meter: metrics.Meter) -> None:
         self.tokens = meter.create_histogram(
             "gen_ai.client.token.usage", unit="{token}",
@@ -77,7 +79,7 @@ class Watcher:
     def __init__(self, tracer: trace.Tracer, meter: metrics.Meter | None, *,
                  content: bool = False) -> None:
         self.tracer = tracer
-        self.metrics = _Metrics(meter) if meter is not None else None
+        self.metrics = Metrics(meter) if meter is not None else None
         self.content = content
 
     def _start(self, model: Model, request: Request
@@ -175,3 +177,7 @@ class Watcher:
 
     def inject(self, headers: MutableMapping[str, str]) -> None:
         inject(headers)
+
+    def join(self, headers: Mapping[str, str]) -> Callable[[], None]:
+        token = otel_context.attach(extract(headers))
+        return lambda: otel_context.detach(token)

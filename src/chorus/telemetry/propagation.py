@@ -5,18 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from opentelemetry import context as otel_context
-from opentelemetry.propagate import extract
+from chorus.core import instrument
 
 __all__ = ["join"]
 
 
 def join(headers: Mapping[str, str]) -> Callable[[], None]:
-    """Make the trace named in ``headers`` (``traceparent``, ``tracestate``) current for
-    the code that follows; call what this returns to leave it."""
-    token = otel_context.attach(extract(headers))
-
-    def leave() -> None:
-        otel_context.detach(token)
-
-    return leave
+    """Make the trace named in ``headers`` (``traceparent``) current for the calls that
+    follow; call what this returns to leave it. Nothing happens with telemetry off."""
+    active = instrument.active()
+    if active is None:
+        return lambda: None
+    return active.join(headers)
