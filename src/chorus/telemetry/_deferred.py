@@ -49,22 +49,19 @@ log = logging.getLogger("chorus.telemetry")
 
 _MAX_NOTES = 20_000
 _TICK_S = 0.05
+_YIELD_EVERY = 16
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$")
 
 
-class _Here(NamedTuple):
-    """The current call: its trace and span ids, whether the trace is sampled, the
-    system at the top, and whether the span is a remote caller's (a traceparent)."""
-
-    trace_id: int
-    span_id: int
-    sampled: bool
-    system: str | None
-    remote: bool
+# The current call: (trace id, span id, sampled, the system at the top, whether the
+# span is a remote caller's). Plain tuples: one is made for every call.
+_Here = tuple[int, int, bool, "str | None", bool]
 
 
 class _Note(NamedTuple):
+    """One finished call, as the thread reads it (made with ``tuple.__new__``)."""
+
     model: Model
     request: Request
     answer: Completion | None
@@ -79,13 +76,6 @@ class _Note(NamedTuple):
 
 _here: ContextVar[_Here | None] = ContextVar("chorus_telemetry_span", default=None)
 _ids = random.Random()
-
-
-def _new_id(bits: int) -> int:
-    while True:
-        n = _ids.getrandbits(bits)
-        if n:
-            return n
 
 
 class Deferred:
@@ -106,19 +96,21 @@ class Deferred:
     # -- the request path ----------------------------------------------------------------
 
     def _enter(self, model: Model) -> tuple[_Here | None, _Here]:
+        # Plain tuples built in place: this runs for every call.
         parent = _here.get()
         if parent is None:
-            return None, _Here(_new_id(128), _new_id(64), True, model.name, False)
-        return parent, _Here(parent.trace_id, _new_id(64), parent.sampled,
-                             parent.system or model.name, False)
+            return None, (_ids.getrandbits(128) or 1, _ids.getrandbits(64) or 1, True,
+                          model.name, False)
+        return parent, (parent[0], _ids.getrandbits(64) or 1, parent[2],
+                        parent[3] or model.name, False)
 
     def _note(self, model: Model, request: Request, answer: Completion | None,
               error: BaseException | None, parent: _Here | None, me: _Here,
               start_ns: int) -> None:
-        if me.sampled:
-            self.notes.append(_Note(model, request, answer, error, me.trace_id, me.span_id,
-                                    parent, me.system or model.name, start_ns,
-                                    time.time_ns()))
+        if me[2]:
+            self.notes.append(tuple.__new__(_Note, (
+                model, request, answer, error, me[0], me[1], parent, me[3] or model.name,
+                start_ns, time.time_ns())))
 
     async def call(self, model: Model, request: Request, inner: Inner) -> Completion:
         parent, me = self._enter(model)
@@ -167,8 +159,7 @@ class Deferred:
     def inject(self, headers: MutableMapping[str, str]) -> None:
         me = _here.get()
         if me is not None:
-            headers["traceparent"] = \
-                f"00-{me.trace_id:032x}-{me.span_id:016x}-{'01' if me.sampled else '00'}"
+            headers["traceparent"] = f"00-{me[0]:032x}-{me[1]:016x}-{'01' if me[2] else '00'}"
 
     def join(self, headers: Mapping[str, str]) -> Callable[[], None]:
         found = _TRACEPARENT.match(headers.get("traceparent", "").strip().lower())
@@ -178,7 +169,7 @@ class Deferred:
         if not (trace_id and span_id):
             return _nothing
         sampled = bool(int(found.group(4), 16) & 1)
-        token = _here.set(_Here(trace_id, span_id, sampled, None, True))
+        token = _here.set((trace_id, span_id, sampled, None, True))
         return lambda: _here.reset(token)
 
     # -- the background thread -----------------------------------------------------------
@@ -190,8 +181,12 @@ class Deferred:
     def drain(self) -> None:
         """Turn every note so far into its span and metric points."""
         with self._lock:
+            done = 0
             while self.notes:
                 note = self.notes.popleft()
+                done += 1
+                if done % _YIELD_EVERY == 0:
+                    time.sleep(0)  # let the event loop's thread have the GIL
                 try:
                     self._export(note)
                 except Exception:  # noqa: BLE001 - a bad note must not stop the thread
@@ -231,8 +226,7 @@ class Deferred:
         span = ReadableSpan(
             span_name(model),
             context=SpanContext(n.trace_id, n.span_id, False, _SAMPLED),
-            parent=None if p is None else SpanContext(p.trace_id, p.span_id, p.remote,
-                                                      _SAMPLED),
+            parent=None if p is None else SpanContext(p[0], p[1], p[4], _SAMPLED),
             resource=self.resource, attributes=attrs, events=events,
             kind=SpanKind.CLIENT if leaf else SpanKind.INTERNAL, status=status,
             start_time=n.start_ns, end_time=n.end_ns, instrumentation_scope=self.scope)

@@ -26,6 +26,7 @@ from chorus.core.errors import ChorusError
 __all__ = ["Providers", "user_providers", "own_providers"]
 
 SCOPE = "chorus"
+_BATCH = 64
 
 
 class Providers:
@@ -157,7 +158,9 @@ def own_providers(*, endpoint: str | None = None, protocol: str | None = None,
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     processor: SpanProcessor | None = None
     if span_exporter is not None:
-        processor = BatchSpanProcessor(span_exporter)
+        # Small batches: encoding one holds the GIL, and a request waits that long.
+        batch = None if os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") else _BATCH
+        processor = BatchSpanProcessor(span_exporter, max_export_batch_size=batch)
         tracer_provider.add_span_processor(processor)
     owned: list[Any] = [tracer_provider]
     meter = None
