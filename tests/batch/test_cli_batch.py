@@ -76,6 +76,34 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
     assert sorted(r["id"] for r in records(out)) == sorted(f"item-{i}" for i in range(300))
 
 
+def _small_file_limit() -> None:
+    """In the child: files may not grow past 3,000 bytes, as on a full disk (the write
+    that crosses the limit is cut short; the next fails)."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
+
+
+def test_a_full_disk_stops_the_run_and_resume_finishes_it(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    inp = write_items(tmp_path / "in.jsonl", 100)
+    out = tmp_path / "out.jsonl"
+    full = subprocess.run(_batch(cfg, inp, out), capture_output=True, text=True, timeout=120,
+                          preexec_fn=_small_file_limit)
+    assert full.returncode == 1
+    assert full.stderr.strip().splitlines()[-1].startswith(
+        f"chorus: error: cannot write to '{out}'")
+    assert "run again with --resume" in full.stderr
+    assert out.stat().st_size == 3000 and not out.read_bytes().endswith(b"\n")
+    done = subprocess.run(_batch(cfg, inp, out, "--resume"), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "cut off a torn last line" in done.stderr
+    recs = records(out)
+    assert sorted(r["id"] for r in recs) == sorted(f"item-{i}" for i in range(100))
+
+
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     got = capsys.readouterr()

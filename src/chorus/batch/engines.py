@@ -14,7 +14,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from chorus.batch.checkpoint import Writer
@@ -67,8 +67,10 @@ class RayPool:
     """``workers`` actors on the cluster, each answering for every job's system;
     ``answer`` sends an item to the least busy one."""
 
-    def __init__(self, jobs: Job | list[Job], workers: int) -> None:
+    def __init__(self, jobs: Job | list[Job], workers: int,
+                 notify: Callable[[str], None] | None = None) -> None:
         ray = self.ray = _ray()
+        self.notify = notify or _to_stderr
         actor = ray.remote(num_cpus=1, max_restarts=0, max_concurrency=10_000)(_RayWorker)
         jobs = jobs if isinstance(jobs, list) else [jobs]
         env: dict[str, str] = {}
@@ -108,8 +110,8 @@ class RayPool:
             except self._dead as exc:
                 if self.load.pop(actor, None) is not None:
                     self.lost += 1
-                    print(f"chorus: a Ray worker died ({_cause(exc)}); its items go to the "
-                          f"{len(self.load)} others", file=sys.stderr)
+                    self.notify(f"a Ray worker died ({_cause(exc)}); its items go to the "
+                                f"{len(self.load)} others")
             finally:
                 if actor in self.load:
                     self.load[actor] -= 1
@@ -122,6 +124,10 @@ class RayPool:
                 pass  # a worker that is gone has nothing left to close
         for a in self.actors:
             self.ray.kill(a)
+
+
+def _to_stderr(note: str) -> None:
+    print(f"chorus: {note}", file=sys.stderr)
 
 
 def _cause(exc: BaseException) -> str:
