@@ -298,6 +298,14 @@ class Request:
             out.add("images")
         return frozenset(out)
 
+    def without_tools(self) -> Request:
+        """The same request offering no tools (for a pattern's own internal calls)."""
+        p = self.params
+        if p.tools is UNSET and p.tool_choice is UNSET and p.parallel_tool_calls is UNSET:
+            return self
+        return Request(self.messages, dataclasses.replace(
+            p, tools=UNSET, tool_choice=UNSET, parallel_tool_calls=UNSET), self.metadata)
+
     def with_params(self, **params: Any) -> Request:
         return Request(self.messages, Params.from_dict(params).over(self.params), self.metadata)
 

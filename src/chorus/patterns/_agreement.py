@@ -11,6 +11,7 @@ over plain values.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy as np
 
 from chorus.core.errors import ChorusError, MalformedResponse
 from chorus.core.model import Model
-from chorus.core.types import Span
+from chorus.core.types import Completion, Span
 from chorus.embeddings._base import Embedder, Vectors, cosine_matrix
 from chorus.meaning import Verdict, answers_agree
 from chorus.patterns._concurrent import Outcome
@@ -28,6 +29,8 @@ from chorus.patterns._concurrent import Outcome
 __all__ = [
     "Answer",
     "collect",
+    "TOOL_KEY",
+    "tool_key",
     "failed_span",
     "ExtractKind",
     "Extractor",
@@ -304,11 +307,17 @@ async def group_answers(
     """Exact groups, then merged by meaning when an embedder is given (``question`` is what
     the answers answer: words that only echo it say nothing)."""
     groups = group_exact(answers)
-    if embedder is None or len(groups) < 2:
+    # Tool calls agree only when they are the same calls (by name and canonical
+    # arguments): they are never merged by meaning.
+    calls = [g for g in groups if g.key.startswith(TOOL_KEY)]
+    texts = [g for g in groups if not g.key.startswith(TOOL_KEY)]
+    if embedder is None or len(texts) < 2:
         return groups
-    vectors = await embedder.embed([g.representative.text.strip() for g in groups])
-    return merge_by_meaning(groups, cosine_matrix(vectors, vectors), threshold,
-                            verdicts(groups, question))
+    vectors = await embedder.embed([g.representative.text.strip() for g in texts])
+    merged = merge_by_meaning(texts, cosine_matrix(vectors, vectors), threshold,
+                              verdicts(texts, question))
+    first = {id(g): min(a.index for a in g.members) for g in (*merged, *calls)}
+    return sorted((*merged, *calls), key=lambda g: first[id(g)])
 
 
 # -- deciding ---------------------------------------------------------------------------
@@ -346,7 +355,8 @@ def display_labels(groups: Sequence[Group], width: int = 80) -> dict[str, str]:
     out: dict[str, str] = {}
     taken: set[str] = set()
     for i, g in enumerate(groups):
-        label = g.key if len(g.key) <= width else g.key[: width - 1] + "…"
+        key = "tool_calls " + g.key[len(TOOL_KEY):] if g.key.startswith(TOOL_KEY) else g.key
+        label = key if len(key) <= width else key[: width - 1] + "…"
         if label in taken:
             label = f"{label} #{i + 1}"
         taken.add(label)
@@ -366,6 +376,19 @@ def tally(groups: Sequence[Group], total: int | None = None) -> dict[str, dict[s
     return out
 
 
+#: The start of the key of an answer that is tool calls (no text answer starts so).
+TOOL_KEY = "\x00tool_calls "
+
+
+def tool_key(completion: Completion) -> str | None:
+    """The vote key of an answer that calls tools: the calls by name and canonical
+    arguments, in a fixed order (parallel calls agree whatever order they came in)."""
+    if not completion.tool_calls:
+        return None
+    calls = sorted(c.canonical() for c in completion.tool_calls)
+    return TOOL_KEY + json.dumps(calls, separators=(",", ":"), ensure_ascii=False)
+
+
 def collect(
     outcomes: Sequence[Outcome],
     names: Sequence[str],
@@ -380,7 +403,8 @@ def collect(
         if o.completion is None:
             errors[name] = o.error or ChorusError(f"{name} gave no answer")
             continue
-        key = extract(o.completion.text)
+        calls = tool_key(o.completion)
+        key = calls if calls is not None else extract(o.completion.text)
         if not key:
             shown = o.completion.text.strip()[:60]
             errors[name] = MalformedResponse(f"no answer label found in {shown!r}", model=name)

@@ -23,6 +23,7 @@ from chorus.core.model import Model, call, error_span
 from chorus.core.types import Completion, Request
 from chorus.embeddings._base import Embedder
 from chorus.patterns._agreement import (
+    TOOL_KEY,
     ExtractKind,
     Group,
     collect,
@@ -113,6 +114,8 @@ class Consensus(Model):
             chosen = outcomes[rep.index].completion
             assert chosen is not None  # every answer comes from a successful outcome
             text = winner.key if self.extract_kind else rep.text
+            if winner.key.startswith(TOOL_KEY):
+                text = rep.text
             attributes.update(escalated=False, winner=display_labels(groups)[winner.key])
             return combine(self, text, started=started, parts=parts, winner=chosen,
                            failed=failed, attributes=attributes)

@@ -10,6 +10,10 @@ other field is an error when the pipeline is built. A step may set its own ``sys
 message and an output parser (strip, first_line, json, regex). A failing step raises
 StepFailed naming it, with the cause kept and the pipeline's span (the failed step's
 span included) on the error's ``span``.
+
+Tools (``Params.tools``) go to the last step only: the earlier steps write text for the
+next prompt, and a tool call there would leave nothing to pass on. The answer's tool
+calls are the last step's.
 """
 
 from __future__ import annotations
@@ -169,6 +173,8 @@ class Pipeline(Model):
         return list({id(s.model): s.model for s in self.steps}.values())
 
     def _request(self, step: Step, request: Request, prompt: str) -> Request:
+        if step is not self.steps[-1]:
+            request = request.without_tools()
         if step.system is None:
             return request.with_prompt(prompt)
         msgs = (Message("system", step.system), Message("user", prompt))

@@ -8,6 +8,10 @@ An unusable plan (unparseable after one repair, empty, cyclic, too long ...) or 
 planner call does not fail the request: the question goes to the default executor as a
 one-step plan, and ``fallback_reason`` in the trace says why. That step's answer is then
 the final answer (there is nothing to synthesise).
+
+Tools (``Params.tools``): the planner and the executors of a multi-step plan work
+without them (they exchange text); the synthesis, and an executor that answers the
+question directly, get the request's tools, so the answer's tool calls come from there.
 """
 
 from __future__ import annotations
@@ -153,7 +157,7 @@ class Planner(Model):
     async def _plan(self, request: Request) -> tuple[Plan, Span, list[Completion]]:
         question = request.prompt
         types = list(self.executors)
-        ask = request.with_prompt(
+        ask = request.without_tools().with_prompt(
             _plan.planner_prompt(question, types, self.max_steps, self.descriptions)
         )
         t0 = time.perf_counter()
@@ -224,7 +228,8 @@ class Planner(Model):
         )
         t0 = time.perf_counter()
         try:
-            done = await call(executor, request if direct else request.with_prompt(prompt))
+            done = await call(executor, request if direct
+                              else request.without_tools().with_prompt(prompt))
         except ChorusError as exc:
             if request_is_over(exc):
                 raise

@@ -10,6 +10,10 @@ the final answer from that combined result (one more call). Assignments that can
 used (bad JSON after one repair, none valid, a failed supervisor call) fall back to
 giving the whole question to the first worker, with ``fallback_reason`` in the trace. A
 review that cannot be read ends the loop, keeping the result it was about.
+
+Tools (``Params.tools``): assigning, the workers' tasks and the reviews work without
+them (they exchange text); the final synthesis gets the request's tools, so the
+answer's tool calls come from it.
 """
 
 from __future__ import annotations
@@ -297,7 +301,7 @@ class Supervisor(Model):
     ) -> tuple[list[Assignment], dict[str, Any], list[Span], list[Completion]]:
         question = request.prompt
         names = list(self.workers)
-        ask = request.with_prompt(assign_prompt(question, names, self.descriptions,
+        ask = request.without_tools().with_prompt(assign_prompt(question, names, self.descriptions,
                                                 self.max_assignments))
         t0 = time.perf_counter()
         calls: list[Completion] = []
@@ -340,8 +344,8 @@ class Supervisor(Model):
                 requests.append(request)  # the fallback: the request as it came
             else:
                 prev = latest[i].text if i in latest else None
-                requests.append(request.with_prompt(worker_prompt(a.task, question, prev,
-                                                                  feedback)))
+                requests.append(request.without_tools().with_prompt(
+                    worker_prompt(a.task, question, prev, feedback)))
         outcomes = await gather([self.workers[a.worker] for a in assignments], requests)
         context.check()  # a deadline or cancellation during the round ends the request
         done: list[Completion] = []
@@ -363,7 +367,7 @@ class Supervisor(Model):
     async def _review(self, question: str, combined: str, request: Request
                       ) -> tuple[bool | None, str, list[Completion], Span]:
         """The verdict (None when the review could not be had), feedback, calls, span."""
-        ask = request.with_prompt(review_prompt(question, combined))
+        ask = request.without_tools().with_prompt(review_prompt(question, combined))
         t0 = time.perf_counter()
         try:
             value, calls = await ask_json(self.supervisor, ask, self.review_schema)

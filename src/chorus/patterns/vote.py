@@ -29,6 +29,7 @@ from chorus.core.model import Model
 from chorus.core.types import Completion, Request
 from chorus.embeddings._base import Embedder
 from chorus.patterns._agreement import (
+    TOOL_KEY,
     ExtractKind,
     Group,
     TieBreak,
@@ -141,6 +142,8 @@ class Vote(Model):
         chosen = outcomes[rep.index].completion
         assert chosen is not None  # every answer comes from a successful outcome
         text = winner.key if self.extract_kind else rep.text
+        if winner.key.startswith(TOOL_KEY):  # the calls are the answer; keep its words
+            text = chosen.text
         shown = display_labels(groups)
         attributes: dict[str, Any] = {
             "tally": tally(groups, len(answers)),

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Final, Literal, TypeVar
 
 from chorus.core.errors import MalformedResponse
 from chorus.core.model import Model, call
-from chorus.core.types import Completion, Request, Role
+from chorus.core.types import Completion, Message, Request, Role, TextPart
 from chorus.patterns._structured import ask_json as _ask_json
 
 __all__ = [
@@ -162,19 +162,32 @@ class TextCheck(Check):
                 self.replace(subject, hits, state) if self.action == "fix" else None
             )
         else:
-            texts: list[str] = []
+            msgs: list[Message] = []
             for i, m in enumerate(subject.messages):
-                found = self.scan(m.content) if m.role in self.roles else []
-                hits.extend(dataclasses.replace(h, message=i) for h in found)
-                texts.append(self.replace(m.content, found, state)
-                             if found and self.action == "fix" else m.content)
+                # A message with images is checked part by part, so a fix reaches the
+                # text parts that providers send.
+                pieces = [p.text for p in m.parts if isinstance(p, TextPart)] if m.parts \
+                    else [m.content]
+                new: list[str] = []
+                for text in pieces:
+                    found = self.scan(text) if m.role in self.roles else []
+                    hits.extend(dataclasses.replace(h, message=i) for h in found)
+                    new.append(self.replace(text, found, state)
+                               if found and self.action == "fix" else text)
+                if new == pieces:
+                    msgs.append(m)
+                elif m.parts:
+                    it = iter(new)
+                    parts = tuple(TextPart(next(it)) if isinstance(p, TextPart) else p
+                                  for p in m.parts)
+                    msgs.append(dataclasses.replace(m, content="".join(new), parts=parts))
+                else:
+                    msgs.append(dataclasses.replace(m, content=new[0]))
             if not hits:
                 return None
             fixed = None
             if self.action == "fix":
-                msgs = tuple(dataclasses.replace(m, content=t)
-                             for m, t in zip(subject.messages, texts, strict=True))
-                fixed = Request(msgs, subject.params, subject.metadata)
+                fixed = Request(tuple(msgs), subject.params, subject.metadata)
         first = hits[0]
         return Finding(self.reason(hits), (first.start, first.end), hits, fixed,
                        restore=state.get("restore", {}), details=self.details(hits, state))

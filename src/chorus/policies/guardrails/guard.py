@@ -37,8 +37,23 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from chorus.core.errors import ChorusError, GuardrailViolation, MalformedResponse
-from chorus.core.model import Model, StreamEvent, call, error_span, stream_or_complete
-from chorus.core.types import Completion, Message, Request, Span, TextDelta, ToolCallDelta
+from chorus.core.model import (
+    Model,
+    StreamEvent,
+    call,
+    deltas_of,
+    error_span,
+    stream_or_complete,
+)
+from chorus.core.types import (
+    Completion,
+    Message,
+    Request,
+    Span,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+)
 from chorus.patterns._base import combine
 from chorus.policies.guardrails._checks import (
     CHEAP,
@@ -252,6 +267,21 @@ class Guardrails(Model):
         parts.append(answer)
         return answer
 
+    async def _check_calls(self, calls: tuple[ToolCall, ...], log: list[Outcome],
+                           round_: int = 0) -> tuple[ToolCall, ...]:
+        """The output checks on each tool call's arguments (PII in arguments, for one):
+        a block or a reask raises, a fix rewrites the arguments."""
+        out = []
+        for c in calls:
+            res = await self._stage("output", c.arguments, log, round_)
+            stop = res.blocked or res.reask
+            if stop is not None:
+                raise violation(stop)
+            assert isinstance(res.subject, str)
+            out.append(ToolCall(c.id, c.name, res.subject) if res.subject != c.arguments
+                       else c)
+        return tuple(out)
+
     async def _guard_input(self, request: Request, log: list[Outcome]) -> _Result:
         res = await self._stage("input", request, log)
         if res.blocked is not None:
@@ -285,18 +315,21 @@ class Guardrails(Model):
                                               Message("user", hint or "Please answer again.")),
                               req.params, req.metadata)
                 answer = await self._call_inner(req, parts, failed)
+            calls = await self._check_calls(answer.tool_calls, log, repairs)
         except ChorusError as exc:
             raise self._fail(exc, started, log, parts, failed, repairs=repairs) from None
         assert isinstance(out.subject, str)
         text = restore_text(out.subject, checked.restore)
-        return combine(self, text, started=started, parts=parts + self._calls(log),
+        done = combine(self, text, started=started, parts=parts + self._calls(log),
                        winner=answer, failed=failed, attributes=self._attributes(
                            log, repairs=repairs, restored=len(checked.restore)))
+        return done if calls == answer.tool_calls else done.replace(tool_calls=calls)
 
     async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         if self.stream_mode == "buffer":
             answer = await self.complete(request)
-            yield TextDelta(answer.text, answer.model)
+            for ready in deltas_of(answer):
+                yield ready
             yield answer
             return
         started = time.perf_counter()
@@ -344,11 +377,17 @@ class Guardrails(Model):
             stop = whole.blocked or whole.reask
             if stop is not None:
                 raise violation(stop)
+            checked_calls = await self._check_calls(final.tool_calls, log)
         except ChorusError as exc:
             raise self._fail(exc, started, log, parts, [], windows=windows,
                              sent_chars=sum(map(len, sent))) from None
-        for held in calls:
-            yield held
+        if checked_calls == final.tool_calls:
+            for held in calls:
+                yield held
+        else:  # rewritten by a fix: each call goes out whole
+            for i, c in enumerate(checked_calls):
+                yield ToolCallDelta(i, c.id, c.name, c.arguments)
+            final = final.replace(tool_calls=checked_calls)
         yield combine(self, "".join(sent), started=started, parts=parts + self._calls(log),
                       winner=final, attributes=self._attributes(
                           log, stream_mode="window", windows=windows,
