@@ -38,7 +38,12 @@ def config(base_url: str) -> str:
              f"  fb-np: {{provider: openai, model: no-prefill, {up}, prefill: true}}"]
     lines += [f"  p-{f}: {{provider: openai, model: \"{f}\", {up}, context_window: 64}}"
               for f in FAULTS]
+    # A silent primary with only a long transport timeout: what saves the caller is the
+    # fallback's share of the caller's own deadline.
+    lines.append(f'  p-slow: {{provider: openai, model: silent, base_url: "{base_url}", '
+                 f'api_key: none, timeout: 30}}')
     lines.append("systems:")
+    lines.append("  s-deadline: {kind: fallback, cooldown_s: 0, models: [p-slow, fb]}")
     for f in FAULTS:
         cooldown = 0.3 if f == "flaky" else 0
         lines.append(f"  s-{f}: {{kind: fallback, cooldown_s: {cooldown}, models: "

@@ -109,3 +109,26 @@ async def test_a_rescue_records_the_seam_and_bills_both_parts(faults: FaultServe
     assert {s.name for s in parts} == {"p-cut", "fb-np"}
     assert final.usage == parts[0].usage + parts[1].usage
     assert final.cost_usd == pytest.approx(sum(s.cost_usd for s in parts)) and final.cost_usd
+
+
+def test_a_fallback_shares_out_the_callers_own_deadline(faults: FaultServer,
+                                                        sdk: openai.OpenAI) -> None:
+    # The SDK's 3 s timeout reaches the gateway (x-stainless-read-timeout): the silent
+    # primary gets half of it, not its own 30 s, and the fallback answers in time.
+    quick = sdk.with_options(timeout=3.0)
+    t0 = time.perf_counter()
+    r = quick.chat.completions.create(
+        model="s-deadline", messages=[{"role": "user", "content": "Capital of France?"}])
+    assert r.model == "fb" and r.choices[0].message.content == ANSWER
+    assert time.perf_counter() - t0 < 3.0
+    # Said outright, for any client and for streams too.
+    got = quick.chat.completions.create(
+        model="s-deadline", messages=[{"role": "user", "content": "Capital of France?"}],
+        stream=True, extra_headers={"x-chorus-deadline-s": "2"})
+    chunks = list(got)
+    assert chunks[-1].model == "fb"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
+    with pytest.raises(openai.BadRequestError, match="x-chorus-deadline-s"):
+        quick.chat.completions.create(
+            model="s-deadline", messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-chorus-deadline-s": "soon"})

@@ -30,6 +30,7 @@ from chorus.core.errors import ChorusError, DeadlineExceeded, MalformedResponse
 from chorus.core.model import Model, complete, stream_or_complete
 from chorus.core.types import Completion, Request, Span, ToolCallDelta
 from chorus.gateway import responses_api
+from chorus.gateway._deadline import caller_deadline
 from chorus.gateway.auth import KeyInfo
 from chorus.gateway.metrics import Metrics
 from chorus.gateway.openai_wire import (
@@ -288,11 +289,14 @@ class ChatEndpoint(_Endpoint):
         self.gw.check_accepts(system, model, request)
         if self.log_content:
             log.info("key %s asks %s: %r", key.name, system, request.prompt)
+        timeout = caller_deadline(_header(scope, b"x-chorus-deadline-s"),
+                                  _header(scope, b"x-stainless-read-timeout"),
+                                  stream=bool(body.stream), limit=self.timeout)
         if body.stream:
             include = bool(body.stream_options and body.stream_options.include_usage)
-            await self._stream(send, model, request, body, include, started, scope)
+            await self._stream(send, model, request, body, include, started, scope, timeout)
             return
-        answer = await _answer(model, request, self.timeout)
+        answer = await _answer(model, request, timeout)
         info = _chorus(system, answer, (time.perf_counter() - started - answer.latency_s)
                        * 1000, _wants_trace(scope, body))
         # `model` names the leaf that answered, as OpenAI's does; the system asked for
@@ -309,7 +313,8 @@ class ChatEndpoint(_Endpoint):
             log.info("%s answered (%s): %r", system, answer.model, answer.text)
 
     async def _stream(self, send: Send, model: Model, request: Any, body: ChatRequest,
-                      include_usage: bool, started: float, scope: Scope) -> None:
+                      include_usage: bool, started: float, scope: Scope,
+                      timeout: float | None) -> None:
         system = body.model
         cid, created = _completion_id(), int(time.time())
         events = stream_or_complete(model, request)
@@ -321,8 +326,8 @@ class ChatEndpoint(_Endpoint):
                         "more_body": more})
 
         try:
-            with chorus_scope(deadline_s=self.timeout):
-                async with asyncio.timeout(self.timeout):
+            with chorus_scope(deadline_s=timeout):
+                async with asyncio.timeout(timeout):
                     final: Completion | None = None
                     async for ev in events:
                         if isinstance(ev, Completion):
@@ -352,7 +357,7 @@ class ChatEndpoint(_Endpoint):
                 raise MalformedResponse(f"{model.name!r} ended its stream without an answer")
         except TimeoutError:
             await self._stream_error(send, opened, DeadlineExceeded(
-                f"{system!r} did not finish within {self.timeout:g}s"), system, started)
+                f"{system!r} did not finish within {timeout:g}s"), system, started)
             return
         except ChorusError as exc:
             await self._stream_error(send, opened, exc, system, started)
