@@ -134,6 +134,13 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
     code, _, err = _cli(capsys, "batch", "-c", str(cfg), "-s", "job", "--input", str(inp),
                         "--output", str(out), "--resume", "--engine", "ray", "--budget", "1")
     assert code == 1 and "needs a store every worker shares" in err
+    # A bad flag or config changes nothing in the output (no repair, no retry rewrite).
+    out.write_text('{"id": "item-0", "text": "ok"}\n{"id": "item-1", "error": {}}\n{"id"')
+    before = out.read_bytes()
+    code, _, err = _cli(capsys, "batch", "-c", str(cfg), "-s", "nope", "--input", str(inp),
+                        "--output", str(out), "--retry-failed")
+    assert code == 1 and "unknown model or system 'nope'" in err
+    assert out.read_bytes() == before
 
 
 def test_budget_stops_cleanly_and_resume_continues(

@@ -9,9 +9,12 @@ import os
 import sys
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chorus.core.errors import ChorusError
+
+if TYPE_CHECKING:
+    from chorus.batch import Job
 
 __all__ = ["add_parser", "cmd_batch", "EXIT_INCOMPLETE"]
 
@@ -70,7 +73,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise ChorusError("--address and --workers are for --engine ray")
 
 
-def _job(args: argparse.Namespace, budget_left: float | None) -> Any:
+def _job(args: argparse.Namespace) -> Job:
+    """The job the flags describe, its config and system checked (before the output is
+    touched: a bad config changes nothing)."""
     from importlib import resources
 
     from chorus.batch import Job
@@ -79,7 +84,7 @@ def _job(args: argparse.Namespace, budget_left: float | None) -> Any:
 
     path = args.config or os.environ.get("CHORUS_CONFIG")
     options: dict[str, Any] = {"trace": args.trace, "timeout_s": args.timeout,
-                               "budget_usd": budget_left, "store": args.store}
+                               "store": args.store}
     run_id = uuid.uuid4().hex[:12]
     if path:
         if not os.path.isfile(path):
@@ -109,6 +114,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     _check_numbers(args)
     scanned = items.scan(args.input)
+    job = _job(args)
     prev = open_output(args.output, resume=args.resume, retry_failed=args.retry_failed)
     wanted = set(scanned.ids)
     extra = len(prev.answered - wanted)
@@ -129,10 +135,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         print(f"batch: nothing to do: all {total} items of {args.input} have a line in "
               f"{args.output}")
         return 0
-    budget_left = None
-    if args.budget is not None:
-        budget_left = max(0.0, args.budget - prev.cost_usd)
-    job = _job(args, budget_left)
+    if args.budget is not None:  # the budget is for the whole output, earlier runs included
+        job = dataclasses.replace(job, budget_usd=max(0.0, args.budget - prev.cost_usd))
     todo = items.stream(args.input, skip=prev.answered)
     workers = 0
     if args.engine == "ray":
