@@ -54,6 +54,7 @@ from chorus.core.types import (
 from chorus.providers import _bundled, _llama, _local_tools
 from chorus.providers._base import Provider, common_kwargs
 from chorus.providers._bundled import Mode
+from chorus.providers._pace import within
 
 __all__ = ["LocalModel", "LocalConfig", "BUILTIN_MODELS", "build"]
 
@@ -250,12 +251,21 @@ class LocalModel(Provider):
     async def complete(self, request: Request) -> Completion:
         started = time.perf_counter()
         request = self.prepare(request)
-        result = await self._run(request, None, threading.Event())
+        cancel = threading.Event()
+        try:
+            result = await within(self._run(request, None, cancel), self.limits,
+                                  model=self.name)
+        except BaseException:
+            cancel.set()  # stop decoding in the worker thread too
+            raise
         return self._completion(request, result, started)
 
-    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+    def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         started = time.perf_counter()
         request = self.prepare(request)
+        return self.paced(request, self._stream(request, started), started)
+
+    async def _stream(self, request: Request, started: float) -> AsyncIterator[StreamEvent]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None] = asyncio.Queue()
         cancel = threading.Event()
