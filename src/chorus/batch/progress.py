@@ -6,17 +6,10 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 __all__ = ["Bar"]
 
@@ -35,9 +28,20 @@ class Bar:
         # (a Ray cluster) do not drag it down.
         self._first: float | None = None
         self._last = time.monotonic()
-        console = Console(file=self.stream)
         self._bar: Progress | None = None
-        if console.is_terminal:
+        if getattr(self.stream, "isatty", lambda: False)():
+            # rich only on a terminal: a run under a scheduler starts sooner without it.
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            console = Console(file=self.stream)
             self._bar = Progress(
                 TextColumn("batch"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]:.1f} items/s"), TextColumn("ETA"),
