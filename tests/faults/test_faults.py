@@ -132,3 +132,11 @@ def test_a_fallback_shares_out_the_callers_own_deadline(faults: FaultServer,
         quick.chat.completions.create(
             model="s-deadline", messages=[{"role": "user", "content": "hi"}],
             extra_headers={"x-chorus-deadline-s": "soon"})
+
+
+def test_the_responses_api_names_the_answering_model_too(sdk: openai.OpenAI) -> None:
+    r = sdk.responses.create(model="s-503", input="What is the capital of France?")
+    assert r.model == "fb" and r.output_text == ANSWER
+    with sdk.responses.stream(model="s-503", input="What is the capital of France?") as s:
+        final = s.get_final_response()
+    assert final.model == "fb" and final.output_text == ANSWER

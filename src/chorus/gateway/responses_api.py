@@ -275,7 +275,9 @@ def response_body(rid: str, created: float, body: ResponsesRequest,
     out: dict[str, Any] = {
         "id": rid, "object": "response", "created_at": int(created),
         "status": "incomplete" if incomplete and status == "completed" else status,
-        "model": body.model, "output": output or [], "error": None,
+        # The leaf that answered, once there is an answer (as in chat completions).
+        "model": answer.model if answer is not None else body.model,
+        "output": output or [], "error": None,
         "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
         "instructions": body.instructions, "metadata": body.metadata or {},
         "parallel_tool_calls": body.parallel_tool_calls is not False,
