@@ -165,6 +165,16 @@ def test_cli_tune_writes_a_frontier_that_bench_reproduces(
         want = next(f for f in front if f["name"] == name)
         assert got["quality"] == pytest.approx(want["quality"])
         assert got["cost_usd"] == pytest.approx(want["cost_usd"])
+    # A budget: the recommendation costs at most that share of the strongest model.
+    capsys.readouterr()
+    assert main(["tune", "--outcomes", "train.jsonl", "--test", "test.jsonl", "--out", "t2",
+                 "--max-cost-share", "0.4"]) == 0
+    out = capsys.readouterr().out
+    rec = out.split("recommended: ")[1].split(":")[0]
+    strong = sum(r.outcomes["strong"].cost_usd or 0.0 for r in rows[300:])
+    front = json.loads(Path("t2/frontier.json").read_text())
+    assert next(f for f in front if f["name"] == rec)["cost_usd"] <= 0.4 * strong
+    assert "costing at most 0.4 of strong" in out
 
 
 def test_cli_tune_names_unknown_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -172,6 +172,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
             raise ChorusError(f"no frontier system costs at most {args.max_cost_share:g} of "
                               f"{strongest} (${budget:.4g} on the test table)")
     best, why = report.recommend(pool, args.tolerance)
+    if pool is not summaries:
+        why += (f" (among the {len(pool)} costing at most {args.max_cost_share:g} of "
+                f"{strongest})")
     print(f"\n{len(found.candidates)} systems searched on {found.fit_items} + "
           f"{found.held_out_items} training items; {len(found.front)} on the frontier, "
           f"measured on {len(test)} test items.")
