@@ -23,7 +23,8 @@ def add_parser(sub: Any) -> None:
                     "held-out slice of it), write the Pareto frontier as runnable systems "
                     "(DIR/systems.yaml) and measure it on TEST with the bench runner "
                     "(DIR/frontier.json).")
-    p.add_argument("--outcomes", required=True, metavar="TRAIN.jsonl")
+    p.add_argument("--outcomes", required=True, metavar="TRAIN.jsonl",
+                   help="the outcome table to search on (30 %% of it held out for choices)")
     p.add_argument("--test", required=True, metavar="TEST.jsonl",
                    help="the table the frontier is measured on (and replayed from)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
@@ -37,7 +38,8 @@ def add_parser(sub: Any) -> None:
                    choices=["auto", "choice", "number", "yes_no", "none"],
                    help="what counts as the same answer (default: the kind that fits the "
                         "table's responses)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the held-out split and of the routers (0)")
 
 
 def _embed(rows: Any, what: str) -> Any:
