@@ -11,7 +11,7 @@ from tests.faults.fault_server import FaultServer
 
 from chorus.core.errors import ProviderTimeout
 from chorus.core.types import Completion, Request
-from chorus.providers._pace import Limits
+from chorus.providers import Limits
 from chorus.providers.local import LocalModel
 from chorus.providers.openai import OpenAIModel
 

@@ -6,6 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from chorus.providers._base import Provider
+from chorus.providers._pace import Limits
 from chorus.providers.function import FunctionModel
 from chorus.providers.scripted import ScriptedModel
 
@@ -15,8 +16,8 @@ if TYPE_CHECKING:
 # Imported on first use: they pull in httpx or llama.cpp.
 _LAZY = {"LocalModel": "local", "OpenAIModel": "openai", "AnthropicModel": "anthropic"}
 
-__all__ = ["AnthropicModel", "FunctionModel", "LocalModel", "OpenAIModel", "Provider",
-           "ScriptedModel", "register"]
+__all__ = ["AnthropicModel", "FunctionModel", "Limits", "LocalModel", "OpenAIModel",
+           "Provider", "ScriptedModel", "register"]
 
 
 def __getattr__(name: str) -> Any:
