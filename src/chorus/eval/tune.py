@@ -13,8 +13,8 @@ The families searched:
 - learned-acceptance cascades (the FrugalGPT idea): a cheap stage (one model, or a vote
   of cheap models) answers, a logistic model reads the prompt's embedding and the answer
   (how many of the stage agree) and accepts it or escalates; one threshold per budget;
-- learned routers (kNN on the prompt's embedding) over the efficient models, and routers
-  whose routes include the best cascades.
+- learned routers (kNN on the prompt's embedding) over the efficient models, over the
+  five best ones, and routers whose routes include the best cascades.
 
 The systems on the held-out slice's Pareto frontier are written as a config whose
 ``replay`` models answer from the test table, then measured on it with the bench runner.
@@ -223,6 +223,12 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     targets: list[tuple[str, str | dict[str, Any], rp.Run, rp.Run]] = [
         (names[j], names[j], rp.single(a, j), rp.single(b, j)) for j in pool]
     cands.extend(_routers("router", targets, xa, xb, seed))
+    # And over the five best models whatever their price: a model the efficient set
+    # leaves out can still be the right call for some prompts.
+    top = ranked[:5]
+    if sorted(top) != sorted(pool):
+        cands.extend(_routers("router-top5", [(names[j], names[j], rp.single(a, j),
+                                               rp.single(b, j)) for j in top], xa, xb, seed))
     # Routes to cascades too: the two best-value cascades found above, replayed on the
     # fitting slice so the router can learn where they pay.
     best_casc = sorted(frontier([c for c, _ in cascades] +
