@@ -188,3 +188,21 @@ def test_cli_tune_names_unknown_models(tmp_path: Path, monkeypatch: pytest.Monke
                  "--models", "cheap,gpt-9"]) != 0
     assert "no outcomes recorded for 'gpt-9'" in capsys.readouterr().err
     assert not Path("o").exists()
+
+
+async def test_the_embedding_cache_is_keyed_by_how_the_vectors_were_made(
+        tmp_path: Path) -> None:
+    from chorus.eval.routers import embed_rows
+
+    rows, x = _table(30, 5)
+    table = {r.prompt: x[i] for i, r in enumerate(rows)}
+    first = await embed_rows(rows, VectorEmbedder(table), tmp_path)
+    assert np.allclose(first, x) and len(list(tmp_path.glob("emb-*.npy"))) == 1
+    # Another embedder with the same name makes other vectors: it must not read these.
+    other = VectorEmbedder({k: -v for k, v in table.items()})
+    other.backend = "other"  # type: ignore[attr-defined]
+    second = await embed_rows(rows, other, tmp_path)
+    assert np.allclose(second, -x) and len(list(tmp_path.glob("emb-*.npy"))) == 2
+    # The same embedder again reads its cache.
+    again = VectorEmbedder({})
+    assert np.allclose(await embed_rows(rows, again, tmp_path), x)

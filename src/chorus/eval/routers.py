@@ -40,8 +40,17 @@ def embedding_cache() -> Path:
     return Path(base) / "chorus" / "embeddings"
 
 
+#: Bumped whenever an embedder's vectors for the same text change (2: the local MiniLM
+#: embeds texts past its window whole instead of cutting them).
+_CACHE_VERSION = 2
+
+
 def _key(rows: Sequence[OutcomeItem], embedder: Embedder) -> str:
-    h = hashlib.sha1(embedder.name.encode())
+    """The cache key: the embedder (its class, name, backend and model folder) and every
+    prompt; vectors made another way never match."""
+    made_by = (f"{_CACHE_VERSION}:{type(embedder).__name__}:{embedder.name}:"
+               f"{getattr(embedder, 'backend', '')}:{getattr(embedder, 'path', '')}")
+    h = hashlib.sha1(made_by.encode())
     for r in rows:
         h.update(r.prompt.encode("utf-8", "replace"))
         h.update(b"\0")
