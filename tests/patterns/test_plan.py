@@ -31,16 +31,46 @@ def check(value: object, max_steps: int = 4, **kw: Any) -> Plan:
     return validate_plan(value, types=TYPES, max_steps=max_steps, **kw)
 
 
-def test_schema_is_bounded() -> None:
-    schema = plan_schema(TYPES, 3, max_id_chars=10, max_prompt_chars=50)
-    steps = schema["properties"]["steps"]
-    item = steps["items"]
-    assert steps["maxItems"] == 3 and steps["minItems"] == 1
-    assert item["properties"]["type"]["enum"] == TYPES
-    assert item["properties"]["prompt"]["maxLength"] == 50
-    assert item["properties"]["id"]["maxLength"] == 10
-    assert item["properties"]["depends_on"]["maxItems"] == 2
-    assert item["additionalProperties"] is False
+def _follows(schema: dict[str, Any], value: object) -> bool:
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(schema).is_valid(value)
+
+
+def test_schema_admits_only_plans_that_run() -> None:
+    schema = plan_schema(TYPES, 3, max_prompt_chars=50)
+    ok = {"steps": [step("s1"), step("s2"), step("s3", "s1", "s2", type="lookup")]}
+    assert _follows(schema, ok)
+    assert check(ok).fallback_reason is None
+    assert _follows(schema, {"steps": [step("s1")]})
+    for bad in (
+        {"steps": [step("s1", "s1")]},                      # a cycle
+        {"steps": [step("s1", "s2"), step("s2")]},          # a later step
+        {"steps": [step("s1"), step("s2", "Italy")]},       # no such step
+        {"steps": [step("a")]},                             # ids are positional
+        {"steps": [step("s1"), step("s1")]},                # a repeated id
+        {"steps": []},
+        {"steps": [step("s1"), step("s2"), step("s3"), step("s4")]},  # over max_steps
+        {"steps": [{**step("s1"), "prompt": "x" * 51}]},    # bounded text
+        {"steps": [step("s1", type="other")]},
+    ):
+        assert not _follows(schema, bad), bad
+
+
+def test_schema_compiles_to_a_llama_cpp_grammar() -> None:
+    from chorus.providers._llama import grammar_for
+
+    assert grammar_for(plan_schema(TYPES, 3)) is not None
+
+
+def test_a_repeated_step_is_dropped_and_its_dependents_rewired() -> None:
+    plan = check({"steps": [step("s1"), step("s2"), step("s3", "s2")]} | {})
+    assert len(plan.steps) == 3  # different prompts: all kept
+    same = {"id": "s2", "type": "default", "prompt": "Do  S1", "depends_on": []}
+    plan = check({"steps": [step("s1"), same, step("s3", "s2")]})
+    assert [s.id for s in plan.steps] == ["s1", "s3"]
+    assert plan.step("s3").depends_on == ("s1",)
+    assert plan.notes == ("step 's2' dropped: it repeats step 's1'",)
 
 
 @pytest.mark.parametrize("text", [

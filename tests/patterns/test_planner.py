@@ -21,6 +21,7 @@ from chorus.core.errors import (
 )
 from chorus.core.registry import registry
 from chorus.core.types import Completion, Request
+from chorus.patterns._plan import plan_schema, plan_tokens
 from chorus.patterns.planner import Planner
 from chorus.providers import FunctionModel, ScriptedModel
 
@@ -92,11 +93,9 @@ async def test_planner_is_asked_with_a_bounded_schema() -> None:
                 max_steps=3, max_prompt_chars=120)
     await p.complete(Request.of(QUESTION))
     schema = boss.calls[0].params.response_format
-    steps = schema["properties"]["steps"]  # type: ignore[index]
-    assert steps["maxItems"] == 3
-    assert steps["items"]["properties"]["type"]["enum"] == ["default", "lookup"]
-    assert steps["items"]["properties"]["prompt"]["maxLength"] == 120
-    assert QUESTION in boss.calls[0].prompt and "at most 3 steps" in boss.calls[0].prompt
+    assert schema == plan_schema(["default", "lookup"], 3, max_prompt_chars=120)
+    assert boss.calls[0].params.max_tokens == plan_tokens(3, 120)
+    assert QUESTION in boss.calls[0].prompt and "(at most 3)" in boss.calls[0].prompt
 
 
 @pytest.mark.parametrize("reply", [

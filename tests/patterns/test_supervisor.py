@@ -90,7 +90,8 @@ async def test_approved_on_the_first_round() -> None:
         review(True, "good")])
     writer = ScriptedModel("w", default="drops on the window")
     checker = ScriptedModel("c", default="drizzle, storm")
-    sup = Supervisor("team", supervisor=boss, workers={"writer": writer, "checker": checker})
+    sup = Supervisor("team", supervisor=boss, synthesize=False,
+                     workers={"writer": writer, "checker": checker})
     done = await sup.complete(Request.of(QUESTION))
     assert done.text == "[writer]\ndrops on the window\n\n[checker]\ndrizzle, storm"
     a = attrs(done)
@@ -104,7 +105,7 @@ async def test_approved_on_the_first_round() -> None:
     assert QUESTION in writer.calls[0].prompt
     # The review saw the combined result.
     assert "drops on the window" in boss.calls[1].prompt
-    assert boss.calls[1].params.response_format["required"] == ["approved", "feedback"]  # type: ignore[index]
+    assert boss.calls[1].params.response_format["required"] == ["feedback", "approved"]  # type: ignore[index]
     assert done.trace is not None
     assert [c.name for c in done.trace.children] == ["assign", "round 1"]
     assert [c.name for c in done.trace.children[1].children] == ["writer", "checker", "review"]
@@ -114,7 +115,7 @@ async def test_approved_on_the_first_round() -> None:
 
 async def test_assignment_schema_is_bounded() -> None:
     boss = ScriptedModel("boss", replies=[assign(("writer", "x")), review(True)])
-    sup = Supervisor("team", supervisor=boss, max_task_chars=100,
+    sup = Supervisor("team", supervisor=boss, synthesize=False, max_task_chars=100,
                      workers={"writer": ScriptedModel("w", default="y"),
                               "checker": ScriptedModel("c", default="z")})
     await sup.complete(Request.of(QUESTION))
@@ -129,7 +130,8 @@ async def test_rejected_then_approved_feeds_back_to_the_workers() -> None:
     boss = ScriptedModel("boss", replies=[assign(("writer", "Write the haiku.")),
                                           review(False, "Mention thunder."), review(True)])
     writer = ScriptedModel("w", replies=["soft rain falls", "thunder, then soft rain"])
-    sup = Supervisor("team", supervisor=boss, workers={"writer": writer}, max_rounds=3)
+    sup = Supervisor("team", supervisor=boss, synthesize=False, workers={"writer": writer},
+                     max_rounds=3)
     done = await sup.complete(Request.of(QUESTION))
     assert done.text == "thunder, then soft rain"
     assert done.model == "w"
@@ -147,7 +149,7 @@ async def test_rejected_until_max_rounds_returns_the_last_result() -> None:
                                           review(False, "worse"), review(False, "still bad"),
                                           review(False, "unused")])
     writer = ScriptedModel("w", replies=["v1", "v2", "v3"])
-    done = await Supervisor("team", supervisor=boss, workers={"writer": writer},
+    done = await Supervisor("team", supervisor=boss, synthesize=False, workers={"writer": writer},
                             max_rounds=2).complete(Request.of(QUESTION))
     assert done.text == "v2"
     assert len(writer.calls) == 2 and len(boss.calls) == 3
@@ -161,7 +163,7 @@ async def test_bad_assignment_json_falls_back_to_the_first_worker() -> None:
     writer = ScriptedModel("w", default="a haiku")
     checker = ScriptedModel("c", default="unused")
     request = Request.of(QUESTION, system="Be terse.")
-    done = await Supervisor("team", supervisor=boss,
+    done = await Supervisor("team", supervisor=boss, synthesize=False,
                             workers={"writer": writer, "checker": checker}).complete(request)
     assert done.text == "a haiku"
     a = attrs(done)
@@ -174,8 +176,8 @@ async def test_bad_assignment_json_falls_back_to_the_first_worker() -> None:
 async def test_assignments_to_unknown_workers_fall_back() -> None:
     boss = ScriptedModel("boss", replies=[assign(("poet", "Write.")), review(True)])
     writer = ScriptedModel("w", default="a haiku")
-    done = await Supervisor("team", supervisor=boss, workers={"writer": writer}).complete(
-        Request.of(QUESTION))
+    done = await Supervisor("team", supervisor=boss, synthesize=False,
+                            workers={"writer": writer}).complete(Request.of(QUESTION))
     assert attrs(done)["fallback_reason"] == (
         "unusable assignments: no usable assignment "
         "(assignment 1 dropped: unknown worker 'poet')")
@@ -185,7 +187,7 @@ async def test_assignments_to_unknown_workers_fall_back() -> None:
 async def test_failed_supervisor_falls_back_and_unreadable_review_stops() -> None:
     boss = ScriptedModel("boss", replies=[ServerError("down", model="boss"), "hmm", "hmm"])
     writer = ScriptedModel("w", default="a haiku")
-    done = await Supervisor("team", supervisor=boss, workers={"writer": writer},
+    done = await Supervisor("team", supervisor=boss, synthesize=False, workers={"writer": writer},
                             max_rounds=3).complete(Request.of(QUESTION))
     a = attrs(done)
     assert str(a["fallback_reason"]).startswith("supervisor failed: ")
@@ -197,7 +199,7 @@ async def test_failed_supervisor_falls_back_and_unreadable_review_stops() -> Non
 async def test_workers_run_concurrently() -> None:
     boss = ScriptedModel("boss", replies=[assign(("writer", "A."), ("checker", "B.")),
                                           review(True)])
-    sup = Supervisor("team", supervisor=boss, workers={
+    sup = Supervisor("team", supervisor=boss, synthesize=False, workers={
         "writer": ScriptedModel("w", default="a", latency_s=0.2),
         "checker": ScriptedModel("c", default="b", latency_s=0.2)})
     t0 = time.perf_counter()
@@ -208,7 +210,7 @@ async def test_workers_run_concurrently() -> None:
 async def test_a_failing_worker_is_recorded_and_the_rest_is_used() -> None:
     boss = ScriptedModel("boss", replies=[assign(("writer", "A."), ("checker", "B.")),
                                           review(True)])
-    done = await Supervisor("team", supervisor=boss, workers={
+    done = await Supervisor("team", supervisor=boss, synthesize=False, workers={
         "writer": ScriptedModel("w", default="a"),
         "checker": ScriptedModel("c", fail_with="server_error", fail_times=-1)}).complete(
         Request.of(QUESTION))
@@ -219,7 +221,7 @@ async def test_a_failing_worker_is_recorded_and_the_rest_is_used() -> None:
 async def test_every_worker_failing_raises() -> None:
     boss = ScriptedModel("boss", replies=[assign(("writer", "A."))])
     with pytest.raises(AllModelsFailed, match="writer: "):
-        await Supervisor("team", supervisor=boss, workers={
+        await Supervisor("team", supervisor=boss, synthesize=False, workers={
             "writer": ScriptedModel("w", fail_with="timeout", fail_times=-1)}).complete(
             Request.of(QUESTION))
 
@@ -236,7 +238,7 @@ async def test_synthesize_has_the_supervisor_write_the_answer() -> None:
 
 async def test_deadline_during_a_round_raises() -> None:
     boss = ScriptedModel("boss", replies=[assign(("writer", "A."))])
-    sup = Supervisor("team", supervisor=boss,
+    sup = Supervisor("team", supervisor=boss, synthesize=False,
                      workers={"writer": ScriptedModel("w", default="a", latency_s=1.0)})
     t0 = time.perf_counter()
     with context.scope(deadline_s=0.2), pytest.raises(DeadlineExceeded):
@@ -247,7 +249,7 @@ async def test_deadline_during_a_round_raises() -> None:
 async def test_cancelling_stops_the_workers() -> None:
     boss = ScriptedModel("boss", replies=[assign(("writer", "A."))])
     writer = ScriptedModel("w", default="a", latency_s=5.0)
-    task = asyncio.create_task(Supervisor("team", supervisor=boss,
+    task = asyncio.create_task(Supervisor("team", supervisor=boss, synthesize=False,
                                           workers={"writer": writer}).complete(
         Request.of(QUESTION)))
     await asyncio.sleep(0.05)
@@ -273,3 +275,22 @@ systems:
     assert isinstance(sup, Supervisor)
     assert sup.max_rounds == 3 and sup.max_assignments == 2
     assert list(sup.workers) == WORKERS
+
+
+def test_a_workers_second_task_gets_its_own_label() -> None:
+    from chorus.patterns.supervisor import combine_outputs
+
+    text = combine_outputs([("writer", "a"), ("checker", "b"), ("writer", "c")])
+    assert text == "[writer]\na\n\n[checker]\nb\n\n[writer 2]\nc"
+
+
+def test_review_schema_asks_for_a_reason_before_the_verdict() -> None:
+    import jsonschema
+
+    from chorus.patterns.supervisor import review_schema
+
+    schema = review_schema(120)
+    assert list(schema["properties"]) == ["feedback", "approved"]
+    valid = jsonschema.Draft202012Validator(schema).is_valid
+    assert valid({"feedback": "It names Paris, correct.", "approved": True})
+    assert not valid({"feedback": "...", "approved": True})

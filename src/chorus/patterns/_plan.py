@@ -23,6 +23,8 @@ __all__ = [
     "make_plan",
     "one_step_plan",
     "plan_schema",
+    "plan_tokens",
+    "step_id",
     "planner_prompt",
     "step_prompt",
     "synthesis_prompt",
@@ -70,36 +72,50 @@ class Plan:
         return [s.id for s in self.steps if step_id in s.depends_on]
 
 
-def plan_schema(types: Sequence[str], max_steps: int, *, max_id_chars: int = 24,
+def step_id(n: int) -> str:
+    """The id of the ``n``-th step (from 1) in a plan written under ``plan_schema``."""
+    return f"s{n}"
+
+
+def plan_schema(types: Sequence[str], max_steps: int, *,
                 max_prompt_chars: int = 400) -> dict[str, Any]:
-    """The JSON schema of a plan, bounded everywhere so that a small model under
-    constrained decoding cannot ramble until max_tokens."""
-    step_id = {"type": "string", "minLength": 1, "maxLength": max_id_chars}
+    """The JSON schema of a plan, written so that every plan that follows it can run: step
+    ``n`` has the id ``s<n>`` and may depend only on steps before it, so ids are unique,
+    every dependency exists and there is no cycle. A provider that decodes under the
+    schema (llama.cpp's grammars) can only write such plans. Each string is bounded, so
+    a small model under constrained decoding cannot ramble until max_tokens."""
+
+    def step(n: int) -> dict[str, Any]:
+        earlier = [step_id(i) for i in range(1, n)]
+        deps: dict[str, Any] = {"type": "array", "maxItems": len(earlier),
+                                "items": {"type": "string", "enum": earlier or [step_id(1)]}}
+        return {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string", "const": step_id(n)},
+                "type": {"type": "string", "enum": list(types)},
+                "prompt": {"type": "string", "minLength": 1, "maxLength": max_prompt_chars},
+                "depends_on": deps,
+            },
+            "required": ["id", "type", "prompt", "depends_on"],
+            "additionalProperties": False,
+        }
+
+    plans = [{"type": "array", "prefixItems": [step(i) for i in range(1, n + 1)],
+              "items": False, "minItems": n, "maxItems": n}
+             for n in range(1, max_steps + 1)]
     return {
         "type": "object",
-        "properties": {
-            "steps": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": max_steps,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": step_id,
-                        "type": {"type": "string", "enum": list(types)},
-                        "prompt": {"type": "string", "minLength": 1,
-                                   "maxLength": max_prompt_chars},
-                        "depends_on": {"type": "array", "maxItems": max(0, max_steps - 1),
-                                       "items": step_id},
-                    },
-                    "required": ["id", "type", "prompt", "depends_on"],
-                    "additionalProperties": False,
-                },
-            },
-        },
+        "properties": {"steps": plans[0] if len(plans) == 1 else {"anyOf": plans}},
         "required": ["steps"],
         "additionalProperties": False,
     }
+
+
+def plan_tokens(max_steps: int, max_prompt_chars: int) -> int:
+    """Enough output tokens for the longest plan ``plan_schema`` allows (a token holds at
+    least one character; about 40 more per step for the keys, id, type and depends_on)."""
+    return 16 + max_steps * (max_prompt_chars + 40 + 6 * max_steps)
 
 
 def _ident(value: Any, what: str) -> str:
@@ -214,7 +230,26 @@ def validate_plan(value: Any, *, types: Sequence[str], max_steps: int,
     cycle = find_cycle(steps)
     if cycle:
         raise InvalidPlan(f"dependency cycle: {' -> '.join(cycle)}")
+    steps = _without_repeats(steps, notes)
     return Plan(tuple(steps), levels_of(steps), None, tuple(notes))
+
+
+def _without_repeats(steps: Sequence[Step], notes: list[str]) -> list[Step]:
+    """Drop a step that asks exactly what an earlier one asks (small models copy); what
+    depended on it depends on the earlier step instead."""
+    first: dict[tuple[str, str, tuple[str, ...]], str] = {}
+    same: dict[str, str] = {}
+    kept: list[Step] = []
+    for s in steps:
+        deps = tuple(dict.fromkeys(same.get(d, d) for d in s.depends_on))
+        key = (" ".join(s.prompt.lower().split()), s.type, deps)
+        if key in first:
+            same[s.id] = first[key]
+            notes.append(f"step {s.id!r} dropped: it repeats step {first[key]!r}")
+            continue
+        first[key] = s.id
+        kept.append(Step(s.id, s.type, s.prompt, deps))
+    return kept
 
 
 def one_step_plan(question: str, reason: str) -> Plan:
@@ -233,23 +268,35 @@ def make_plan(value: Any, question: str, *, types: Sequence[str], max_steps: int
         return one_step_plan(question, f"unusable plan: {exc}")
 
 
+_EXAMPLES = (
+    ("Who wrote Hamlet, and who painted the Mona Lisa?",
+     ("Who wrote Hamlet?", "Who painted the Mona Lisa?")),
+    ("What is the largest ocean?", ("What is the largest ocean?",)),
+    ("How tall is Mount Everest and how deep is the Mariana Trench?",
+     ("How tall is Mount Everest?", "How deep is the Mariana Trench?")),
+)
+
+
 def planner_prompt(question: str, types: Sequence[str], max_steps: int,
                    descriptions: Mapping[str, str] | None = None) -> str:
-    """What the planner is asked: short, because small models lose the thread."""
+    """What the planner is asked: short, because small models lose the thread, with a
+    few worked examples (questions that ask one thing and two) in the plan's own form."""
     descriptions = descriptions or {}
     kinds = "\n".join(
         f"- {t}: {descriptions[t]}" if t in descriptions else f"- {t}" for t in types
     )
-    example = json.dumps({"steps": [
-        {"id": "s1", "type": DEFAULT_TYPE, "prompt": "...", "depends_on": []},
-        {"id": "s2", "type": DEFAULT_TYPE, "prompt": "...", "depends_on": ["s1"]},
-    ]})
+
+    def plan(prompts: Sequence[str]) -> str:
+        return json.dumps({"steps": [
+            {"id": step_id(i), "type": DEFAULT_TYPE, "prompt": p, "depends_on": []}
+            for i, p in enumerate(prompts[:max_steps], 1)]})
+
+    shots = "".join(f"Question: {q}\nPlan: {plan(steps)}\n\n" for q, steps in _EXAMPLES)
     return (
-        f"Split the question below into at most {max_steps} steps. Each step has a unique "
-        f"id, a type, a prompt that can be answered on its own, and depends_on: the ids of "
-        f"the steps whose results it needs. Steps that do not depend on each other run at "
-        f"the same time.\nStep types:\n{kinds}\n"
-        f"Answer with JSON only, like: {example}\n\nQuestion: {question}"
+        f"Split a question into steps, one step for each thing it asks (at most "
+        f"{max_steps}). Each step's prompt is a short, complete question. depends_on lists "
+        f"the earlier steps whose results a step needs (usually none). Step types:\n"
+        f"{kinds}\n\n{shots}Question: {question}\nPlan:"
     )
 
 

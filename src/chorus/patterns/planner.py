@@ -92,6 +92,7 @@ class Planner(Model):
         self.descriptions = dict(descriptions or {})
         self.schema = _plan.plan_schema(list(self.executors), max_steps,
                                         max_prompt_chars=max_prompt_chars)
+        self.plan_tokens = _plan.plan_tokens(max_steps, max_prompt_chars)
 
     def children(self) -> Sequence[Model]:
         seen: dict[int, Model] = {}
@@ -157,9 +158,10 @@ class Planner(Model):
     async def _plan(self, request: Request) -> tuple[Plan, Span, list[Completion]]:
         question = request.prompt
         types = list(self.executors)
+        # Room for the longest plan the schema allows: cut short, it would not parse.
         ask = request.without_tools().with_prompt(
             _plan.planner_prompt(question, types, self.max_steps, self.descriptions)
-        )
+        ).with_params(max_tokens=self.plan_tokens)
         t0 = time.perf_counter()
         calls: list[Completion] = []
         failed: list[Span] = []

@@ -4,9 +4,9 @@ back to the workers with the feedback, for at most ``max_rounds`` rounds of work
 
     Supervisor("team", supervisor=big, workers={"writer": a, "checker": b}, max_rounds=2)
 
-The final answer is the last round's combined result: one worker's answer as it is,
-several as ``[worker]`` sections. With ``synthesize=True`` the supervisor instead writes
-the final answer from that combined result (one more call). Assignments that cannot be
+The final answer: one worker's answer as it is; from several, the supervisor writes the
+answer from their results (one more call), or with ``synthesize=False`` they are given
+as ``[worker]`` sections. Assignments that cannot be
 used (bad JSON after one repair, none valid, a failed supervisor call) fall back to
 giving the whole question to the first worker, with ``fallback_reason`` in the trace. A
 review that cannot be read ends the loop, keeping the result it was about.
@@ -18,6 +18,7 @@ answer's tool calls come from it.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -82,7 +83,8 @@ def assignment_schema(workers: Sequence[str], max_assignments: int,
                 "type": "object",
                 "properties": {
                     "worker": {"type": "string", "enum": list(workers)},
-                    "task": {"type": "string", "minLength": 1, "maxLength": max_task_chars},
+                    "task": {"type": "string", "minLength": min(8, max_task_chars),
+                             "maxLength": max_task_chars},
                 },
                 "required": ["worker", "task"],
                 "additionalProperties": False,
@@ -94,13 +96,16 @@ def assignment_schema(workers: Sequence[str], max_assignments: int,
 
 
 def review_schema(max_feedback_chars: int = 400) -> dict[str, Any]:
+    """The review's form: the feedback first (a reason, so the verdict follows from it,
+    never an empty "..."), then the verdict."""
     return {
         "type": "object",
         "properties": {
+            "feedback": {"type": "string", "minLength": min(12, max_feedback_chars),
+                         "maxLength": max_feedback_chars},
             "approved": {"type": "boolean"},
-            "feedback": {"type": "string", "maxLength": max_feedback_chars},
         },
-        "required": ["approved", "feedback"],
+        "required": ["feedback", "approved"],
         "additionalProperties": False,
     }
 
@@ -148,21 +153,31 @@ def parse_review(value: Any) -> tuple[bool, str]:
 
 
 def combine_outputs(outputs: Sequence[tuple[str, str]], labelled: bool | None = None) -> str:
-    """The workers' answers as one text: in ``[worker]`` sections, or (by default, for a
-    lone answer) as it is."""
+    """The workers' answers as one text: in ``[worker]`` sections (``[worker 2]`` for a
+    worker's second task), or (by default, for a lone answer) as it is."""
     if not (len(outputs) > 1 if labelled is None else labelled):
         return outputs[0][1]
-    return "\n\n".join(f"[{worker}]\n{text}" for worker, text in outputs)
+    seen: dict[str, int] = {}
+    sections = []
+    for worker, text in outputs:
+        seen[worker] = seen.get(worker, 0) + 1
+        label = worker if seen[worker] == 1 else f"{worker} {seen[worker]}"
+        sections.append(f"[{label}]\n{text}")
+    return "\n\n".join(sections)
 
 
 def assign_prompt(question: str, workers: Sequence[str], descriptions: Mapping[str, str],
                   max_assignments: int) -> str:
     listed = "\n".join(f"- {w}: {descriptions[w]}" if w in descriptions else f"- {w}"
                        for w in workers)
+    # A worked example in the answer's own form (small models copy a "..." placeholder).
+    example = json.dumps({"assignments": [
+        {"worker": w, "task": f"Who wrote Hamlet? ({descriptions.get(w, 'help answer it')})"}
+        for w in workers[:max_assignments]]})
     return (f"You lead a team of workers:\n{listed}\nGive at most {max_assignments} of them "
-            f"a task each that helps answer the question below. They work at the same time."
-            f'\nAnswer with JSON only, like: {{"assignments": [{{"worker": "{workers[0]}", '
-            f'"task": "..."}}]}}\n\nQuestion: {question}')
+            f"a task each that helps answer the question. They work at the same time.\n\n"
+            f"Example question: Who wrote Hamlet?\nExample answer: {example}\n\n"
+            f"Question: {question}\nAnswer:")
 
 
 def worker_prompt(task: str, question: str, previous: str | None, feedback: str | None) -> str:
@@ -190,9 +205,11 @@ def _parent(kind: str, name: str, children: list[Span]) -> Span:
 
 
 def review_prompt(question: str, result: str) -> str:
-    return (f"Review this answer to the question. Approve it if it is correct and complete; "
-            f"otherwise say what to fix.\n\nQuestion: {question}\n\nAnswer:\n{result}\n\n"
-            f'Reply with JSON only: {{"approved": true or false, "feedback": "..."}}')
+    return (f"Review an answer to a question. Approve it only if it answers the question "
+            f"correctly; reject an answer that is wrong, off the topic or nonsense, and say "
+            f"what to fix.\n\nQuestion: {question}\n\nAnswer:\n{result}\n\n"
+            f'Reply with JSON only: {{"feedback": "<what is right or wrong in the answer>", '
+            f'"approved": true or false}}')
 
 
 # -- the pattern -------------------------------------------------------------------------
@@ -211,7 +228,7 @@ class Supervisor(Model):
         workers: Mapping[str, Model],
         max_rounds: int = 2,
         max_assignments: int | None = None,
-        synthesize: bool = False,
+        synthesize: bool = True,
         descriptions: Mapping[str, str] | None = None,
         max_task_chars: int = 400,
     ) -> None:
@@ -229,6 +246,9 @@ class Supervisor(Model):
         self.assign_schema = assignment_schema(list(self.workers), self.max_assignments,
                                                max_task_chars)
         self.review_schema = review_schema(max_task_chars)
+        # A token holds at least one character; the rest is keys, names and punctuation.
+        self.assign_tokens = 16 + self.max_assignments * (max_task_chars + 24)
+        self.review_tokens = 24 + max_task_chars
 
     def children(self) -> Sequence[Model]:
         seen: dict[int, Model] = {}
@@ -270,7 +290,7 @@ class Supervisor(Model):
         attributes["rounds_used"] = len(rounds)
         attributes["approved"] = rounds[-1]["approved"]
         combined = self._combined(assignments, latest)
-        if not self.synthesize:
+        if not self.synthesize or len(assignments) == 1:
             lone = latest[0] if len(assignments) == 1 else None
             out = combine(self, combined, started=started, parts=parts, winner=lone,
                           attributes=attributes)
@@ -301,8 +321,10 @@ class Supervisor(Model):
     ) -> tuple[list[Assignment], dict[str, Any], list[Span], list[Completion]]:
         question = request.prompt
         names = list(self.workers)
-        ask = request.without_tools().with_prompt(assign_prompt(question, names, self.descriptions,
-                                                self.max_assignments))
+        # Room for the longest answer the schema allows: cut short, it would not parse.
+        ask = request.without_tools().with_prompt(
+            assign_prompt(question, names, self.descriptions, self.max_assignments)
+        ).with_params(max_tokens=self.assign_tokens)
         t0 = time.perf_counter()
         calls: list[Completion] = []
         failed: list[Span] = []
@@ -367,7 +389,8 @@ class Supervisor(Model):
     async def _review(self, question: str, combined: str, request: Request
                       ) -> tuple[bool | None, str, list[Completion], Span]:
         """The verdict (None when the review could not be had), feedback, calls, span."""
-        ask = request.without_tools().with_prompt(review_prompt(question, combined))
+        ask = request.without_tools().with_prompt(review_prompt(question, combined)).with_params(
+            max_tokens=self.review_tokens)
         t0 = time.perf_counter()
         try:
             value, calls = await ask_json(self.supervisor, ask, self.review_schema)
@@ -395,8 +418,9 @@ class SupervisorConfig(PatternConfig):
     max_rounds: int = Field(2, ge=1, le=10)
     #: At most this many tasks per round (default: one per worker).
     max_assignments: int | None = Field(None, ge=1, le=32)
-    #: Have the supervisor write the final answer from the last combined result.
-    synthesize: bool = False
+    #: Have the supervisor write the final answer from the workers' answers (when there
+    #: are several); false: the answers in ``[worker]`` sections.
+    synthesize: bool = True
     #: Worker name -> what it is good for, shown to the supervisor.
     descriptions: dict[str, str] = Field(default_factory=dict)
     max_task_chars: int = Field(400, ge=16, le=8000)

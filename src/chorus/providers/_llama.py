@@ -93,7 +93,9 @@ def _schema_of(response_format: Mapping[str, Any]) -> Mapping[str, Any] | None:
 def grammar_for(response_format: Mapping[str, Any]) -> Any:
     """The llama.cpp grammar that makes decoding follow ``response_format``."""
     schema = _schema_of(response_format)
-    return _grammar(json.dumps(schema, sort_keys=True) if schema else "")
+    # Key order kept: the grammar writes properties in the order the schema lists them
+    # (a review's reason before its verdict, a step's id first).
+    return _grammar(json.dumps(schema) if schema else "")
 
 
 @functools.lru_cache(maxsize=64)
@@ -372,12 +374,18 @@ def _close_all() -> None:
         loaded.executor.shutdown(wait=True)
         loaded.llama.close()
     _cache.clear()
+
+
+def _close_devnull() -> None:
     # llama_cpp._utils opens two os.devnull files at import and never closes them.
     utils = sys.modules.get("llama_cpp._utils")
     for name in ("outnull_file", "errnull_file"):
         f = getattr(utils, name, None)
         if f is not None and not f.closed:
             f.close()
+
+
+atexit.register(_close_devnull)  # runs after _close_all (registered later, run first)
 
 
 def loaded_models() -> list[LoadedModel]:

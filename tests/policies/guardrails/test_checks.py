@@ -123,6 +123,15 @@ def test_topic_decision() -> None:
     assert "denied" in (topic_decision({}, {"medicine": 0.8}, 0.5) or "")
 
 
+def test_topic_message_never_contradicts_itself_through_rounding() -> None:
+    why = topic_decision({"cooking": 0.29949}, {}, 0.3)
+    assert why == "off-topic: closest allowed topic 'cooking' has similarity 0.299 < 0.3"
+    assert topic_decision({"cooking": 0.2}, {}, 0.3) == (
+        "off-topic: closest allowed topic 'cooking' has similarity 0.20 < 0.3")
+    assert topic_decision({}, {"doses": 0.3}, 0.3) == (
+        "close to the denied topic 'doses' (similarity 0.30 >= 0.3)")
+
+
 async def test_topics_allow_and_deny_by_embedding() -> None:
     emb = WordEmbedder(["recipe", "cook", "pasta", "pill", "dose", "doctor"])
     check = TopicCheck("topics", emb, allow=["recipe cook pasta"], deny=["pill dose doctor"],

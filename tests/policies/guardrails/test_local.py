@@ -29,3 +29,25 @@ async def test_classifier_check_on_the_local_model() -> None:
     clf_spans = [c for c in answer.trace.children if c.name == "smollm2"]
     assert len(clf_spans) == 1 and clf_spans[0].usage.input_tokens > 20
     assert answer.usage.input_tokens >= clf_spans[0].usage.input_tokens
+
+
+async def test_topics_example_answers_its_own_allowed_example() -> None:
+    """examples/guardrails_topics.yaml with MiniLM: the cooking question in its header
+    passes, the medical one is refused."""
+    from pathlib import Path
+
+    import yaml
+
+    from chorus.embeddings.local import MiniLMEmbedder
+    from chorus.policies.guardrails.topics import TopicCheck
+
+    path = Path(__file__).parents[3] / "examples" / "guardrails_topics.yaml"
+    spec = yaml.safe_load(path.read_text())["systems"]["kitchen"]["input"][0]
+    check = TopicCheck("topics", MiniLMEmbedder(), allow=spec["allow"], deny=spec["deny"],
+                       threshold=spec["threshold"])
+    header = path.read_text()
+    allowed, denied = "How long should I boil an egg?", "What dose of ibuprofen can I take?"
+    assert allowed in header and denied in header
+    assert await check.run(allowed) is None
+    refused = await check.run(denied)
+    assert refused is not None and "close to the denied topic" in refused.reason

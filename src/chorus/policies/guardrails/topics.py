@@ -20,18 +20,30 @@ from chorus.policies.guardrails._checks import EMBEDDING, Check, Finding, Subjec
 __all__ = ["TopicCheck", "topic_decision"]
 
 
+def _shown(score: float, threshold: float) -> str:
+    """``score`` with the fewest decimals (2 or more) that keep it on its side of
+    ``threshold``: 0.2994 < 0.3 is shown as 0.2994, never as "0.30 < 0.3"."""
+    below = score < threshold
+    for digits in range(2, 8):
+        text = f"{score:.{digits}f}"
+        if (float(text) < threshold) == below:
+            return text
+    return repr(score)
+
+
 def topic_decision(allow: dict[str, float], deny: dict[str, float],
                    threshold: float) -> str | None:
     """Why the text is refused given its similarity to each topic, or None."""
     if deny:
         topic, score = max(deny.items(), key=lambda kv: kv[1])
         if score >= threshold:
-            return f"close to the denied topic {topic!r} (similarity {score:.2f})"
+            return (f"close to the denied topic {topic!r} (similarity "
+                    f"{_shown(score, threshold)} >= {threshold:g})")
     if allow:
         topic, score = max(allow.items(), key=lambda kv: kv[1])
         if score < threshold:
-            return (f"off-topic: closest allowed topic {topic!r} has similarity {score:.2f} "
-                    f"< {threshold}")
+            return (f"off-topic: closest allowed topic {topic!r} has similarity "
+                    f"{_shown(score, threshold)} < {threshold:g}")
     return None
 
 
