@@ -36,7 +36,7 @@ models:
   boss:
     provider: scripted
     rules:
-      'JSON': '{PLAN}'
+      'Plan:': '{PLAN}'
     default: the final answer
   sup:
     provider: scripted

@@ -296,7 +296,7 @@ def planner_prompt(question: str, types: Sequence[str], max_steps: int,
         f"Split a question into steps, one step for each thing it asks (at most "
         f"{max_steps}). Each step's prompt is a short, complete question. depends_on lists "
         f"the earlier steps whose results a step needs (usually none). Step types:\n"
-        f"{kinds}\nWrite each plan as JSON.\n\n{shots}Question: {question}\nPlan:"
+        f"{kinds}\n\n{shots}Question: {question}\nPlan:"
     )
 
 
