@@ -45,7 +45,7 @@ from _machine import machine  # noqa: E402
 from chorus.core.model import Model  # noqa: E402
 from chorus.core.pricing import Price  # noqa: E402
 from chorus.core.types import Request  # noqa: E402
-from chorus.embeddings._base import Embedder, Vectors  # noqa: E402
+from chorus.embeddings import Embedder, Vectors  # noqa: E402
 from chorus.policies.cache import Cache  # noqa: E402
 from chorus.policies.semantic_cache import SemanticCache  # noqa: E402
 from chorus.providers.scripted import ScriptedModel  # noqa: E402

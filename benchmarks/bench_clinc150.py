@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine  # noqa: E402
 
 from chorus.config import Config  # noqa: E402
-from chorus.embeddings._base import Embedder  # noqa: E402
+from chorus.embeddings import Embedder  # noqa: E402
 from chorus.embeddings.local import MiniLMEmbedder  # noqa: E402
 from chorus.eval.bench import run_bench  # noqa: E402
 from chorus.eval.datasets import Item  # noqa: E402

@@ -28,9 +28,9 @@ from _machine import machine  # noqa: E402
 
 from chorus.embeddings.local import MiniLMEmbedder  # noqa: E402
 from chorus.eval.convert import mmlu_pro_outcomes  # noqa: E402
+from chorus.eval.replay import ReplayModel  # noqa: E402
 from chorus.eval.routers import embed_rows, embedding_cache, fit_router  # noqa: E402
 from chorus.patterns.weighted import Weighted  # noqa: E402
-from chorus.providers.replay import ReplayModel  # noqa: E402
 from chorus.routing.learned import feedback_shift  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

@@ -41,7 +41,7 @@ from chorus.eval.ensembles import VotePlan, plan_vote, vote_system  # noqa: E402
 from chorus.eval.outcomes import as_items, matrices, models_of, write_outcomes  # noqa: E402
 from chorus.eval.routers import embed_rows, embedding_cache, fit_router  # noqa: E402
 from chorus.eval.scorers import make_scorer  # noqa: E402
-from chorus.patterns._agreement import extractor  # noqa: E402
+from chorus.patterns.agreement import extractor  # noqa: E402
 from chorus.routing.learned import LearnedRouter  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

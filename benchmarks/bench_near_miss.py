@@ -328,10 +328,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def timing(rows: list[dict[str, Any]], vec: dict[str, Any], clinc: list[str]) -> dict[str, Any]:
     from chorus.core.types import Request
-    from chorus.embeddings._base import Embedder
+    from chorus.embeddings import Embedder
     from chorus.meaning import facets
     from chorus.patterns import _agreement
-    from chorus.patterns._agreement import Answer, group_answers
+    from chorus.patterns.agreement import Answer, group_answers
     from chorus.policies import semantic_cache
     from chorus.policies.semantic_cache import SemanticCache
     from chorus.providers.scripted import ScriptedModel

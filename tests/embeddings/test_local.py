@@ -14,7 +14,7 @@ from chorus.config.builder import Config
 from chorus.core.errors import MissingDependency
 from chorus.embeddings import cosine_matrix, local
 from chorus.embeddings.local import MiniLMEmbedder
-from chorus.patterns._agreement import Answer, group_answers
+from chorus.patterns.agreement import Answer, group_answers
 
 
 def test_importing_chorus_loads_no_torch() -> None:

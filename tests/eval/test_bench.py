@@ -6,10 +6,10 @@ from chorus.core.errors import ServerError
 from chorus.eval.bench import Progress, run_bench, system_kind, to_outcomes
 from chorus.eval.datasets import Item
 from chorus.eval.outcomes import Outcome, OutcomeItem
+from chorus.eval.replay import ReplayModel
 from chorus.eval.scorers import make_scorer
 from chorus.patterns.fallback import Fallback
 from chorus.patterns.vote import Vote
-from chorus.providers.replay import ReplayModel
 from chorus.providers.scripted import ScriptedModel
 
 ITEMS = [Item(str(i), f"what is {i}+{i}?", str(2 * i)) for i in range(6)]

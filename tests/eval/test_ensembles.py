@@ -12,7 +12,7 @@ from chorus.eval.bench import run_bench
 from chorus.eval.ensembles import log_odds, plan_vote, replay_vote, vote_yaml
 from chorus.eval.outcomes import Outcome, OutcomeItem, as_items, write_outcomes
 from chorus.eval.scorers import make_scorer
-from chorus.patterns._agreement import extractor
+from chorus.patterns.agreement import extractor
 
 CHOICE = extractor("choice")
 

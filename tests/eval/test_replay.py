@@ -8,8 +8,8 @@ from chorus.config.builder import Config
 from chorus.core.errors import BadRequestError, ConfigError
 from chorus.core.types import Request
 from chorus.eval.outcomes import Outcome, OutcomeItem, write_outcomes
+from chorus.eval.replay import ReplayModel
 from chorus.patterns.vote import Vote
-from chorus.providers.replay import ReplayModel
 
 ROWS = [
     OutcomeItem("q1", "What is 2+2?", None, "4",

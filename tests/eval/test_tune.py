@@ -12,13 +12,13 @@ import pytest
 import yaml
 
 from chorus.config.builder import Config
-from chorus.embeddings._base import Embedder, Vectors
+from chorus.embeddings import Embedder, Vectors
 from chorus.eval import _replay as rp
 from chorus.eval.bench import run_bench
 from chorus.eval.outcomes import Outcome, OutcomeItem, as_items, write_outcomes
 from chorus.eval.scorers import make_scorer
 from chorus.eval.tune import pick_extract, search
-from chorus.patterns._agreement import extractor
+from chorus.patterns.agreement import extractor
 from chorus.routing.acceptance import AcceptanceModel
 
 PRICES = {"cheap": 1.0, "other": 1.5, "mid": 6.0, "strong": 20.0}

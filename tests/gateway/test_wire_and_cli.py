@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from chorus.cli.main import main
 from chorus.core import errors as E
 from chorus.core.types import Span
-from chorus.embeddings._base import Embedder, Vectors
+from chorus.embeddings import Embedder, Vectors
 from chorus.gateway import Gateway, create_app
 from chorus.gateway.openai_wire import (
     ChatRequest,

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from chorus.embeddings._base import Embedder, Vectors
+from chorus.embeddings import Embedder, Vectors
 
 
 class TableEmbedder(Embedder):

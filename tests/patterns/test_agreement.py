@@ -7,7 +7,8 @@ import pytest
 
 from chorus.core.errors import MalformedResponse, ServerError
 from chorus.core.types import Completion, Span
-from chorus.patterns._agreement import (
+from chorus.patterns._concurrent import Outcome
+from chorus.patterns.agreement import (
     Answer,
     collect,
     display_labels,
@@ -20,7 +21,6 @@ from chorus.patterns._agreement import (
     pick,
     tally,
 )
-from chorus.patterns._concurrent import Outcome
 from chorus.providers.scripted import ScriptedModel
 from tests.patterns._fakes import TableEmbedder
 

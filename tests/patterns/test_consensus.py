@@ -7,7 +7,7 @@ import pytest
 from chorus.config.builder import Config
 from chorus.core.errors import ConfigError, StepFailed
 from chorus.core.types import Request
-from chorus.patterns._agreement import Answer, group_exact
+from chorus.patterns.agreement import Answer, group_exact
 from chorus.patterns.consensus import Consensus, agreement
 from chorus.providers.scripted import ScriptedModel
 from tests.patterns._fakes import TableEmbedder
@@ -87,7 +87,7 @@ async def test_a_failed_escalation_keeps_every_span() -> None:
     c = Consensus("c", [_m("a", "Paris"), _m("b", "Lyon")], escalate_to=big)
     with pytest.raises(StepFailed, match="escalate to big") as info:
         await c.complete(REQ)
-    span = info.value.span  # type: ignore[attr-defined]
+    span = info.value.trace
     assert [(s.name, s.error is not None) for s in span.children] == [
         ("a", False), ("b", False), ("big", True)
     ]

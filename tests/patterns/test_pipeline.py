@@ -111,7 +111,7 @@ async def test_a_failing_step_is_named_and_its_span_kept() -> None:
     err = info.value
     assert str(err) == "p: step '#2 polish' failed: model 'b': slow down"
     assert isinstance(err.cause, RateLimitError)
-    span = err.span  # type: ignore[attr-defined]
+    span = err.trace
     assert isinstance(span, Span)
     assert span.error == str(err)
     assert span.usage == Usage(2, 1)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from chorus.core.structured import parse_json
 from chorus.patterns._plan import (
     InvalidPlan,
     Plan,
@@ -18,7 +19,6 @@ from chorus.patterns._plan import (
     synthesis_prompt,
     validate_plan,
 )
-from chorus.patterns._structured import parse_json
 
 TYPES = ["default", "lookup"]
 

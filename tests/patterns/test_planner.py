@@ -243,7 +243,7 @@ async def test_every_step_failing_raises() -> None:
         await Planner("p", planner=boss, executors={"default": worker}).complete(
             Request.of(QUESTION))
     assert set(info.value.errors) == {"a", "b"}
-    span = info.value.span  # type: ignore[attr-defined]
+    span = info.value.trace
     assert [c.name for c in span.children] == ["plan", "a", "b"]
 
 

@@ -132,7 +132,7 @@ async def test_a_failing_route_model_is_named_and_the_classifier_cost_kept() -> 
     with pytest.raises(StepFailed) as info:
         await r.complete(Request.of("x"))
     assert str(info.value).startswith("r: step \"route 'math' (broken)\" failed:")
-    span = info.value.span  # type: ignore[attr-defined]
+    span = info.value.trace
     assert isinstance(span, Span)
     assert [(s.name, s.error is not None) for s in span.children] == [("judge", False),
                                                                        ("broken", True)]

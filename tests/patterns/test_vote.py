@@ -106,7 +106,7 @@ async def test_all_failing_raises_with_every_error_and_span() -> None:
         await Vote("v", kids).complete(REQ)
     assert set(info.value.errors) == {"a", "b"}
     assert isinstance(info.value.errors["a"], ServerError)
-    span = info.value.span  # type: ignore[attr-defined]
+    span = info.value.trace
     assert [c.name for c in span.children] == ["a", "b"]
 
 

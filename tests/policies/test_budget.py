@@ -102,7 +102,7 @@ async def test_refuses_before_the_call_is_made() -> None:
     err = info.value
     assert (err.unit, err.asked, err.limit, err.spent) == ("usd", pytest.approx(0.023), 0.01, 0)
     assert "'m' may cost up to $0.023" in str(err) and "$0.01 of $0.01 left" in str(err)
-    span = err.span  # type: ignore[attr-defined]
+    span = err.trace
     assert span.kind == "budget" and span.attributes["refused"]["model"] == "m"
 
 
@@ -115,7 +115,7 @@ async def test_settles_with_real_usage_and_releases_the_rest() -> None:
     with pytest.raises(BudgetExceeded) as info:
         await budget.complete(ask())
     assert len(model.calls) == 2
-    span = info.value.span  # type: ignore[attr-defined]
+    span = info.value.trace
     assert span.attributes["spent_usd"] == pytest.approx(0.04)
     assert span.attributes["calls"] == 2
     assert info.value.spent == pytest.approx(0.04)

@@ -14,7 +14,7 @@ import pytest
 from chorus.config.builder import Config
 from chorus.core.pricing import Price
 from chorus.core.types import Request
-from chorus.embeddings._base import Embedder, Vectors
+from chorus.embeddings import Embedder, Vectors
 from chorus.policies.semantic_cache import SemanticCache, best_match, oldest
 from chorus.providers.function import FunctionModel
 from chorus.providers.scripted import ScriptedModel

@@ -22,8 +22,8 @@ from chorus.core.errors import (
 )
 from chorus.core.model import StreamEvent
 from chorus.core.pricing import lookup_price
+from chorus.core.structured import ask_json
 from chorus.core.types import Completion, Message, Params, Request, TextDelta, Usage
-from chorus.patterns._structured import ask_json
 from chorus.providers.anthropic import AnthropicModel, messages_payload, parse_message
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "anthropic"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from chorus.embeddings._base import Embedder, Vectors
+from chorus.embeddings import Embedder, Vectors
 
 
 class WordEmbedder(Embedder):

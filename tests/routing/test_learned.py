@@ -12,7 +12,7 @@ import pytest
 from chorus.config.builder import Config
 from chorus.core.errors import ConfigError
 from chorus.core.types import Request
-from chorus.embeddings._base import Embedder, Vectors
+from chorus.embeddings import Embedder, Vectors
 from chorus.eval.outcomes import Outcome, OutcomeItem
 from chorus.eval.routers import evaluate_router, fit_router
 from chorus.patterns.router import Router

@@ -250,7 +250,7 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
 def _plan_vote(args: argparse.Namespace) -> int:
     from chorus.eval.ensembles import plan_vote, vote_yaml
     from chorus.eval.outcomes import read_outcomes
-    from chorus.patterns._agreement import extractor
+    from chorus.patterns.agreement import extractor
 
     rows = read_outcomes(args.table)
     kind = None if args.extract == "none" else args.extract

@@ -11,12 +11,13 @@ import yaml
 from rich.console import Console
 
 from chorus.cli.main import dump_json, load_config
-from chorus.cli.render import summary_line, table, trace_renderable
+from chorus.cli.render import summary_line, trace_renderable
 from chorus.core.context import scope
 from chorus.core.errors import ChorusError, ConfigError
 from chorus.core.model import Model, call, stream_or_complete
 from chorus.core.types import Completion, Request, TextDelta
-from chorus.providers._base import Provider
+from chorus.eval.report import table
+from chorus.providers import Provider
 
 __all__ = ["cmd_run", "cmd_models", "cmd_systems", "cmd_config"]
 

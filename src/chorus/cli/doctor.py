@@ -110,7 +110,7 @@ def _redis(url: str) -> Result:
 
 def _endpoints(cfg: Any) -> Iterator[Result]:
     from chorus.cli.commands import _probe
-    from chorus.providers._base import Provider
+    from chorus.providers import Provider
 
     for name in cfg.model_names:
         model = cfg.get(name)

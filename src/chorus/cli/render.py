@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
@@ -13,7 +12,7 @@ from rich.tree import Tree
 
 from chorus.core.types import Completion, Span
 
-__all__ = ["summary_line", "table", "trace_renderable", "trace_tree"]
+__all__ = ["summary_line", "trace_renderable", "trace_tree"]
 
 
 def _attr_lines(attributes: dict[str, Any]) -> list[str]:
@@ -77,14 +76,3 @@ def summary_line(c: Completion) -> str:
         f"model {c.model} · tokens {c.usage.input_tokens} in / {c.usage.output_tokens} out · "
         f"${c.cost_usd:.6f} · {c.latency_s:.2f}s"
     )
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(v) for v in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    out = []
-    for n, row in enumerate(cells):
-        out.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)

@@ -109,6 +109,14 @@ class Builder:
         """A ConfigError pointing at ``rel`` below the node being built."""
         return self.doc.error(self._path + rel, message)
 
+    def validate(self, cls: type[M], data: Any, *rel: str | int) -> M:
+        """``data`` (found at ``rel`` below this node) as a ``cls``; a ConfigError naming
+        the first wrong key otherwise."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise validation_error(self.doc, self._path + rel, exc, cls) from None
+
     def model(self, ref: ModelRef, *rel: str | int) -> Model:
         """Build the Model that ``ref`` (found at ``rel`` below this node) stands for."""
         if isinstance(ref, str):

@@ -29,7 +29,8 @@
     └── Cancelled                   the request was cancelled
 
 Each error's ``str`` is one line a user can act on. ``retryable`` says whether the
-same call may succeed if tried again.
+same call may succeed if tried again. ``trace`` is the span of the composite or wrapper
+that raised it (``chorus.core.compose.with_trace``), so a failed call's trace is kept.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chorus.core.types import Completion
+    from chorus.core.types import Completion, Span
 
 __all__ = [
     "AllModelsFailed",
@@ -76,6 +77,8 @@ class ChorusError(Exception):
 
     retryable: bool = False
     code: str = "chorus_error"
+    #: The span of the composite or wrapper that raised this, with the calls made.
+    trace: Span | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -166,12 +166,8 @@ def deltas_of(completion: Completion) -> list[TextDelta | ToolCallDelta]:
 
 def error_span(model: Model, error: BaseException, started: float) -> Span:
     """The span of a child call that failed, so the trace keeps it."""
-    span = getattr(error, "span", None)
-    if not isinstance(span, Span):
-        # GuardrailViolation.span is the offending text's offsets; its trace is ``trace``.
-        span = getattr(error, "trace", None)
-    if isinstance(span, Span):
-        return span
+    if isinstance(error, ChorusError) and error.trace is not None:
+        return error.trace
     msg = str(error) if isinstance(error, ChorusError) else f"{type(error).__name__}: {error}"
     if isinstance(error, asyncio.CancelledError | TimeoutError):
         msg = "cancelled" if isinstance(error, asyncio.CancelledError) else "timed out"

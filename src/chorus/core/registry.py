@@ -70,6 +70,9 @@ class Registry:
 
 registry = Registry()
 _loaded = False
+#: The built-in plugins, as listed under ``chorus.plugins`` in chorus's pyproject.toml.
+_BUILTINS = ("chorus.providers", "chorus.patterns", "chorus.embeddings", "chorus.policies",
+             "chorus.eval")
 
 
 def load_plugins() -> None:
@@ -79,14 +82,11 @@ def load_plugins() -> None:
         return
     _loaded = True
     eps = importlib.metadata.entry_points(group="chorus.plugins")
-    if not any(ep.value.startswith("chorus.") for ep in eps):
-        # Running from a source tree that was never installed: register built-ins.
-        from chorus import embeddings, patterns, policies, providers
-
-        providers.register(registry)
-        patterns.register(registry)
-        embeddings.register(registry)
-        policies.register(registry)
+    listed = {ep.value.partition(":")[0] for ep in eps}
+    for module in _BUILTINS:
+        # A source tree never installed, or installed before this built-in was added.
+        if module not in listed:
+            importlib.import_module(module).register(registry)
     for ep in eps:
         try:
             ep.load()(registry)

@@ -17,7 +17,7 @@ from pydantic import Field
 from chorus.config.schema import Node
 from chorus.core.errors import MalformedResponse
 from chorus.embeddings._base import Embedder, Vectors
-from chorus.providers._http import Endpoint, HttpClient, resolve_api_key
+from chorus.http import Endpoint, HttpClient, resolve_api_key
 
 __all__ = ["OpenAIEmbedder", "OpenAIEmbedderConfig", "parse_embeddings"]
 

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chorus.eval.outcomes import OutcomeItem, matrices
-from chorus.patterns._agreement import Extractor
+from chorus.patterns.agreement import Extractor
 from chorus.routing.acceptance import answer_features
 
 __all__ = ["Table", "Run", "VoteOutcome", "vote", "consensus", "accepted", "route"]

@@ -124,9 +124,9 @@ async def _one(name: str, model: Model, item: Item, scorer: Scorer,
                             else answerer(name, item))
     except ChorusError as exc:
         latency = time.perf_counter() - started
-        span = getattr(exc, "span", None)
-        cost = span.cost_usd if isinstance(span, Span) else 0.0
-        calls = leaf_calls(span) if isinstance(span, Span) else 1
+        span = exc.trace
+        cost = span.cost_usd if span is not None else 0.0
+        calls = leaf_calls(span) if span is not None else 1
         return ItemResult(name, item.id, 0.0, cost, latency, calls, error=str(exc))
     latency = time.perf_counter() - started
     try:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from chorus.eval.outcomes import OutcomeItem, require_models
-from chorus.patterns._agreement import Answer, group_exact, pick
+from chorus.patterns.agreement import Answer, group_exact, pick
 
 __all__ = ["VotePlan", "log_odds", "plan_vote", "replay_vote", "vote_system", "vote_yaml"]
 

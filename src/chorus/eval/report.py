@@ -27,6 +27,7 @@ __all__ = [
     "pareto",
     "dominated",
     "recommend",
+    "table",
     "text_table",
     "markdown",
     "to_csv",
@@ -158,9 +159,18 @@ def _row(s: Summary) -> list[str]:
             f"{s.latency_p95_s:.3f}", f"{s.calls_per_item:.2f}", str(s.errors)]
 
 
-def text_table(summaries: Sequence[Summary]) -> str:
-    from chorus.cli.render import table
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    out = []
+    for n, row in enumerate(cells):
+        out.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
 
+
+def text_table(summaries: Sequence[Summary]) -> str:
     return table(_HEADERS, [_row(s) for s in summaries])
 
 

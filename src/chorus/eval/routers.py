@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from chorus.embeddings._base import Embedder, Vectors
+from chorus.embeddings import Embedder, Vectors
 from chorus.eval.metrics import Point, RouterMetrics, random_curve, router_metrics
 from chorus.eval.outcomes import OutcomeItem, matrices, models_of
 from chorus.routing.learned import (

@@ -190,7 +190,7 @@ class JudgeScorer(Scorer):
         self.name = f"judge:{judge.name}"
 
     async def score(self, item: Item, answer: Completion) -> Scored:
-        from chorus.patterns._structured import ask_json
+        from chorus.core.structured import ask_json
         from chorus.patterns.weighted import SCORE_SCHEMA, judge_score
 
         ref = f"A reference answer: {item.reference}\n" if item.reference else ""

@@ -33,7 +33,7 @@ import numpy.typing as npt
 from chorus.eval import _replay as rp
 from chorus.eval.ensembles import log_odds
 from chorus.eval.outcomes import OutcomeItem
-from chorus.patterns._agreement import extractor
+from chorus.patterns.agreement import extractor
 from chorus.routing.acceptance import AcceptanceModel
 from chorus.routing.learned import LearnedRouter, choose, fit, sweep
 

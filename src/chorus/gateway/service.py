@@ -17,7 +17,7 @@ from chorus.core.capabilities import able, accepts_of
 from chorus.core.errors import CapabilityMissing, ChorusError
 from chorus.core.model import Model
 from chorus.core.types import Request
-from chorus.embeddings._base import Embedder
+from chorus.embeddings import Embedder
 from chorus.gateway.auth import KeyInfo, KeyTable
 from chorus.gateway.openai_wire import WireError
 from chorus.stores import MemoryStore, Store

@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 
 from chorus.core.errors import ChorusError, ConfigError, PatternError, ProviderError
 from chorus.core.model import Model, call, error_span
+from chorus.core.structured import ask_json
 from chorus.core.types import Completion, Request, Span
 from chorus.embeddings import Embedder
-from chorus.patterns._agreement import Extractor, normalise
 from chorus.patterns._concurrent import gather
-from chorus.patterns._structured import ask_json
+from chorus.patterns.agreement import Extractor, normalise
 from chorus.routing.acceptance import AcceptanceModel, tally_features
 
 __all__ = [

@@ -10,12 +10,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from chorus.core import context
+from chorus.core.compose import combine
 from chorus.core.errors import ChorusError, DeadlineExceeded
 from chorus.core.model import Model
 from chorus.core.types import Completion, Span, Usage
-from chorus.patterns._base import combine
 
-__all__ = ["calls_of", "error_trace", "group_span", "request_is_over", "traced",
+__all__ = ["calls_of", "error_trace", "group_span", "request_is_over",
            "with_children"]
 
 
@@ -43,12 +43,6 @@ def request_is_over(exc: ChorusError) -> bool:
         left = context.remaining()
         return left is not None and left <= 0
     return context.current().is_cancelled
-
-
-def traced(err: ChorusError, span: Span) -> ChorusError:
-    # error_span() picks this up, so a parent pattern keeps the calls made before the failure.
-    err.span = span  # type: ignore[attr-defined]
-    return err
 
 
 def error_trace(model: Model, started: float, parts: Sequence[Completion],

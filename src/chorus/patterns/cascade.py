@@ -24,6 +24,7 @@ from pydantic import Field
 
 from chorus.config.schema import ModelRef, Node, PatternConfig
 from chorus.core.capabilities import missing
+from chorus.core.compose import combine
 from chorus.core.errors import (
     AllModelsFailed,
     CapabilityMissing,
@@ -39,8 +40,6 @@ from chorus.core.model import (
     stream_or_complete,
 )
 from chorus.core.types import Completion, Request, Span
-from chorus.patterns._agreement import ExtractKind, extractor
-from chorus.patterns._base import combine
 from chorus.patterns._checks import (
     JUDGE_PROMPT,
     AgreementCheck,
@@ -56,6 +55,7 @@ from chorus.patterns._checks import (
     escalates_on,
     judge_score,
 )
+from chorus.patterns.agreement import ExtractKind, extractor
 from chorus.providers.function import import_callable
 from chorus.routing.acceptance import AcceptanceModel
 

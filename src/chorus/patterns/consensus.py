@@ -18,24 +18,23 @@ from typing import Any, Literal
 from pydantic import Field
 
 from chorus.config.schema import ModelRef, PatternConfig
+from chorus.core.compose import combine, failed_span
 from chorus.core.errors import ChorusError, StepFailed
 from chorus.core.model import Model, call, error_span
 from chorus.core.types import Completion, Request
-from chorus.embeddings._base import Embedder
-from chorus.patterns._agreement import (
+from chorus.embeddings import Embedder
+from chorus.patterns._concurrent import gather
+from chorus.patterns.agreement import (
     TOOL_KEY,
     ExtractKind,
     Group,
     collect,
     display_labels,
     extractor,
-    failed_span,
     group_answers,
     pick,
     tally,
 )
-from chorus.patterns._base import combine
-from chorus.patterns._concurrent import gather
 
 __all__ = ["Consensus", "ConsensusConfig", "agreement", "build"]
 
@@ -127,7 +126,7 @@ class Consensus(Model):
             err = StepFailed(self.name, f"escalate to {self.escalate_to.name}", exc)
             spans = [o.span for o in outcomes]
             spans.append(error_span(self.escalate_to, exc, esc_started))
-            err.span = failed_span(self, err, spans)  # type: ignore[attr-defined]
+            err.trace = failed_span(self, err, spans)
             raise err from exc
         return combine(self, final.text, started=started, parts=[*parts, final], winner=final,
                        failed=failed, attributes=attributes)

@@ -34,6 +34,7 @@ from pydantic import Field
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core import context
 from chorus.core.capabilities import missing
+from chorus.core.compose import combine
 from chorus.core.errors import (
     AllModelsFailed,
     BadRequestError,
@@ -51,7 +52,6 @@ from chorus.core.errors import (
 )
 from chorus.core.model import Model, StreamEvent, call, error_span, stream_or_complete
 from chorus.core.types import Completion, Request, Span, TextDelta, ToolCallDelta
-from chorus.patterns._base import combine
 from chorus.patterns._rescue import Form, Seam, continuation, prefills
 
 __all__ = [

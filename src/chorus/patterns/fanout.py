@@ -19,10 +19,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from chorus.config.schema import ModelRef, PatternConfig
+from chorus.core.compose import combine as combine_parts
 from chorus.core.errors import AllModelsFailed, ChorusError, PatternError
 from chorus.core.model import Model
 from chorus.core.types import Completion, Request
-from chorus.patterns._base import combine as combine_parts
 from chorus.patterns._concurrent import Outcome, gather_until
 from chorus.providers.function import import_callable
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, model_validator
 
 from chorus.config.schema import ModelRef, Node, PatternConfig
+from chorus.core.compose import combine
 from chorus.core.errors import (
     BudgetExceeded,
     Cancelled,
@@ -39,9 +40,8 @@ from chorus.core.errors import (
     StepFailed,
 )
 from chorus.core.model import Model, call, error_span
+from chorus.core.structured import parse_json
 from chorus.core.types import Completion, Message, Request, Span
-from chorus.patterns._base import combine
-from chorus.patterns._structured import parse_json
 
 if TYPE_CHECKING:
     from chorus.config.builder import Builder
@@ -220,7 +220,7 @@ class Pipeline(Model):
                        attributes=attrs).trace
         assert span is not None
         span.error = str(err)
-        err.span = span  # type: ignore[attr-defined]
+        err.trace = span
         return err
 
 

@@ -26,6 +26,7 @@ from pydantic import Field
 
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core import context
+from chorus.core.compose import combine, with_trace
 from chorus.core.errors import (
     AllModelsFailed,
     ChorusError,
@@ -34,19 +35,17 @@ from chorus.core.errors import (
     StepFailed,
 )
 from chorus.core.model import Model, call, error_span
+from chorus.core.structured import ask_json
 from chorus.core.types import Completion, Request, Span
 from chorus.patterns import _plan
-from chorus.patterns._base import combine
 from chorus.patterns._hierarchy import (
     calls_of,
     error_trace,
     group_span,
     request_is_over,
-    traced,
     with_children,
 )
 from chorus.patterns._plan import DEFAULT_TYPE, Plan, Step, UnknownType
-from chorus.patterns._structured import ask_json
 
 __all__ = ["Planner", "PlannerConfig", "build"]
 
@@ -120,7 +119,7 @@ class Planner(Model):
             attributes["plan_notes"] = list(plan.notes)
         ok = {sid: r for sid, r in results.items() if r.completion is not None}
         if not ok:
-            raise traced(self._nothing_succeeded(results),
+            raise with_trace(self._nothing_succeeded(results),
                           error_trace(self, started, parts, [plan_span, *step_spans], attributes))
         if plan.fallback_reason is not None:
             # The fallback step is the question itself: its answer is the answer.
@@ -143,7 +142,7 @@ class Planner(Model):
                 raise
             failed = group_span("synthesis", "synthesis", [],
                                 [error_span(self.synthesizer, exc, t0)], error=str(exc))
-            raise traced(
+            raise with_trace(
                 StepFailed(self.name, "synthesis", exc),
                 error_trace(self, started, parts, [plan_span, *step_spans, failed], attributes),
             ) from exc

@@ -18,11 +18,11 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from chorus.config.builder import validation_error
 from chorus.config.schema import ModelRef, Node, PatternConfig
 from chorus.core.capabilities import missing
+from chorus.core.compose import combine
 from chorus.core.errors import (
     BudgetExceeded,
     Cancelled,
@@ -35,7 +35,6 @@ from chorus.core.errors import (
 )
 from chorus.core.model import Model, StreamEvent, call, error_span, stream_or_complete
 from chorus.core.types import Completion, Request, Span
-from chorus.patterns._base import combine
 from chorus.providers.function import import_callable
 from chorus.routing import (
     Classifier,
@@ -232,7 +231,7 @@ class Router(Model):
                        attributes=attrs).trace
         assert span is not None
         span.error = str(err)
-        err.span = span  # type: ignore[attr-defined]
+        err.trace = span
         return err
 
 
@@ -316,10 +315,7 @@ def _classifier(data: dict[str, Any], b: Builder, routes: list[str]) -> Classifi
     if cls is None:
         raise b.error(f"unknown classifier type {kind!r}; known: {', '.join(_CLASSIFIERS)}",
                       "classifier", "type")
-    try:
-        cfg = cls.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(b.doc, (*b.path, "classifier"), exc, cls) from None
+    cfg = b.validate(cls, data, "classifier")
     if isinstance(cfg, LLMClassifierConfig):
         return LLMClassifier(b.model(cfg.model, "classifier", "model"),
                              cfg.labels if cfg.labels is not None else routes,
@@ -349,11 +345,7 @@ def _classifier(data: dict[str, Any], b: Builder, routes: list[str]) -> Classifi
 def _route(label: str, ref: ModelRef, b: Builder) -> Route:
     if not (isinstance(ref, dict) and "candidates" in ref):
         return Route(b.model(ref, "routes", label))
-    where = (*b.path, "routes", label)
-    try:
-        cfg = RouteConfig.model_validate(ref)
-    except ValidationError as exc:
-        raise validation_error(b.doc, where, exc, RouteConfig) from None
+    cfg = b.validate(RouteConfig, ref, "routes", label)
     models = [b.model(m, "routes", label, "candidates", i) for i, m in enumerate(cfg.candidates)]
     try:
         return Route(*models, select=cfg.select, require=cfg.require)

@@ -28,6 +28,7 @@ from pydantic import Field
 
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core import context
+from chorus.core.compose import combine, with_trace
 from chorus.core.errors import (
     AllModelsFailed,
     ChorusError,
@@ -36,17 +37,15 @@ from chorus.core.errors import (
     StepFailed,
 )
 from chorus.core.model import Model, call, error_span
+from chorus.core.structured import ask_json
 from chorus.core.types import Completion, Request, Span, Usage
-from chorus.patterns._base import combine
 from chorus.patterns._concurrent import gather
 from chorus.patterns._hierarchy import (
     calls_of,
     error_trace,
     group_span,
-    traced,
     with_children,
 )
-from chorus.patterns._structured import ask_json
 
 __all__ = [
     "Assignment",
@@ -271,7 +270,7 @@ class Supervisor(Model):
             parts += done
             if not done and not latest:
                 spans.append(_parent("round", f"round {number}", worker_spans))
-                raise traced(AllModelsFailed(self.name, errors),
+                raise with_trace(AllModelsFailed(self.name, errors),
                               error_trace(self, started, parts, spans, attributes))
             record: dict[str, Any] = {"round": number, "failed_workers": sorted(errors)}
             rounds.append(record)
@@ -303,7 +302,7 @@ class Supervisor(Model):
         except ProviderError as exc:
             spans.append(group_span("synthesis", "synthesis", [],
                                     [error_span(self.supervisor, exc, t0)], error=str(exc)))
-            raise traced(StepFailed(self.name, "synthesis", exc),
+            raise with_trace(StepFailed(self.name, "synthesis", exc),
                          error_trace(self, started, parts, spans, attributes)) from exc
         spans.append(group_span("synthesis", "synthesis", [final]))
         out = combine(self, final.text, started=started, parts=[*parts, final], winner=final,

@@ -24,11 +24,13 @@ from typing import Any, Literal, get_args
 from pydantic import Field, model_validator
 
 from chorus.config.schema import ModelRef, PatternConfig
+from chorus.core.compose import combine, failed_span
 from chorus.core.errors import AllModelsFailed
 from chorus.core.model import Model
 from chorus.core.types import Completion, Request
-from chorus.embeddings._base import Embedder
-from chorus.patterns._agreement import (
+from chorus.embeddings import Embedder
+from chorus.patterns._concurrent import gather
+from chorus.patterns.agreement import (
     TOOL_KEY,
     ExtractKind,
     Group,
@@ -36,13 +38,10 @@ from chorus.patterns._agreement import (
     collect,
     display_labels,
     extractor,
-    failed_span,
     group_answers,
     pick,
     tally,
 )
-from chorus.patterns._base import combine
-from chorus.patterns._concurrent import gather
 
 __all__ = ["Vote", "VoteBy", "VoteConfig", "build"]
 
@@ -134,7 +133,7 @@ class Vote(Model):
         answers, errors = collect(outcomes, self.names, self.extract, self.weights)
         if not answers:
             err = AllModelsFailed(self.name, errors)
-            err.span = failed_span(self, err, [o.span for o in outcomes])  # type: ignore[attr-defined]
+            err.trace = failed_span(self, err, [o.span for o in outcomes])
             raise err
         groups = await group_answers(answers, self.embedder, self.similarity, request.prompt)
         winner, tied = pick(groups, self.tie_break, _BY[self.by])

@@ -28,23 +28,22 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from chorus.config.schema import ModelRef, PatternConfig
+from chorus.core.compose import combine, failed_span
 from chorus.core.errors import AllModelsFailed, ChorusError, MalformedResponse, StepFailed
 from chorus.core.model import Model, error_span
+from chorus.core.structured import ask_json
 from chorus.core.types import Completion, Request, Span
-from chorus.embeddings._base import Embedder
-from chorus.patterns._agreement import (
+from chorus.embeddings import Embedder
+from chorus.patterns._concurrent import gather
+from chorus.patterns._weights import hedge_update, load_weights, save_weights
+from chorus.patterns.agreement import (
     Answer,
     Group,
     collect,
     display_labels,
-    failed_span,
     group_answers,
     pick,
 )
-from chorus.patterns._base import combine
-from chorus.patterns._concurrent import gather
-from chorus.patterns._structured import ask_json
-from chorus.patterns._weights import hedge_update, load_weights, save_weights
 
 __all__ = ["Weighted", "WeightedConfig", "SCORE_SCHEMA", "build", "judge_score"]
 
@@ -174,7 +173,7 @@ class Weighted(Model):
         answers, errors = collect(outcomes, self.names, weights=self.weights)
         if not answers:
             err = AllModelsFailed(self.name, errors)
-            err.span = failed_span(self, err, failed)  # type: ignore[attr-defined]
+            err.trace = failed_span(self, err, failed)
             raise err
         # Identical answers are scored once.
         keys = list(dict.fromkeys(a.key for a in answers))
@@ -193,7 +192,7 @@ class Weighted(Model):
         if not scored:
             step = StepFailed(self.name, "judge", next(iter(judge_errors.values())))
             spans = [p.trace for p in parts if p.trace is not None]
-            step.span = failed_span(self, step, [*spans, *failed])  # type: ignore[attr-defined]
+            step.trace = failed_span(self, step, [*spans, *failed])
             raise step
         groups = await group_answers(scored, self.embedder, self.similarity, request.prompt)
         points = {a.model: scores[a.key] * a.weight for a in scored}

@@ -5,15 +5,15 @@ how a wrapper reports its span, and what a failing store does (``on_store_error`
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from chorus.core.compose import Wrapper, combine
 from chorus.core.errors import ChorusError, NotSupported, StoreUnavailable
 from chorus.core.model import Model, error_span
 from chorus.core.pricing import FREE, Price
 from chorus.core.types import Completion, Params, Request, Span
-from chorus.patterns._base import combine
 from chorus.stores import Store
 
 __all__ = [
@@ -117,7 +117,7 @@ def attach_span(policy: Model, error: ChorusError, started: float,
         children.append(error_span(inner[0], error, inner_started))
     span = Span(kind=policy.kind, name=policy.name, latency_s=time.perf_counter() - started,
                 attributes=attributes, children=children, error=str(error))
-    error.span = span  # type: ignore[attr-defined]
+    error.trace = span
 
 
 class StoreGate:
@@ -155,15 +155,11 @@ class StoreGate:
             return None
 
 
-class GuardedWrapper(Model):
+class GuardedWrapper(Wrapper):
     """A wrapper around one model whose state lives in a store behind a StoreGate
     (budget, breaker, rate limit)."""
 
-    inner: Model
     gate: StoreGate
-
-    def children(self) -> Sequence[Model]:
-        return (self.inner,)
 
     async def aclose(self) -> None:
         """Close the inner model and this policy's store connection (a store shared by

@@ -140,12 +140,11 @@ class Breaker(GuardedWrapper):
         on_store_error: OnStoreError = "open",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, inner)
         if failures < 1:
             raise ValueError("failures must be at least 1")
         if min(window_s, cooldown_s, probe_timeout_s) <= 0:
             raise ValueError("window_s, cooldown_s and probe_timeout_s must be > 0")
-        self.inner = inner
         self.failures = failures
         self.window_s = window_s
         self.cooldown_s = cooldown_s

@@ -58,8 +58,7 @@ from chorus.policies._guarded import (
     wrapped,
 )
 from chorus.policies._streaming import Relay, aclose, open_stream
-from chorus.stores import MemoryStore, Store
-from chorus.stores._base import decode_number
+from chorus.stores import MemoryStore, Store, decode_number
 
 __all__ = [
     "Budget",
@@ -296,8 +295,7 @@ class Budget(GuardedWrapper):
         on_store_error: OnStoreError = "closed",
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
-        super().__init__(name)
-        self.inner = inner
+        super().__init__(name, inner)
         self.request = request or Limit()
         self.window = window
         limits = [v for lim in (self.request, window) if lim is not None

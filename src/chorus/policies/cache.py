@@ -33,10 +33,10 @@ from urllib.parse import quote
 from pydantic import Field
 
 from chorus.config.schema import ModelRef, PatternConfig
+from chorus.core.compose import Wrapper, combine
 from chorus.core.errors import StoreUnavailable
 from chorus.core.model import Model, StreamEvent, call, stream_or_complete
 from chorus.core.types import ZERO_USAGE, Completion, Request, Span, TextDelta, ToolCallDelta
-from chorus.patterns._base import combine
 from chorus.policies._cachekey import (
     decode_entry,
     deterministic,
@@ -73,7 +73,7 @@ class Lookup:
     token: Any = None
 
 
-class CachePolicy(Model):
+class CachePolicy(Wrapper):
     """What the exact and semantic caches share: the call flow and the hit's report."""
 
     kind = "cache"
@@ -81,20 +81,16 @@ class CachePolicy(Model):
 
     def __init__(self, name: str, inner: Model, store: Store | None, *,
                  ttl_s: float | None, max_entries: int | None, cache_sampling: bool) -> None:
-        super().__init__(name)
+        super().__init__(name, inner)
         if ttl_s is not None and ttl_s <= 0:
             raise ValueError("ttl_s must be > 0")
         if max_entries is not None and max_entries < 1:
             raise ValueError("max_entries must be >= 1")
-        self.inner = inner
         self.store = store if store is not None else MemoryStore()
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self.cache_sampling = cache_sampling
         self.identity = model_identity(inner)
-
-    def children(self) -> tuple[Model]:
-        return (self.inner,)
 
     @abstractmethod
     async def _lookup(self, request: Request) -> Lookup:

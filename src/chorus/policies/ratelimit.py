@@ -92,7 +92,7 @@ class RateLimit(GuardedWrapper):
         on_store_error: OnStoreError = "open",
         default_max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, inner)
         if requests_per_minute is None and tokens_per_minute is None:
             raise ValueError("a rate limit needs requests_per_minute or tokens_per_minute")
         if any(v is not None and v <= 0 for v in (requests_per_minute, tokens_per_minute)):
@@ -101,7 +101,6 @@ class RateLimit(GuardedWrapper):
             raise ValueError("burst_s must be > 0")
         if on_limit not in ("queue", "refuse"):
             raise ValueError(f"on_limit must be 'queue' or 'refuse', got {on_limit!r}")
-        self.inner = inner
         self.rpm = requests_per_minute
         self.tpm = tokens_per_minute
         self.per = per

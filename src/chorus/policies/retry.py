@@ -25,10 +25,10 @@ from pydantic import Field
 
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core import context
+from chorus.core.compose import Wrapper, combine
 from chorus.core.errors import ChorusError, ProviderTimeout, RateLimitError
 from chorus.core.model import Model, StreamEvent, call, error_span
 from chorus.core.types import Completion, Request, Span
-from chorus.patterns._base import combine
 from chorus.policies._streaming import Relay, open_stream
 
 __all__ = ["Retry", "RetryConfig", "backoff", "build", "next_delay", "should_retry"]
@@ -96,7 +96,7 @@ class _Run:
     log: list[dict[str, Any]] = field(default_factory=list)
 
 
-class Retry(Model):
+class Retry(Wrapper):
     """Calls ``inner`` up to ``attempts`` times while the error is retryable."""
 
     kind = "retry"
@@ -114,21 +114,17 @@ class Retry(Model):
         sleep: Callable[[float], Any] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, inner)
         if attempts < 1:
             raise ValueError("attempts must be >= 1")
         if base_s < 0 or max_delay_s < 0:
             raise ValueError("base_s and max_delay_s must be >= 0")
-        self.inner = inner
         self.attempts = attempts
         self.base_s = base_s
         self.max_delay_s = max_delay_s
         self.retry_timeouts = retry_timeouts
         self._sleep = sleep
         self._rng = rng or random.Random()
-
-    def children(self) -> tuple[Model]:
-        return (self.inner,)
 
     async def complete(self, request: Request) -> Completion:
         run = _Run(time.perf_counter())
@@ -184,7 +180,7 @@ class Retry(Model):
     def _give_up(self, run: _Run, exc: ChorusError, why: str) -> None:
         exc.add_note(f"retry {self.name!r}: {why}")
         # error_span() picks this up, so a parent's trace keeps every attempt.
-        exc.span = self._failed_span(run.started, run.failed, run.attempt, run.log)  # type: ignore[attr-defined]
+        exc.trace = self._failed_span(run.started, run.failed, run.attempt, run.log)
 
     async def _again(self, run: _Run, exc: ChorusError, t0: float) -> bool:
         """Record a failed attempt and wait before the next; False to give up (the

@@ -30,12 +30,11 @@ from pydantic import Field
 
 from chorus.core.model import Model
 from chorus.core.types import Completion, Request
-from chorus.embeddings._base import Embedder, Vectors
+from chorus.embeddings import Embedder, Vectors
 from chorus.meaning import conflict
 from chorus.policies._cachekey import decode_entry, encode_entry, request_key
 from chorus.policies.cache import CacheOptions, CachePolicy, Lookup, tenant_of
-from chorus.stores import Store
-from chorus.stores._base import decode_number
+from chorus.stores import Store, decode_number
 
 __all__ = ["SemanticCache", "SemanticCacheConfig", "best_match", "build", "candidates",
            "oldest"]

@@ -26,8 +26,7 @@ from typing import Any
 
 from chorus.core.errors import StoreUnavailable
 from chorus.core.model import run_sync
-from chorus.stores import Store
-from chorus.stores._base import decode_number
+from chorus.stores import Store, decode_number
 
 __all__ = ["FIELDS", "ModelStats", "StoreStats", "bucket_of", "summarize"]
 

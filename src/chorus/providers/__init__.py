@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from chorus.providers._base import Provider
+from chorus.providers._base import Provider, common_kwargs
 from chorus.providers._pace import Limits
 from chorus.providers.function import FunctionModel
 from chorus.providers.scripted import ScriptedModel
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 _LAZY = {"LocalModel": "local", "OpenAIModel": "openai", "AnthropicModel": "anthropic"}
 
 __all__ = ["AnthropicModel", "FunctionModel", "Limits", "LocalModel", "OpenAIModel",
-           "Provider", "ScriptedModel", "register"]
+           "Provider", "ScriptedModel", "common_kwargs", "register"]
 
 
 def __getattr__(name: str) -> Any:
@@ -34,12 +34,6 @@ def register(registry: Registry) -> None:
                       "test double: replies from a queue or by regex")
     registry.provider("function", function.FunctionConfig, function.build,
                       "a Python callable")
-    # -- replay (recorded outcomes, eval issue) --
-    from chorus.providers import replay
-
-    registry.provider("replay", replay.ReplayConfig, replay.build,
-                      "answers as a recorded model did, from an outcome table")
-
     from chorus.providers import local
 
     registry.provider("local", local.LocalConfig, local.build,

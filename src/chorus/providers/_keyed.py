@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
+from chorus.http import Endpoint, HttpClient, key_usable, resolve_api_key
 from chorus.providers._base import Provider
-from chorus.providers._http import Endpoint, HttpClient, key_usable, resolve_api_key
 
 __all__ = ["KeyedProvider"]
 

@@ -23,12 +23,12 @@ import httpx
 from chorus.core.errors import BadRequestError, MalformedResponse, ProviderError, StreamCut
 from chorus.core.model import StreamEvent
 from chorus.core.types import Completion, Request, TextDelta, ToolCall, ToolCallDelta, Usage
-from chorus.providers._anthropic_wire import messages_body, read_tool_calls, tool_params
-from chorus.providers._base import KeyedEndpointConfig, endpoint_kwargs
-from chorus.providers._http import (
+from chorus.http import (
     error_for_code,
     one_line,
 )
+from chorus.providers._anthropic_wire import messages_body, read_tool_calls, tool_params
+from chorus.providers._base import KeyedEndpointConfig, endpoint_kwargs
 from chorus.providers._keyed import KeyedProvider
 from chorus.providers._pace import within
 

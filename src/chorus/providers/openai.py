@@ -38,11 +38,11 @@ from chorus.core.types import (
     ToolCallDelta,
     Usage,
 )
-from chorus.providers._base import KeyedEndpointConfig, endpoint_kwargs, estimate_tokens
-from chorus.providers._http import (
+from chorus.http import (
     error_for_code,
     one_line,
 )
+from chorus.providers._base import KeyedEndpointConfig, endpoint_kwargs, estimate_tokens
 from chorus.providers._keyed import KeyedProvider
 from chorus.providers._openai_wire import (
     CallPieces,

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 
 from chorus.core.types import Request
-from chorus.embeddings._base import Embedder, Vectors
+from chorus.embeddings import Embedder, Vectors
 from chorus.routing._base import Classifier, Decision
 
 __all__ = [

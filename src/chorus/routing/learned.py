@@ -28,7 +28,7 @@ from pydantic import Field
 
 from chorus.config.schema import Node
 from chorus.core.types import Request
-from chorus.embeddings._base import Embedder
+from chorus.embeddings import Embedder
 from chorus.routing._base import Classifier, Decision
 
 __all__ = [

@@ -14,8 +14,8 @@ from typing import Any
 
 from chorus.core.errors import MalformedResponse
 from chorus.core.model import Model
+from chorus.core.structured import ask_json
 from chorus.core.types import Message, Params, Request
-from chorus.patterns._structured import ask_json
 from chorus.routing._base import Classifier, Decision
 
 __all__ = ["LLMClassifier", "find_label", "label_pattern", "label_schema"]

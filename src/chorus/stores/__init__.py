@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chorus.stores._base import Store
+from chorus.stores._base import Store, decode_number
 from chorus.stores.memory import MemoryStore
 from chorus.stores.redis import RedisStore
 from chorus.stores.sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "RedisStore", "SQLiteStore", "Store", "open_store"]
+__all__ = ["MemoryStore", "RedisStore", "SQLiteStore", "Store", "decode_number", "open_store"]
 
 _KEYS: dict[str, set[str]] = {
     "memory": {"kind"},

@@ -21,8 +21,8 @@ from typing import Any, ClassVar, Final, Literal, TypeVar
 
 from chorus.core.errors import MalformedResponse
 from chorus.core.model import Model, call
+from chorus.core.structured import ask_json as _ask_json
 from chorus.core.types import Completion, Message, Request, Role, TextPart
-from chorus.patterns._structured import ask_json as _ask_json
 
 __all__ = [
     "ACTIONS",
@@ -259,7 +259,7 @@ async def ask(model: Model, request: Request) -> Completion:
 
 async def ask_json(model: Model, request: Request, schema: Mapping[str, Any],
                    validate: Callable[[Any], T] | None = None) -> T | Any:
-    """``patterns._structured.ask_json`` for a check, with every call recorded;
+    """``core.structured.ask_json`` for a check, with every call recorded;
     ``validate`` turns the value into what the check needs (a ValueError from it becomes
     MalformedResponse)."""
     try:

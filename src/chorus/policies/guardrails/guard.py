@@ -9,7 +9,7 @@ concurrently. A ``fix`` check runs on its own so the checks after it see the fix
 (so PII is redacted before a classifier model sees it). A ``block`` stops the stage at
 once: checks still running are cancelled, later ones are skipped, and
 GuardrailViolation (check, reason, span of text, stage) is raised with the wrapper's
-span attached (``error.trace``; other errors carry it as ``error.span``). A ``reask``
+span attached (``error.trace``, as on every chorus error). A ``reask``
 from an output check asks the inner model again with the check's hint, at most
 ``max_repairs`` times, then raises.
 Every check's outcome (what it checked, what it found, what it did) is in the span's
@@ -36,6 +36,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from chorus.core.compose import Wrapper, combine
 from chorus.core.errors import ChorusError, GuardrailViolation, MalformedResponse
 from chorus.core.model import (
     Model,
@@ -54,7 +55,6 @@ from chorus.core.types import (
     ToolCall,
     ToolCallDelta,
 )
-from chorus.patterns._base import combine
 from chorus.policies.guardrails._checks import (
     CHEAP,
     Check,
@@ -123,7 +123,7 @@ def violation(o: Outcome) -> GuardrailViolation:
     return GuardrailViolation(o.check.name, reason, span=f.span, stage=o.check.stage)
 
 
-class Guardrails(Model):
+class Guardrails(Wrapper):
     """Runs ``input`` checks, calls ``inner``, runs ``output`` checks."""
 
     kind = "guardrails"
@@ -133,7 +133,7 @@ class Guardrails(Model):
                  output: Sequence[Check] = (), max_repairs: int = 1,
                  stream_mode: StreamMode = "buffer", window_chars: int = 256,
                  overlap_chars: int = 64) -> None:
-        super().__init__(name)
+        super().__init__(name, inner)
         if max_repairs < 0:
             raise ValueError("max_repairs must be >= 0")
         if window_chars < 1 or overlap_chars < 0:
@@ -146,7 +146,6 @@ class Guardrails(Model):
             c.stage = "output"
         for c in (*input, *output):
             c.bind(inner)
-        self.inner = inner
         self.input, self.output = list(input), list(output)
         self.max_repairs = max_repairs
         self.stream_mode, self.window_chars, self.overlap_chars = (
@@ -154,9 +153,6 @@ class Guardrails(Model):
         self._plans = {"input": plan(self.input), "output": plan(self.output),
                        "window": plan([c for c in self.output if not c.needs_whole]),
                        "whole": plan([c for c in self.output if c.needs_whole])}
-
-    def children(self) -> tuple[Model]:
-        return (self.inner,)
 
     # -- running checks ------------------------------------------------------------------
 
@@ -246,12 +242,7 @@ class Guardrails(Model):
                        attributes=self._attributes(log, **extra)).trace
         assert span is not None
         span.error = str(exc)
-        # GuardrailViolation.span holds the offending text's offsets; core.model.error_span
-        # reads a trace from ``.trace`` then.
-        if isinstance(exc, GuardrailViolation):
-            exc.trace = span  # type: ignore[attr-defined]
-        else:
-            exc.span = span  # type: ignore[attr-defined]
+        exc.trace = span
         return exc
 
     # -- the model ------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from typing import Any, ClassVar, Final
 import jsonschema
 
 from chorus.core.model import Model
+from chorus.core.structured import parse_json
 from chorus.core.types import Message, Request
-from chorus.patterns._structured import parse_json
 from chorus.policies.guardrails._checks import (
     MODEL,
     Action,

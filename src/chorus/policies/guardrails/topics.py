@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from chorus.core.types import Role
-from chorus.embeddings._base import Embedder, cosine_matrix
+from chorus.embeddings import Embedder, cosine_matrix
 from chorus.policies.guardrails._checks import EMBEDDING, Check, Finding, Subject, note
 
 __all__ = ["TopicCheck", "topic_decision"]

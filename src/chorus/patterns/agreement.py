@@ -20,9 +20,8 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from chorus.core.errors import ChorusError, MalformedResponse
-from chorus.core.model import Model
-from chorus.core.types import Completion, Span
-from chorus.embeddings._base import Embedder, Vectors, cosine_matrix
+from chorus.core.types import Completion
+from chorus.embeddings import Embedder, Vectors, cosine_matrix
 from chorus.meaning import Verdict, answers_agree
 from chorus.patterns._concurrent import Outcome
 
@@ -31,7 +30,6 @@ __all__ = [
     "collect",
     "TOOL_KEY",
     "tool_key",
-    "failed_span",
     "ExtractKind",
     "Extractor",
     "Group",
@@ -414,7 +412,3 @@ def collect(
                               o.completion.cost_usd))
     return answers, errors
 
-
-def failed_span(pattern: Model, error: ChorusError, children: Sequence[Span]) -> Span:
-    """The span a composite leaves on the error it raises, so the trace keeps every try."""
-    return Span(kind=pattern.kind, name=pattern.name, error=str(error), children=list(children))

@@ -1,9 +1,9 @@
 """What the HTTP providers share: API keys, one lazily made pooled client, and turning
 statuses, error bodies and transport failures into the typed error tree.
 
-Plain ``http://`` requests go through a lean keep-alive client (providers/_h1.py), the
+Plain ``http://`` requests go through a lean keep-alive client (http/_h1.py), the
 cheapest per request on a gateway's hot path; https, and any request while a proxy is set
-in the environment, through aiohttp (providers/_aio.py). A client given an ``httpx``
+in the environment, through aiohttp (http/_aio.py). A client given an ``httpx``
 transport (tests' mocks) uses httpx instead, through the same ``Endpoint`` methods and the
 same error mapping.
 
@@ -37,9 +37,9 @@ from chorus.core.errors import (
     RateLimitError,
     ServerError,
 )
-from chorus.providers._aio import aiohttp_error, forget, iter_lines, new_session, proxies_set
-from chorus.providers._h1 import H1Error, H1Pool, H1Response, H1Stream, h1_error
-from chorus.providers._sse import ServerSentEvent, SSEDecoder
+from chorus.http._aio import aiohttp_error, forget, iter_lines, new_session, proxies_set
+from chorus.http._h1 import H1Error, H1Pool, H1Response, H1Stream, h1_error
+from chorus.http._sse import ServerSentEvent, SSEDecoder
 
 try:  # several times faster than json on the gateway's hot path
     import orjson

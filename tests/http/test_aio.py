@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
-from tests.providers.test_openai import tcp_server
 
 from chorus.core.errors import (
     MalformedResponse,
@@ -21,8 +20,9 @@ from chorus.core.errors import (
     RateLimitError,
 )
 from chorus.core.types import Completion, Request, TextDelta
-from chorus.providers._aio import aiohttp_error
+from chorus.http._aio import aiohttp_error
 from chorus.providers.openai import OpenAIModel
+from tests.providers.test_openai import tcp_server
 
 Conn = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 URL = "http://127.0.0.1:1/v1/chat/completions"

@@ -1,4 +1,4 @@
-"""The lean HTTP/1.1 client (providers/_h1.py) against raw asyncio servers on 127.0.0.1:
+"""The lean HTTP/1.1 client (http/_h1.py) against raw asyncio servers on 127.0.0.1:
 keep-alive reuse, stale pooled connections, refusals, stalls, cut-off and garbage answers,
 chunked, gzip and close-delimited bodies, the connection limit, and closing."""
 
@@ -26,8 +26,8 @@ from chorus.core.errors import (
     ProviderTimeout,
 )
 from chorus.core.types import Completion, Request, TextDelta
-from chorus.providers import _h1
-from chorus.providers._h1 import H1Error, H1Pool
+from chorus.http import _h1
+from chorus.http._h1 import H1Error, H1Pool
 from chorus.providers.openai import OpenAIModel
 
 Reader = asyncio.StreamReader

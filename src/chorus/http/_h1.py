@@ -1,11 +1,11 @@
 """A lean HTTP/1.1 keep-alive client for plain ``http://`` upstreams: an asyncio Protocol
-over httptools' response parser (providers/_h1_conn.py), and here a small connection
+over httptools' response parser (http/_h1_conn.py), and here a small connection
 pool per client.
 
 On a gateway's hot path (a vLLM or llama.cpp server on the same host or network) aiohttp's
 per-request machinery cost about as much as all the gateway's own work; this does one
 write per request and one wake-up per answer. https, and any proxy set in the
-environment, stay with aiohttp (providers/_aio.py).
+environment, stay with aiohttp (http/_aio.py).
 
 Kept from aiohttp: ``timeout`` bounds getting a connection (waiting for a free one
 included) and each wait for bytes of the answer, not the whole answer; at most 256
@@ -31,7 +31,7 @@ from chorus.core.errors import (
     ProviderError,
     ProviderTimeout,
 )
-from chorus.providers._h1_conn import Connection, H1Error, H1Response, H1Stream, Key
+from chorus.http._h1_conn import Connection, H1Error, H1Response, H1Stream, Key
 
 __all__ = ["H1Error", "H1Pool", "H1Response", "H1Stream", "h1_error"]
 

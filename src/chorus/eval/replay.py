@@ -26,7 +26,7 @@ from chorus.config.schema import ProviderConfig
 from chorus.core.errors import BadRequestError
 from chorus.core.types import Completion, Request, Usage
 from chorus.eval.outcomes import OutcomeItem, read_outcomes
-from chorus.providers._base import Provider, common_kwargs
+from chorus.providers import Provider, common_kwargs
 
 __all__ = ["ReplayModel", "ReplayConfig", "ReplayIndex", "build", "load_index"]
 

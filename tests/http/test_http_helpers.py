@@ -13,7 +13,7 @@ from chorus.core.errors import (
     ProviderTimeout,
     ServerError,
 )
-from chorus.providers._http import (
+from chorus.http._client import (
     error_detail,
     error_for_code,
     is_local,
@@ -21,7 +21,7 @@ from chorus.providers._http import (
     parse_retry_after,
     transport_error,
 )
-from chorus.providers._sse import ServerSentEvent, iter_events
+from chorus.http._sse import ServerSentEvent, iter_events
 
 
 def test_sse_events_names_multiline_data_comments_and_crlf() -> None:

@@ -1,4 +1,4 @@
-"""One HTTP/1.1 connection of the lean client (providers/_h1.py) and the answer in flight
+"""One HTTP/1.1 connection of the lean client (http/_h1.py) and the answer in flight
 on it: an asyncio Protocol feeding httptools' response parser, with the read timeout,
 flow control for streams, and the typed failure of an exchange that got no usable answer.
 """
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 if TYPE_CHECKING:
-    from chorus.providers._h1 import H1Pool
+    from chorus.http._h1 import H1Pool
 
 __all__ = ["Connection", "H1Error", "H1Response", "H1Stream", "Key"]
 

@@ -1,7 +1,7 @@
 """The aiohttp side of the HTTP providers: the pooled session https (and any request
 while a proxy is set in the environment) goes through, about four times cheaper per
 request than httpx's; its transport failures mapped onto the typed error tree, and a
-stream split into lines. Plain http:// goes through the leaner providers/_h1.py.
+stream split into lines. Plain http:// goes through the leaner http/_h1.py.
 
 httpx stays for clients given an explicit ``transport`` (tests use ``httpx.MockTransport``).
 """
