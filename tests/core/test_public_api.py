@@ -7,7 +7,10 @@ import chorus
 
 @pytest.mark.parametrize("module", ["chorus", "chorus.core", "chorus.config", "chorus.providers",
                                     "chorus.core.errors", "chorus.embeddings",
-                                    "chorus.patterns", "chorus.batch"])
+                                    "chorus.patterns", "chorus.core.compose",
+                                    "chorus.core.structured", "chorus.http", "chorus.stores",
+                                    "chorus.eval", "chorus.patterns.agreement",
+                                    "chorus.batch"])
 def test_all_names_exist(module: str) -> None:
     mod = importlib.import_module(module)
     missing = [n for n in mod.__all__ if not hasattr(mod, n)]

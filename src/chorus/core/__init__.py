@@ -1,9 +1,10 @@
 """Core types, the Model contract, context, errors and pricing."""
 
+from chorus.core.compose import Wrapper, combine, failed_span, with_trace
 from chorus.core.context import Context, current, scope
 from chorus.core.errors import *  # noqa: F403
 from chorus.core.errors import __all__ as _errors_all
-from chorus.core.model import Model, StreamEvent, call, run_sync, stream_or_complete
+from chorus.core.model import Model, StreamEvent, call, error_span, run_sync, stream_or_complete
 from chorus.core.pricing import BUILTIN_PRICES, PRICES_READ_ON, Price
 from chorus.core.types import (
     UNSET,
@@ -49,10 +50,15 @@ __all__ = [
     "ToolCallDelta",
     "ToolChoice",
     "Usage",
+    "Wrapper",
     "call",
+    "combine",
     "current",
+    "error_span",
+    "failed_span",
     "run_sync",
     "scope",
     "stream_or_complete",
+    "with_trace",
     *_errors_all,
 ]
