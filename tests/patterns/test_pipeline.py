@@ -126,7 +126,7 @@ async def test_a_parser_failure_fails_its_step() -> None:
     with pytest.raises(StepFailed, match=r"step '#1 extract' failed: .*does not match") as info:
         await p.complete(Request.of("q"))
     assert isinstance(info.value.cause, MalformedResponse)
-    assert [s.name for s in info.value.span.children] == ["a"]  # type: ignore[attr-defined]
+    assert [s.name for s in info.value.trace.children] == ["a"]  # type: ignore[union-attr]
 
 
 async def test_request_level_errors_pass_through() -> None:

@@ -85,13 +85,13 @@ async def test_open_half_open_closed_transitions() -> None:
         await br.complete(Q)
     assert len(model.calls) == 2  # refused without calling the model
     assert info.value.retryable and info.value.model == "flaky"
-    assert info.value.span.attributes["state"] == "open"  # type: ignore[attr-defined]
+    assert info.value.trace.attributes["state"] == "open"  # type: ignore[union-attr]
 
     clock.now += 10
     with pytest.raises(ServerError, match="scripted server_error") as failed_probe:
         await br.complete(Q)  # the half-open probe fails: open again
-    assert failed_probe.value.span.attributes["probe"] is True  # type: ignore[attr-defined]
-    assert failed_probe.value.span.attributes["after"] == "open"  # type: ignore[attr-defined]
+    assert failed_probe.value.trace.attributes["probe"] is True  # type: ignore[union-attr]
+    assert failed_probe.value.trace.attributes["after"] == "open"  # type: ignore[union-attr]
     status = await br.status()
     assert status["state"] == "open" and status["retry_in_s"] == pytest.approx(10)
     with pytest.raises(ServerError, match="circuit open"):
@@ -194,7 +194,7 @@ async def test_store_faults() -> None:
     with pytest.raises(ServerError, match="scripted server_error") as info:
         await Breaker("br2", failing, store=store, on_store_error="closed").complete(Q)
     assert "record the outcome" in (
-        info.value.span.attributes["store_errors"][0])  # type: ignore[attr-defined]
+        info.value.trace.attributes["store_errors"][0])  # type: ignore[union-attr]
 
 
 def test_yaml_breaker() -> None:

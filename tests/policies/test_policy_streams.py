@@ -110,8 +110,8 @@ async def test_budget_refuses_before_the_first_piece() -> None:
     model = Drip()
     pieces, err = await fail(Budget("b", model, request=Limit(usd=0.01)))
     assert isinstance(err, BudgetExceeded) and pieces == [] and model.calls == []
-    assert err.span.kind == "budget"  # type: ignore[attr-defined]
-    assert err.span.attributes["refused"]["model"] == "m"  # type: ignore[attr-defined]
+    assert err.trace.kind == "budget"  # type: ignore[union-attr]
+    assert err.trace.attributes["refused"]["model"] == "m"  # type: ignore[union-attr]
 
 
 async def test_budget_streams_and_settles_the_real_usage() -> None:
@@ -132,7 +132,7 @@ async def test_budget_failure_mid_stream_settles_what_was_used() -> None:
     assert pieces == ["one", " two"] and isinstance(err, ServerError)
     used = estimate(approx_tokens(PROMPT), approx_tokens("one two"), PRICE)
     assert await window_spent(budget) == pytest.approx({"usd": used.usd})
-    assert err.span.attributes["spent_usd"] == pytest.approx(used.usd)  # type: ignore[attr-defined]
+    assert err.trace.attributes["spent_usd"] == pytest.approx(used.usd)  # type: ignore[union-attr]
     # Failing before the first piece spends nothing, as a failed complete() does.
     before = windowed(Drip(replies=[ServerError("down")]))
     assert (await fail(before))[0] == []
@@ -241,8 +241,8 @@ async def test_ratelimit_takes_the_permit_before_the_stream() -> None:
     # A failure mid-stream keeps the limiter's span, with the failed call under it.
     cut = RateLimit("rl2", Drip("cut", cut=1), requests_per_minute=60)
     pieces, err = await fail(cut)
-    assert pieces == ["one"] and err.span.kind == "ratelimit"  # type: ignore[attr-defined]
-    assert err.span.children[0].name == "cut"  # type: ignore[attr-defined]
+    assert pieces == ["one"] and err.trace.kind == "ratelimit"  # type: ignore[union-attr]
+    assert err.trace.children[0].name == "cut"  # type: ignore[union-attr]
 
 
 # -- breaker ------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ async def test_retry_never_restarts_a_stream_mid_answer() -> None:
     retry = Retry("r", model, attempts=3, base_s=0)
     pieces, err = await fail(retry)
     assert pieces == ["one"] and isinstance(err, ServerError) and len(model.calls) == 1
-    log = err.span.attributes["retries"]  # type: ignore[attr-defined]
+    log = err.trace.attributes["retries"]  # type: ignore[union-attr]
     assert "never restarts" in log[-1]["decision"]
     # A consumer that stops early is not a failure: nothing is retried.
     closing = Drip(pause_s=0.01)

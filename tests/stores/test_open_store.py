@@ -21,7 +21,8 @@ def _dead_url() -> str:
 
 
 def test_public_names() -> None:
-    assert set(__all__) == {"MemoryStore", "RedisStore", "SQLiteStore", "Store", "open_store"}
+    assert set(__all__) == {"MemoryStore", "RedisStore", "SQLiteStore", "Store", "decode_number",
+                            "open_store"}
 
 
 def test_specs(tmp_path: Path) -> None:
