@@ -150,3 +150,26 @@ def test_cancelling_a_scope_does_not_cancel_its_parent() -> None:
             outer.cancel()
             assert inner2.is_cancelled
     context.check()
+
+
+def test_run_sync_nests_under_running_loops() -> None:
+    """A sync function model that calls run_sync, called through run_sync from a running
+    loop, twice over: each level gets its own loop and thread, none waits on another."""
+    import asyncio
+    import threading
+
+    from chorus.providers import FunctionModel
+
+    leaf = ScriptedModel("leaf", default="deep")
+    middle = FunctionModel("middle", lambda r: run_sync(leaf.complete(r)).text.upper(),
+                           thread=False)
+    top = FunctionModel("top", lambda r: run_sync(middle.complete(r)).text + "!", thread=False)
+
+    async def outer() -> str:
+        return run_sync(top.complete(Request.of("q"))).text
+
+    got: list[str] = []
+    t = threading.Thread(target=lambda: got.append(asyncio.run(outer())), daemon=True)
+    t.start()
+    t.join(20)
+    assert got == ["DEEP!"]

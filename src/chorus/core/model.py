@@ -179,16 +179,17 @@ def error_span(model: Model, error: BaseException, started: float) -> Span:
     )
 
 
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
-
-
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code, also when an event loop is already running."""
+    """Run a coroutine from sync code, also when an event loop is already running.
+
+    Under a running loop (a notebook, a sync callback inside async code, a sync function
+    model calling run_sync again) the coroutine runs on a loop of its own in a new thread,
+    so nested calls at any depth never wait on each other. The calling loop is blocked
+    meanwhile: the coroutine must not wait on anything that loop would have to do.
+    """
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    global _pool
-    if _pool is None:
-        _pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="chorus-sync")
-    return _pool.submit(asyncio.run, coro).result()
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="chorus-sync") as pool:
+        return pool.submit(asyncio.run, coro).result()

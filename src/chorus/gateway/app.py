@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
+from orjson import dumps
 from pydantic import ValidationError
 from starlette import types
 from starlette.applications import Starlette
@@ -41,6 +42,7 @@ from chorus.gateway.openai_wire import (
     chunk_body,
     decision_summary,
     error_response,
+    internal_error,
     models_answered,
     to_request,
     validation_error,
@@ -48,17 +50,6 @@ from chorus.gateway.openai_wire import (
 from chorus.gateway.openapi import openapi_document
 from chorus.gateway.responses_api import ResponsesRequest
 from chorus.gateway.service import WRAPPER_PREFIX, Gateway
-
-try:
-    import orjson
-
-    def dumps(obj: Any) -> bytes:
-        return orjson.dumps(obj)
-except ImportError:  # pragma: no cover - orjson is optional
-    import json
-
-    def dumps(obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 __all__ = ["create_app"]
 
@@ -269,6 +260,10 @@ class _Endpoint:
             await self._error(send, err, state["system"], started)
         except ChorusError as exc:
             await self._error(send, error_response(exc), state["system"], started)
+        except Exception as exc:  # the last resort: a typed 500, logged
+            log.exception("%s %s: unexpected error", self.name, state["system"] or "-")
+            await self._error(send, internal_error(exc, state["system"]), state["system"],
+                              started)
         finally:
             if joined is not None:
                 joined()
@@ -356,11 +351,16 @@ class ChatEndpoint(_Endpoint):
             if final is None:
                 raise MalformedResponse(f"{model.name!r} ended its stream without an answer")
         except TimeoutError:
-            await self._stream_error(send, opened, DeadlineExceeded(
-                f"{system!r} did not finish within {timeout:g}s"), system, started)
+            await self._stream_error(send, opened, error_response(DeadlineExceeded(
+                f"{system!r} did not finish within {timeout:g}s")), system, started)
             return
         except ChorusError as exc:
-            await self._stream_error(send, opened, exc, system, started)
+            await self._stream_error(send, opened, error_response(exc), system, started)
+            return
+        except Exception as exc:  # the last resort: a typed error, logged
+            log.exception("chat %s: unexpected error in the stream", system)
+            await self._stream_error(send, opened, internal_error(exc, system), system,
+                                     started)
             return
         finally:
             await events.aclose()
@@ -383,9 +383,8 @@ class ChatEndpoint(_Endpoint):
                     "more_body": False})
         self._done(system, final, started)
 
-    async def _stream_error(self, send: Send, opened: bool, exc: ChorusError, system: str,
+    async def _stream_error(self, send: Send, opened: bool, err: WireError, system: str,
                             started: float) -> None:
-        err = error_response(exc)
         if not opened:
             await self._error(send, err, system, started)
             return
@@ -566,11 +565,15 @@ def create_app(gateway: Gateway) -> Starlette:
         return Response(doc, media_type="application/json")
 
     async def http_error(request: HttpRequest, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, HTTPException) else 500
-        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-        err = WireError(status, f"{request.method} {request.url.path}: {detail}",
-                        code="not_found" if status == 404 else None)
-        return _json(err.body(), status)
+        if not isinstance(exc, HTTPException):  # the last resort: a typed 500, logged
+            log.error("%s %s: unexpected error", request.method, request.url.path,
+                      exc_info=exc)
+            err = internal_error(exc)
+            metrics.error("", err.code or err.type)
+            return _json(err.body(), err.status)
+        err = WireError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}",
+                        code="not_found" if exc.status_code == 404 else None)
+        return _json(err.body(), exc.status_code)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -590,7 +593,8 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/metrics", metrics_text, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    app = _App(routes=routes, exception_handlers={HTTPException: http_error},
+    app = _App(routes=routes,
+               exception_handlers={HTTPException: http_error, Exception: http_error},
                lifespan=lifespan)
     app.hot = {"/v1/chat/completions": chat, "/v1/embeddings": embeddings,
                "/v1/responses": responses}

@@ -26,6 +26,7 @@ __all__ = [
     "chunk_body",
     "decision_summary",
     "error_response",
+    "internal_error",
     "logprobs_body",
     "models_answered",
     "to_request",
@@ -233,3 +234,12 @@ def error_response(exc: E.ChorusError) -> WireError:
     if isinstance(exc, E.StoreUnavailable | E.MissingDependency | E.Cancelled):
         return WireError(503, msg, type="api_error", code=exc.code)
     return WireError(500, msg, type="server_error", code=exc.code)
+
+
+def internal_error(exc: BaseException, system: str = "") -> WireError:
+    """The last resort: an error that is no chorus error (a bug, or a user function's own
+    exception). A typed 500; what it was goes to the server log, never to the client."""
+    where = f"{system!r}" if system else "the gateway"
+    return WireError(500, f"{where} failed with an unexpected {type(exc).__name__} "
+                          "(the server log has the details)",
+                     type="server_error", code="internal_error")

@@ -23,6 +23,8 @@ from typing import Any
 
 import aiohttp
 import httpx
+from orjson import dumps as _dumps
+from orjson import loads as _loads
 
 from chorus.core import instrument
 from chorus.core.errors import (
@@ -40,19 +42,6 @@ from chorus.core.errors import (
 from chorus.http._aio import aiohttp_error, forget, iter_lines, new_session, proxies_set
 from chorus.http._h1 import H1Error, H1Pool, H1Response, H1Stream, h1_error
 from chorus.http._sse import ServerSentEvent, SSEDecoder
-
-try:  # several times faster than json on the gateway's hot path
-    import orjson
-
-    _loads: Any = orjson.loads
-
-    def _dumps(obj: Any) -> bytes:
-        return orjson.dumps(obj)
-except ImportError:  # pragma: no cover - orjson is a dependency, but keep working without
-    _loads = json.loads
-
-    def _dumps(obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 __all__ = [
     "Endpoint",

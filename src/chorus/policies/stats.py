@@ -1,4 +1,4 @@
-"""Live per-model statistics in a store: moving-average latency, error rate, cost per call.
+"""Live per-model statistics in a store: calls, errors, latency and cost over a sliding window.
 
     stats = StoreStats(RedisStore(url))
     router = Router("r", classifier, routes, default="chat", stats=stats)
@@ -55,14 +55,6 @@ class ModelStats:
         if not self.calls:
             return None
         return (self.latency_sum + self.errors * error_penalty_s) / self.calls
-
-    @property
-    def error_rate(self) -> float | None:
-        return self.errors / self.calls if self.calls else None
-
-    @property
-    def cost_per_call(self) -> float | None:
-        return self.cost_sum / self.calls if self.calls else None
 
 
 def bucket_of(now: float, bucket_s: float) -> int:
