@@ -24,7 +24,6 @@ from chorus.config.loader import load_text
 from chorus.core.context import scope
 from chorus.core.errors import BudgetExceeded, ChorusError
 from chorus.core.model import Model, call
-from chorus.core.types import Span
 from chorus.policies.budget import Budget, Window
 from chorus.stores import MemoryStore
 
@@ -108,18 +107,18 @@ class Worker:
         return rec
 
     def _refused_by_run(self, exc: BudgetExceeded) -> bool:
-        span = getattr(exc, "span", None)
-        return (self.budget is not None and isinstance(span, Span)
+        span = exc.trace
+        return (self.budget is not None and span is not None
                 and span.name == self.budget.name and "refused" in span.attributes)
 
     def _error(self, rec: dict[str, Any], exc: Exception, started: float,
                kind: str | None = None) -> dict[str, Any]:
-        span = getattr(exc, "span", None)
+        span = exc.trace if isinstance(exc, ChorusError) else None
         message = str(exc) if isinstance(exc, ChorusError) else f"{type(exc).__name__}: {exc}"
         rec["error"] = {"kind": kind or getattr(exc, "code", "error"), "message": message}
-        rec["cost_usd"] = span.cost_usd if isinstance(span, Span) else 0.0
+        rec["cost_usd"] = span.cost_usd if span is not None else 0.0
         rec["latency_s"] = time.perf_counter() - started
-        if self.job.trace and isinstance(span, Span):
+        if self.job.trace and span is not None:
             rec["trace"] = span.to_dict()
         return rec
 
