@@ -330,7 +330,7 @@ def timing(rows: list[dict[str, Any]], vec: dict[str, Any], clinc: list[str]) ->
     from chorus.core.types import Request
     from chorus.embeddings import Embedder
     from chorus.meaning import facets
-    from chorus.patterns import _agreement
+    from chorus.patterns import agreement as _agreement
     from chorus.patterns.agreement import Answer, group_answers
     from chorus.policies import semantic_cache
     from chorus.policies.semantic_cache import SemanticCache
