@@ -57,8 +57,8 @@ class RayAnswers:
         error = rec.get("error")
         if error is not None:
             exc = ChorusError(f"{error['kind']}: {error['message']}")
-            exc.span = trace or Span(kind="batch", name=system,  # type: ignore[attr-defined]
-                                     cost_usd=rec.get("cost_usd", 0.0), error=error["message"])
+            exc.trace = trace or Span(kind="batch", name=system,
+                                      cost_usd=rec.get("cost_usd", 0.0), error=error["message"])
             raise exc
         return Completion(rec["text"], rec["model"], Usage(**rec["usage"]), rec["cost_usd"],
                           rec["latency_s"], rec.get("finish_reason"), trace)

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from chorus.core.errors import ChorusError
 from chorus.core.types import Completion, Message, Params, Request, Span
 
 __all__ = [
@@ -152,8 +153,8 @@ def failure_attributes(error: BaseException) -> dict[str, Value]:
     if isinstance(children, dict) and children:  # AllModelsFailed: each child's error
         out["chorus.error.children"] = json.dumps({k: str(v) for k, v in children.items()},
                                                   ensure_ascii=False)
-    span = getattr(error, "span", None)
-    if isinstance(span, Span) and span.kind != "model":
+    span = error.trace if isinstance(error, ChorusError) else None
+    if span is not None and span.kind != "model":
         out.update(decision_attributes(span))
     return out
 
