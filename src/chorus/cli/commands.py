@@ -14,7 +14,7 @@ from chorus.cli.main import dump_json, load_config
 from chorus.cli.render import summary_line, trace_renderable
 from chorus.core.context import scope
 from chorus.core.errors import ChorusError, ConfigError
-from chorus.core.model import Model, call, stream_or_complete
+from chorus.core.model import Leaf, Model, call, stream_or_complete
 from chorus.core.types import Completion, Request, TextDelta
 from chorus.eval.report import table
 from chorus.providers import Provider
@@ -148,7 +148,7 @@ def cmd_systems(args: argparse.Namespace) -> int:
     for name in cfg.system_names:
         model = cfg.get(name)
         mark = " (default)" if name == cfg.default_system else ""
-        rows.append([name + mark, model.kind if model.kind != "model" else "single model",
+        rows.append([name + mark, "single model" if isinstance(model, Leaf) else model.kind,
                      getattr(model, "description", "") or ""])
     print(table(["system", "kind", "description"], rows))
     return 0

@@ -4,7 +4,16 @@ from chorus.core.compose import Wrapper, combine, failed_span, with_trace
 from chorus.core.context import Context, current, scope
 from chorus.core.errors import *  # noqa: F403
 from chorus.core.errors import __all__ as _errors_all
-from chorus.core.model import Model, StreamEvent, call, error_span, run_sync, stream_or_complete
+from chorus.core.model import (
+    Leaf,
+    LeafHook,
+    Model,
+    StreamEvent,
+    call,
+    error_span,
+    run_sync,
+    stream_or_complete,
+)
 from chorus.core.pricing import BUILTIN_PRICES, PRICES_READ_ON, Price
 from chorus.core.types import (
     UNSET,
@@ -35,6 +44,8 @@ __all__ = [
     "Context",
     "ForcedTool",
     "ImagePart",
+    "Leaf",
+    "LeafHook",
     "Message",
     "Model",
     "Params",

@@ -11,9 +11,12 @@ import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chorus.core.errors import Cancelled, DeadlineExceeded
+
+if TYPE_CHECKING:
+    from chorus.core.model import LeafHook
 
 __all__ = ["Context", "current", "remaining", "check", "scope"]
 
@@ -27,8 +30,10 @@ class Context:
     # its parent (so one cancelled request cannot poison the next).
     cancelled: list[bool] = field(default_factory=lambda: [False])
     parent: Context | None = None
-    # Named state shared by the calls of one request (budgets, stores, tenant ...).
+    # Named state shared by the calls of one request (stores, tenant ...).
     values: dict[str, Any] = field(default_factory=dict)
+    #: What every leaf call below goes through (a budget's reservations), if anything.
+    leaf_hook: LeafHook | None = None
 
     def cancel(self) -> None:
         self.cancelled[0] = True
@@ -67,8 +72,10 @@ def check() -> None:
 
 
 @contextlib.contextmanager
-def scope(*, deadline_s: float | None = None, **values: Any) -> Iterator[Context]:
-    """Enter a child context; a deadline can only be tightened, never extended."""
+def scope(*, deadline_s: float | None = None, leaf_hook: LeafHook | None = None,
+          **values: Any) -> Iterator[Context]:
+    """Enter a child context; a deadline can only be tightened, never extended. A
+    ``leaf_hook`` replaces the parent's for the calls below (none given: the parent's)."""
     parent = _current.get()
     deadline = parent.deadline
     if deadline_s is not None:
@@ -77,7 +84,8 @@ def scope(*, deadline_s: float | None = None, **values: Any) -> Iterator[Context
     # Every field given: the constructor, not dataclasses.replace (several times slower,
     # and this runs for every gateway request).
     ctx = Context(deadline, [False], parent,
-                  {**parent.values, **values} if values else parent.values)
+                  {**parent.values, **values} if values else parent.values,
+                  leaf_hook if leaf_hook is not None else parent.leaf_hook)
     token = _current.set(ctx)
     try:
         yield ctx

@@ -11,8 +11,8 @@ import asyncio
 import concurrent.futures
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
-from typing import Any, ClassVar, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from chorus.core import context, instrument
 from chorus.core.errors import (
@@ -24,8 +24,8 @@ from chorus.core.errors import (
 from chorus.core.types import Completion, Request, Span, TextDelta, ToolCallDelta
 
 __all__ = [
-    "Model", "StreamEvent", "call", "complete", "deltas_of", "error_span", "run_sync",
-    "stream_or_complete",
+    "Leaf", "LeafCall", "LeafHook", "Model", "StreamEvent", "call", "deltas_of",
+    "error_span", "run_sync", "stream_or_complete",
 ]
 
 T = TypeVar("T")
@@ -70,42 +70,50 @@ class Model(ABC):
         return f"<{type(self).__name__} {self.name!r}>"
 
 
+class Leaf(Model):
+    """A Model that answers by itself, calling no other Model: one real (or scripted)
+    model. Every provider is one; leaf calls are what a budget charges."""
+
+    kind: ClassVar[str] = "model"
+
+
+#: How a hook makes the leaf call it wraps.
+LeafCall = Callable[["Model", Request], Awaitable[Completion]]
+
+
+class LeafHook(Protocol):
+    """What ``call`` and ``stream_or_complete`` send every leaf call through while one is
+    in the context (``scope(leaf_hook=...)``): a budget reserves before the call and
+    settles after it."""
+
+    def around(self, model: Model, request: Request, call_leaf: LeafCall
+               ) -> Awaitable[Completion]: ...
+
+    def around_stream(self, model: Model, request: Request) -> AsyncIterator[StreamEvent]: ...
+
+
 async def call(model: Model, request: Request) -> Completion:
     """Call ``model`` within the current deadline (the way composites call children).
 
-    A leaf call (``kind == "model"``) made under a budget (the context value ``"budget"``,
-    set by ``policies.budget.Budget``) goes through the budget's ``around``, which reserves
-    before the call and settles after it; without a budget this costs one dict lookup.
-    With telemetry on (``core.instrument``), the call runs inside its own span.
+    A leaf call made while a ``LeafHook`` is in the context (a budget's) goes through the
+    hook's ``around``; without one this costs one attribute read. With telemetry on
+    (``core.instrument``), the call runs inside its own span.
     """
     watch = instrument._active
     if watch is not None:
-        return await watch.call(model, request, _guarded)
-    guard = context.current().values.get("budget")
-    if guard is not None and model.kind == "model":
-        return await guard.around(model, request, _call)  # type: ignore[no-any-return]
+        return await watch.call(model, request, _hooked)
+    hook = context.current().leaf_hook
+    if hook is not None and isinstance(model, Leaf):
+        return await hook.around(model, request, _call)
     return await _call(model, request)
 
 
-async def _guarded(model: Model, request: Request) -> Completion:
+async def _hooked(model: Model, request: Request) -> Completion:
     # What ``call`` does below its span (kept inline there: the path without telemetry).
-    guard = context.current().values.get("budget")
-    if guard is not None and model.kind == "model":
-        return await guard.around(model, request, _call)  # type: ignore[no-any-return]
+    hook = context.current().leaf_hook
+    if hook is not None and isinstance(model, Leaf):
+        return await hook.around(model, request, _call)
     return await _call(model, request)
-
-
-async def _complete(model: Model, request: Request) -> Completion:
-    return await model.complete(request)
-
-
-def complete(model: Model, request: Request) -> Coroutine[Any, Any, Completion]:
-    """``model.complete(request)``, inside a span when telemetry is on: for the top of a
-    request that keeps its own deadline (the gateway)."""
-    watch = instrument._active
-    if watch is None:
-        return model.complete(request)
-    return watch.call(model, request, _complete)
 
 
 async def _call(model: Model, request: Request) -> Completion:
@@ -114,27 +122,45 @@ async def _call(model: Model, request: Request) -> Completion:
         return await model.complete(request)
     if left <= 0:
         raise DeadlineExceeded(f"no time left to call {model.name!r}")
+    task = asyncio.current_task()
+    assert task is not None
+    # What ``asyncio.timeout`` does, with one timer instead of its context manager (whose
+    # enter and exit cost about a tenth of the gateway's own work on a request).
+    base = task.cancelling()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = task.get_loop().call_later(left, expire)
     try:
-        async with asyncio.timeout(left):
-            return await model.complete(request)
-    except TimeoutError:
-        raise DeadlineExceeded(
-            f"{model.name!r} did not answer before the request's deadline"
-        ) from None
+        answer = await model.complete(request)
+    except asyncio.CancelledError:
+        if expired and task.uncancel() <= base:
+            raise DeadlineExceeded(
+                f"{model.name!r} did not answer before the request's deadline") from None
+        raise
+    finally:
+        timer.cancel()
+    if expired:  # it fired as the answer came: the answer stands, as with asyncio.timeout
+        task.uncancel()
+    return answer
 
 
 async def stream_or_complete(model: Model, request: Request) -> AsyncGenerator[StreamEvent, None]:
     """Stream when the model can, else yield its whole answer as one piece.
 
-    As in ``call``, a leaf's stream under a budget goes through the budget (its
-    ``around_stream`` reserves before the first piece and settles at the end). Closing
+    As in ``call``, a leaf's stream under a ``LeafHook`` goes through the hook (a
+    budget's ``around_stream`` reserves before the first piece and settles at the end). Closing
     this stream closes the model's at once, so a consumer that stops early frees what
     the stream holds (a connection, a budget reservation) without waiting for the GC.
     """
     if model.can_stream:
-        guard = context.current().values.get("budget")
-        if guard is not None and model.kind == "model":
-            events = guard.around_stream(model, request)
+        hook = context.current().leaf_hook
+        if hook is not None and isinstance(model, Leaf):
+            events = hook.around_stream(model, request)
         else:
             events = model.stream(request)
         watch = instrument._active

@@ -28,7 +28,7 @@ from starlette.routing import Route
 from chorus.core import instrument
 from chorus.core.context import scope as chorus_scope
 from chorus.core.errors import ChorusError, DeadlineExceeded, MalformedResponse
-from chorus.core.model import Model, complete, stream_or_complete
+from chorus.core.model import Model, call, stream_or_complete
 from chorus.core.types import Completion, Request, Span, ToolCallDelta
 from chorus.gateway import responses_api
 from chorus.gateway._deadline import caller_deadline
@@ -117,39 +117,9 @@ async def _send(send: Send, status: int, body: bytes,
 
 
 async def _answer(model: Model, request: Request, timeout: float | None) -> Completion:
-    """What ``call(model, request)`` under a ``timeout`` second deadline does, with one
-    timer instead of ``asyncio.timeout`` (whose enter and exit took ~9 us a request on the
-    benchmark machine, a tenth of the endpoint's own Python work). The same outcome:
-    ``DeadlineExceeded`` naming the model, and the deadline in the context for whatever
-    the model calls. (``call``'s budget hook does not apply: no budget is in the context
-    at the top of a request.)"""
-    if timeout is None:
-        with chorus_scope():
-            return await complete(model, request)
-    task = asyncio.current_task()
-    assert task is not None
-    base = task.cancelling()
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    timer = task.get_loop().call_later(timeout, expire)
-    try:
-        with chorus_scope(deadline_s=timeout):
-            answer = await complete(model, request)
-    except asyncio.CancelledError:
-        if expired and task.uncancel() <= base:
-            raise DeadlineExceeded(
-                f"{model.name!r} did not answer before the request's deadline") from None
-        raise
-    finally:
-        timer.cancel()
-    if expired:  # it fired as the answer came: the answer stands, as with asyncio.timeout
-        task.uncancel()
-    return answer
+    """``model``'s answer, in a context of its own with the request's deadline."""
+    with chorus_scope(deadline_s=timeout):
+        return await call(model, request)
 
 
 def _root(span: Span | None) -> Span | None:

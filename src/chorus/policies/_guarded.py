@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 
 from chorus.core.compose import Wrapper, combine
 from chorus.core.errors import ChorusError, NotSupported, StoreUnavailable
-from chorus.core.model import Model, error_span
+from chorus.core.model import Leaf, Model, error_span
 from chorus.core.pricing import FREE, Price
 from chorus.core.types import Completion, Params, Request, Span
 from chorus.stores import Store
@@ -92,7 +92,7 @@ def estimate(prompt: int, output: int, price: Price) -> Cost:
 def target_name(model: Model) -> str:
     """The name of the model a policy is about: through single-child wrappers down to the
     leaf (a breaker around a retry around ``gpt`` guards ``gpt``), else the composite's."""
-    while model.kind != "model":
+    while not isinstance(model, Leaf):
         kids = model.children()
         if len(kids) != 1:
             break

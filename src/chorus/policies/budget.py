@@ -3,14 +3,15 @@
     Budget("capped", system, request=Limit(usd=0.01, tokens=4000),
            window=Window(per="key", seconds=86400, usd=5.0), store=RedisStore(url))
 
-The wrapper puts itself in the request context; every leaf call below it, however deep
-in the pattern tree, passes through ``BudgetChain.around`` (``core.model.call`` routes
-leaf calls there when a budget is set). A call is refused *before* it is made when its
-estimate (prompt tokens + the output allowance, priced with the leaf's price) does not
-fit what is left; after it, the real usage settles the reservation and the unused part
-is released. Window budgets reserve atomically in the store (``Store.reserve``), so
-concurrent requests, in one process or in many sharing Redis, never hold more than the
-limit; spending can pass it only where a call uses more than its estimate.
+The wrapper puts itself in the request context as its ``leaf_hook``; every leaf call
+below it, however deep in the pattern tree, passes through ``BudgetChain.around``
+(``core.model.call`` routes leaf calls there while a hook is set). A call is refused
+*before* it is made when its estimate (prompt tokens + the output allowance, priced with
+the leaf's price) does not fit what is left; after it, the real usage settles the
+reservation and the unused part is released. Window budgets reserve atomically in the
+store (``Store.reserve``), so concurrent requests, in one process or in many sharing
+Redis, never hold more than the limit; spending can pass it only where a call uses more
+than its estimate.
 
 Streams are budgeted the same way (``core.model.stream_or_complete`` routes a leaf's
 stream through ``BudgetChain.around_stream``): refused before the first piece, settled
@@ -21,7 +22,7 @@ early, charging then only what was used (the prompt and the text received, estim
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,7 +31,7 @@ from pydantic import Field
 from chorus.config.schema import ModelRef, Node, PatternConfig
 from chorus.core.context import current, scope
 from chorus.core.errors import BudgetExceeded, ChorusError, StoreUnavailable
-from chorus.core.model import Model, StreamEvent, call
+from chorus.core.model import LeafCall, Model, StreamEvent, call
 from chorus.core.types import Completion, Request, ToolCallDelta
 from chorus.policies._budget_math import (
     UNITS,
@@ -202,7 +203,6 @@ class _Active:
         return out
 
 
-Call = Callable[[Model, Request], Awaitable[Completion]]
 
 
 class BudgetChain:
@@ -215,7 +215,7 @@ class BudgetChain:
     def __init__(self, active: tuple[_Active, ...]) -> None:
         self.active = active
 
-    async def around(self, model: Model, request: Request, call_leaf: Call) -> Completion:
+    async def around(self, model: Model, request: Request, call_leaf: LeafCall) -> Completion:
         holds = await self._reserve(model, request, prompt_tokens(model, request))
         try:
             answer = await call_leaf(model, request)
@@ -315,7 +315,7 @@ class Budget(GuardedWrapper):
         if self.window is not None:
             await self.gate.ready()
         act = _Active(self, request)
-        parent = current().values.get("budget")
+        parent = current().leaf_hook
         outer = parent.active if isinstance(parent, BudgetChain) else ()
         return act, BudgetChain((*outer, act))
 
@@ -324,7 +324,7 @@ class Budget(GuardedWrapper):
         act, chain = await self._enter(request)
         t0 = time.perf_counter()
         try:
-            with scope(budget=chain):
+            with scope(leaf_hook=chain):
                 answer = await call(self.inner, request)
         except ChorusError as exc:
             attach_span(self, exc, started, act.attributes(), t0)
@@ -337,7 +337,7 @@ class Budget(GuardedWrapper):
         started = time.perf_counter()
         act, chain = await self._enter(request)
         t0 = time.perf_counter()
-        events = open_stream(self.inner, request, budget=chain)
+        events = open_stream(self.inner, request, leaf_hook=chain)
         relay = Relay(events, self.inner)
         try:
             async for piece in relay:

@@ -11,7 +11,7 @@ from pydantic import Field
 from chorus.config.schema import AcceptsConfig, ProviderConfig
 from chorus.core.capabilities import ALL_FEATURES, builtin_accepts
 from chorus.core.errors import CapabilityMissing
-from chorus.core.model import Model, StreamEvent
+from chorus.core.model import Leaf, StreamEvent
 from chorus.core.pricing import FREE, Price, lookup_price
 from chorus.core.types import (
     Completion,
@@ -33,10 +33,8 @@ def estimate_tokens(text: str) -> int:
     return max(1, round(len(text) / 4))
 
 
-class Provider(Model):
+class Provider(Leaf):
     """A leaf: one real (or scripted) model. Subclasses implement ``complete``."""
-
-    kind = "model"
     #: The provider name used in YAML (``provider: NAME``).
     provider: str = "provider"
     #: Whether the model continues a conversation's last assistant message (a prefill);
