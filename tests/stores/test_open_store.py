@@ -22,7 +22,7 @@ def _dead_url() -> str:
 
 def test_public_names() -> None:
     assert set(__all__) == {"MemoryStore", "RedisStore", "SQLiteStore", "Store", "decode_number",
-                            "open_store"}
+                            "open_store", "register"}
 
 
 def test_specs(tmp_path: Path) -> None:

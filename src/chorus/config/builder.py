@@ -105,6 +105,11 @@ class Builder:
     def path(self) -> Path_:
         return self._path
 
+    @property
+    def file(self) -> str:
+        """The config file (relative paths in a node are relative to its folder)."""
+        return self.doc.file
+
     def error(self, message: str, *rel: str | int) -> ConfigError:
         """A ConfigError pointing at ``rel`` below the node being built."""
         return self.doc.error(self._path + rel, message)
@@ -116,6 +121,28 @@ class Builder:
             return cls.model_validate(data)
         except ValidationError as exc:
             raise validation_error(self.doc, self._path + rel, exc, cls) from None
+
+    def part(self, role: Role, data: Any, *rel: str | int, args: tuple[Any, ...] = ()) -> Any:
+        """A part of this node chosen by its ``type:`` from the registry (a router's
+        classifier, a guardrail check), built at ``rel`` with ``build(cfg, self, *args)``."""
+        name = data.get("type") if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            raise self.error(f"expected a mapping with 'type:', got {type(data).__name__}", *rel)
+        kind = registry.get(role, name) if isinstance(name, str) else None
+        if kind is None:
+            known = registry.names(role)
+            close = difflib.get_close_matches(str(name), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise self.error(f"unknown {role} type {name!r}{hint}; known: {', '.join(known)}",
+                             *rel, "type")
+        cfg = self.validate(kind.config, data, *rel) if kind.config is not None else data
+        with self._at(self._path + rel, self._name):
+            try:
+                return kind.build(cfg, self, *args)
+            except ConfigError:
+                raise
+            except (ValueError, TypeError) as exc:
+                raise self.error(str(exc)) from exc
 
     def model(self, ref: ModelRef, *rel: str | int) -> Model:
         """Build the Model that ``ref`` (found at ``rel`` below this node) stands for."""
@@ -237,6 +264,8 @@ class Builder:
             raise self.doc.error(
                 where + (selector,), f"unknown {role} {kind_name!r}{hint}; known: {known}"
             )
+        if kind.config is None:
+            raise self.doc.error(where, f"{role} {kind_name!r} was registered without a config")
         try:
             cfg = kind.config.model_validate(data)
         except ValidationError as exc:

@@ -12,7 +12,7 @@ import concurrent.futures
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from chorus.core import context, instrument
 from chorus.core.errors import (
@@ -24,11 +24,16 @@ from chorus.core.errors import (
 from chorus.core.types import Completion, Request, Span, TextDelta, ToolCallDelta
 
 __all__ = [
-    "Leaf", "LeafCall", "LeafHook", "Model", "StreamEvent", "call", "deltas_of",
-    "error_span", "run_sync", "stream_or_complete",
+    "FAMILIES",
+    "Family",
+    "Leaf", "LeafCall", "LeafHook", "Model", "StreamEvent", "call", "deltas_of", "error_span",
+    "run_sync", "stream_or_complete",
 ]
 
 T = TypeVar("T")
+Family = Literal["single", "sequential", "parallel", "hierarchical", "ensemble"]
+#: The families, simplest first.
+FAMILIES: tuple[Family, ...] = ("single", "sequential", "parallel", "hierarchical", "ensemble")
 StreamEvent = TextDelta | ToolCallDelta | Completion
 
 
@@ -39,6 +44,9 @@ class Model(ABC):
     kind: ClassVar[str] = "model"
     #: Whether ``stream`` is implemented.
     can_stream: ClassVar[bool] = False
+    #: How the model calls its children, for reports (``chorus bench`` groups and prefers
+    #: simpler systems by it): one of ``FAMILIES``; None (a wrapper) takes its child's.
+    family: ClassVar[Family | None] = None
 
     name: str
 
@@ -75,6 +83,7 @@ class Leaf(Model):
     model. Every provider is one; leaf calls are what a budget charges."""
 
     kind: ClassVar[str] = "model"
+    family: ClassVar[Family | None] = "single"
 
 
 #: How a hook makes the leaf call it wraps.

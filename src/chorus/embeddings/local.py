@@ -28,6 +28,7 @@ from pydantic import Field
 
 from chorus.config.schema import Node
 from chorus.core.errors import MissingDependency
+from chorus.core.registry import BuildContext
 from chorus.embeddings._base import Embedder, Vectors
 
 __all__ = ["Backend", "MiniLMConfig", "MiniLMEmbedder", "build", "model_folder"]
@@ -174,6 +175,6 @@ class MiniLMConfig(Node):
     backend: Backend = "auto"
 
 
-def build(cfg: MiniLMConfig, b: Any) -> MiniLMEmbedder:
+def build(cfg: MiniLMConfig, b: BuildContext) -> MiniLMEmbedder:
     return MiniLMEmbedder(b.name or "minilm", path=cfg.path, batch_size=cfg.batch_size,
                           backend=cfg.backend)

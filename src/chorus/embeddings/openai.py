@@ -16,6 +16,7 @@ from pydantic import Field
 
 from chorus.config.schema import Node
 from chorus.core.errors import MalformedResponse
+from chorus.core.registry import BuildContext
 from chorus.embeddings._base import Embedder, Vectors
 from chorus.http import Endpoint, HttpClient, resolve_api_key
 
@@ -126,7 +127,7 @@ class OpenAIEmbedderConfig(Node):
     dimensions: int | None = Field(None, ge=1)
 
 
-def build(cfg: OpenAIEmbedderConfig, b: Any) -> OpenAIEmbedder:
+def build(cfg: OpenAIEmbedderConfig, b: BuildContext) -> OpenAIEmbedder:
     return OpenAIEmbedder(
         b.name, model_id=cfg.model, base_url=cfg.base_url, api_key=cfg.api_key,
         api_key_env=cfg.api_key_env, headers=cfg.headers, timeout=cfg.timeout,

@@ -17,7 +17,7 @@ from typing import TextIO
 
 from chorus.core.context import scope
 from chorus.core.errors import ChorusError
-from chorus.core.model import Model, call
+from chorus.core.model import FAMILIES, Model, call
 from chorus.core.types import Completion, Span
 from chorus.eval.datasets import Item
 from chorus.eval.outcomes import Outcome, OutcomeItem
@@ -35,22 +35,15 @@ __all__ = [
 ]
 
 #: Simplest first: what ``recommend`` prefers among systems of similar quality.
-COMPLEXITY = ("single", "sequential", "parallel", "hierarchical", "ensemble")
-_KINDS = {
-    "model": "single",
-    "pipeline": "sequential", "router": "sequential", "cascade": "sequential",
-    "fallback": "sequential",
-    "fanout": "parallel", "vote": "parallel",
-    "planner": "hierarchical", "supervisor": "hierarchical",
-    "weighted": "ensemble", "consensus": "ensemble",
-}
+COMPLEXITY = FAMILIES
 
 
 def system_kind(model: Model) -> str:
-    """single / sequential / parallel / hierarchical / ensemble; a wrapper (one child,
-    e.g. a cache or retry) takes its child's kind."""
-    if model.kind in _KINDS:
-        return _KINDS[model.kind]
+    """The family the model states (single / sequential / parallel / hierarchical /
+    ensemble); a wrapper (one child, e.g. a cache or retry) takes its child's. A
+    composite that states none counts as hierarchical."""
+    if model.family is not None:
+        return model.family
     children = list(model.children())
     if len(children) == 1:
         return system_kind(children[0])

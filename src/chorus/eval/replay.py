@@ -24,6 +24,7 @@ from pydantic import Field
 
 from chorus.config.schema import ProviderConfig
 from chorus.core.errors import BadRequestError
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, Usage
 from chorus.eval.outcomes import OutcomeItem, read_outcomes
 from chorus.providers import Provider, common_kwargs
@@ -107,9 +108,9 @@ class ReplayConfig(ProviderConfig):
     latency_s: float = Field(0.0, ge=0)
 
 
-def build(cfg: ReplayConfig, b: Any) -> ReplayModel:
+def build(cfg: ReplayConfig, b: BuildContext) -> ReplayModel:
     path = Path(cfg.outcomes).expanduser()
-    config_file = Path(b.doc.file)
+    config_file = Path(b.file)
     if not path.is_absolute() and config_file.is_file():
         path = config_file.parent / path
     if not path.is_file():

@@ -134,7 +134,7 @@ def recommend(summaries: Sequence[Summary], tolerance: float = 0.01) -> tuple[st
     front = [s for s in summaries if s.system not in beaten] or list(summaries)
     best = max(front, key=lambda s: (s.quality, -s.cost_usd))
     near = [s for s in front if s.quality >= best.quality - tolerance]
-    rank = {k: i for i, k in enumerate(COMPLEXITY)}
+    rank: dict[str, int] = {k: i for i, k in enumerate(COMPLEXITY)}
     pick = min(near, key=lambda s: (rank.get(s.kind, len(rank)), s.cost_usd))
     dropped = f"; {len(beaten)} dominated system(s) left out" if beaten else ""
     if pick.system == best.system:

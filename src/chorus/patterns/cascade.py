@@ -39,6 +39,7 @@ from chorus.core.model import (
     error_span,
     stream_or_complete,
 )
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, Span
 from chorus.patterns._checks import (
     JUDGE_PROMPT,
@@ -92,6 +93,7 @@ class Cascade(Model):
 
     kind = "cascade"
     can_stream = True
+    family = "sequential"
 
     def __init__(self, name: str, stages: Sequence[Stage]) -> None:
         super().__init__(name)
@@ -259,7 +261,7 @@ class CascadeConfig(PatternConfig):
     stages: list[StageConfig] = Field(min_length=1)
 
 
-def _check(cfg: CheckConfig, b: Any, i: int) -> Check:
+def _check(cfg: CheckConfig, b: BuildContext, i: int) -> Check:
     if isinstance(cfg, AgreementConfig):
         return AgreementCheck(cfg.samples, cfg.threshold, temperature=cfg.temperature)
     if isinstance(cfg, JudgeConfig):
@@ -269,8 +271,8 @@ def _check(cfg: CheckConfig, b: Any, i: int) -> Check:
         return LogprobCheck(cfg.threshold)
     if isinstance(cfg, LearnedCheckConfig):
         path = Path(cfg.path).expanduser()
-        if not path.is_absolute() and Path(b.doc.file).is_file():
-            path = Path(b.doc.file).parent / path
+        if not path.is_absolute() and Path(b.file).is_file():
+            path = Path(b.file).parent / path
         try:
             model = AcceptanceModel.load(path)
         except ValueError as exc:
@@ -280,7 +282,7 @@ def _check(cfg: CheckConfig, b: Any, i: int) -> Check:
     return FunctionCheck(import_callable(cfg.function), cfg.threshold)
 
 
-def build(cfg: CascadeConfig, b: Any) -> Cascade:
+def build(cfg: CascadeConfig, b: BuildContext) -> Cascade:
     stages = []
     last = len(cfg.stages) - 1
     for i, sc in enumerate(cfg.stages):

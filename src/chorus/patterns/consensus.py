@@ -21,6 +21,7 @@ from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core.compose import combine, failed_span
 from chorus.core.errors import ChorusError, StepFailed
 from chorus.core.model import Model, call, error_span
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request
 from chorus.embeddings import Embedder
 from chorus.patterns._concurrent import gather
@@ -51,6 +52,7 @@ def agreement(groups: Sequence[Group], asked: int, threshold: float) -> tuple[Gr
 
 class Consensus(Model):
     kind = "consensus"
+    family = "ensemble"
 
     def __init__(
         self,
@@ -146,7 +148,7 @@ class ConsensusConfig(PatternConfig):
     timeout_s: float | None = Field(None, gt=0)
 
 
-def build(cfg: ConsensusConfig, b: Any) -> Consensus:
+def build(cfg: ConsensusConfig, b: BuildContext) -> Consensus:
     models = [b.model(ref, "models", i) for i, ref in enumerate(cfg.models)]
     escalate_to = b.model(cfg.escalate_to, "escalate_to")
     embedder = b.embedder(cfg.embedder, "embedder") if cfg.by_meaning else None

@@ -51,6 +51,7 @@ from chorus.core.errors import (
     ServerError,
 )
 from chorus.core.model import Model, StreamEvent, call, error_span, stream_or_complete
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, Span, TextDelta, ToolCallDelta
 from chorus.patterns._rescue import Form, Seam, continuation, prefills
 
@@ -208,6 +209,7 @@ class Fallback(Model):
 
     kind = "fallback"
     can_stream = True
+    family = "sequential"
 
     def __init__(
         self,
@@ -482,7 +484,7 @@ class FallbackConfig(PatternConfig):
     rescue: bool = True
 
 
-def build(cfg: FallbackConfig, b: Any) -> Fallback:
+def build(cfg: FallbackConfig, b: BuildContext) -> Fallback:
     models = [b.model(ref, "models", i) for i, ref in enumerate(cfg.models)]
     return Fallback(b.name, models, on=cfg.on, cooldown_s=cfg.cooldown_s,
                     timeout_s=cfg.timeout_s, rescue=cfg.rescue)

@@ -22,6 +22,7 @@ from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core.compose import combine as combine_parts
 from chorus.core.errors import AllModelsFailed, ChorusError, PatternError
 from chorus.core.model import Model
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request
 from chorus.patterns._concurrent import Outcome, gather_until
 from chorus.providers.function import import_callable
@@ -122,6 +123,7 @@ class FanOut(Model):
     """Call every child concurrently; combine the answers into one Completion."""
 
     kind = "fanout"
+    family = "parallel"
 
     def __init__(
         self,
@@ -221,7 +223,7 @@ class FanOutConfig(PatternConfig):
     timeout_s: float | dict[str, float] | None = None
 
 
-def build(cfg: FanOutConfig, b: Any) -> FanOut:
+def build(cfg: FanOutConfig, b: BuildContext) -> FanOut:
     models = [b.model(ref, "models", i) for i, ref in enumerate(cfg.models)]
     return FanOut(b.name, models, mode=cfg.mode, quorum=cfg.quorum, combine=cfg.combine,
                   timeout_s=cfg.timeout_s)

@@ -24,7 +24,7 @@ import string
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -40,11 +40,9 @@ from chorus.core.errors import (
     StepFailed,
 )
 from chorus.core.model import Model, call, error_span
+from chorus.core.registry import BuildContext
 from chorus.core.structured import parse_json
 from chorus.core.types import Completion, Message, Request, Span
-
-if TYPE_CHECKING:
-    from chorus.config.builder import Builder
 
 __all__ = [
     "PARSERS",
@@ -162,6 +160,7 @@ class Pipeline(Model):
     """Call each step in order; the last step's (parsed) output is the answer."""
 
     kind = "pipeline"
+    family = "sequential"
 
     def __init__(self, name: str, steps: Sequence[Step | Model]) -> None:
         super().__init__(name)
@@ -283,7 +282,7 @@ class PipelineConfig(PatternConfig):
     steps: list[StepConfig] = Field(min_length=1)
 
 
-def build(cfg: PipelineConfig, b: Builder) -> Pipeline:
+def build(cfg: PipelineConfig, b: BuildContext) -> Pipeline:
     steps: list[Step] = []
     for i, s in enumerate(cfg.steps):
         try:

@@ -35,6 +35,7 @@ from chorus.core.errors import (
     StepFailed,
 )
 from chorus.core.model import Model, call, error_span
+from chorus.core.registry import BuildContext
 from chorus.core.structured import ask_json
 from chorus.core.types import Completion, Request, Span
 from chorus.patterns import _plan
@@ -64,6 +65,7 @@ class Planner(Model):
     """Plan, run the steps as a DAG, synthesise. See the module docstring."""
 
     kind = "planner"
+    family = "hierarchical"
 
     def __init__(
         self,
@@ -268,7 +270,7 @@ class PlannerConfig(PatternConfig):
     max_prompt_chars: int = Field(400, ge=16, le=8000)
 
 
-def build(cfg: PlannerConfig, b: Any) -> Planner:
+def build(cfg: PlannerConfig, b: BuildContext) -> Planner:
     if DEFAULT_TYPE not in cfg.executors:
         raise b.error(f"needs a {DEFAULT_TYPE!r} executor", "executors")
     return Planner(

@@ -16,9 +16,9 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from chorus.config.schema import ModelRef, Node, PatternConfig
 from chorus.core.capabilities import missing
@@ -34,29 +34,18 @@ from chorus.core.errors import (
     StepFailed,
 )
 from chorus.core.model import Model, StreamEvent, call, error_span, stream_or_complete
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, Span
-from chorus.providers.function import import_callable
 from chorus.routing import (
     Classifier,
     Decision,
-    EmbeddingClassifier,
-    FunctionClassifier,
-    KeywordClassifier,
     LatencyStats,
     LatencyStore,
-    LLMClassifier,
-    Rule,
     Strategy,
     resolve,
     select,
 )
-from chorus.routing.keyword import compile_rule
-from chorus.routing.learned import LearnedClassifierConfig
-from chorus.routing.learned import build_classifier as build_learned
 from chorus.routing.selection import STRATEGIES, capable, estimate_tokens
-
-if TYPE_CHECKING:
-    from chorus.config.builder import Builder
 
 __all__ = ["Route", "Router", "RouterConfig", "build"]
 
@@ -101,6 +90,7 @@ class Router(Model):
 
     kind = "router"
     can_stream = True
+    family = "sequential"
 
     def __init__(
         self,
@@ -247,55 +237,6 @@ class RouteConfig(Node):
     require: list[str] = Field(default_factory=list)
 
 
-class LLMClassifierConfig(Node):
-    type: Literal["llm"]
-    model: ModelRef
-    #: The label set (default: the route names), or label -> description.
-    labels: list[str] | dict[str, str] | None = None
-    instructions: str | None = None
-    max_tokens: int = Field(32, ge=1)
-
-
-class EmbeddingClassifierConfig(Node):
-    type: Literal["embedding"]
-    examples: dict[str, list[str]]
-    method: Literal["centroid", "knn"] = "centroid"
-    k: int = Field(5, ge=1)
-    #: Below this similarity the classifier abstains (the default route answers).
-    threshold: float | None = Field(None, ge=-1, le=1)
-    #: A name under ``embedders:`` or an inline embedder (default: the local MiniLM).
-    embedder: str | dict[str, Any] | None = None
-
-
-class RuleConfig(Node):
-    label: str
-    keywords: list[str] = Field(default_factory=list)
-    regex: str | None = None
-
-
-class KeywordClassifierConfig(Node):
-    type: Literal["keyword", "regex"]
-    rules: list[RuleConfig] = Field(min_length=1)
-    case_sensitive: bool = False
-
-
-class FunctionClassifierConfig(Node):
-    type: Literal["function", "callable"]
-    #: ``package.module:function``, called with the Request.
-    function: str
-
-
-_CLASSIFIERS: dict[str, type[BaseModel]] = {
-    "llm": LLMClassifierConfig,
-    "embedding": EmbeddingClassifierConfig,
-    "keyword": KeywordClassifierConfig,
-    "regex": KeywordClassifierConfig,
-    "function": FunctionClassifierConfig,
-    "callable": FunctionClassifierConfig,
-    "learned": LearnedClassifierConfig,
-}
-
-
 class RouterConfig(PatternConfig):
     kind: Literal["router"] = "router"
     #: ``{type: llm|embedding|keyword|regex|function, ...}``
@@ -309,40 +250,7 @@ class RouterConfig(PatternConfig):
     stats: str | dict[str, Any] | None = None
 
 
-def _classifier(data: dict[str, Any], b: Builder, routes: list[str]) -> Classifier:
-    kind = data.get("type")
-    cls = _CLASSIFIERS.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise b.error(f"unknown classifier type {kind!r}; known: {', '.join(_CLASSIFIERS)}",
-                      "classifier", "type")
-    cfg = b.validate(cls, data, "classifier")
-    if isinstance(cfg, LLMClassifierConfig):
-        return LLMClassifier(b.model(cfg.model, "classifier", "model"),
-                             cfg.labels if cfg.labels is not None else routes,
-                             instructions=cfg.instructions, max_tokens=cfg.max_tokens)
-    if isinstance(cfg, EmbeddingClassifierConfig):
-        return EmbeddingClassifier(b.embedder(cfg.embedder, "classifier", "embedder"),
-                                   cfg.examples, method=cfg.method, k=cfg.k,
-                                   threshold=cfg.threshold)
-    if isinstance(cfg, KeywordClassifierConfig):
-        rules = [Rule(r.label, r.keywords, r.regex) for r in cfg.rules]
-        for i, rule in enumerate(rules):
-            try:
-                compile_rule(rule, case_sensitive=cfg.case_sensitive)
-            except ValueError as exc:
-                raise b.error(str(exc), "classifier", "rules", i) from None
-        return KeywordClassifier(rules, case_sensitive=cfg.case_sensitive)
-    if isinstance(cfg, LearnedClassifierConfig):
-        return build_learned(cfg, b)
-    assert isinstance(cfg, FunctionClassifierConfig)
-    try:
-        fn = import_callable(cfg.function)
-    except ValueError as exc:
-        raise b.error(str(exc), "classifier", "function") from None
-    return FunctionClassifier(fn, name=cfg.function)
-
-
-def _route(label: str, ref: ModelRef, b: Builder) -> Route:
+def _route(label: str, ref: ModelRef, b: BuildContext) -> Route:
     if not (isinstance(ref, dict) and "candidates" in ref):
         return Route(b.model(ref, "routes", label))
     cfg = b.validate(RouteConfig, ref, "routes", label)
@@ -353,12 +261,13 @@ def _route(label: str, ref: ModelRef, b: Builder) -> Route:
         raise b.error(str(exc), "routes", label) from None
 
 
-def build(cfg: RouterConfig, b: Builder) -> Router:
+def build(cfg: RouterConfig, b: BuildContext) -> Router:
     if cfg.default not in cfg.routes:
         raise b.error(f"{cfg.default!r} is not one of the routes ({', '.join(cfg.routes)})",
                       "default")
     routes = {label: _route(label, ref, b) for label, ref in cfg.routes.items()}
-    classifier = _classifier(cfg.classifier, b, list(routes))
+    classifier: Classifier = b.part("classifier", cfg.classifier, "classifier",
+                                    args=(list(routes),))
     missing = [lb for lb in classifier.labels or () if lb not in routes]
     if missing:
         raise b.error(f"label(s) with no route: {', '.join(missing)} (add them under routes:)",

@@ -37,6 +37,7 @@ from chorus.core.errors import (
     StepFailed,
 )
 from chorus.core.model import Model, call, error_span
+from chorus.core.registry import BuildContext
 from chorus.core.structured import ask_json
 from chorus.core.types import Completion, Request, Span, Usage
 from chorus.patterns._concurrent import gather
@@ -218,6 +219,7 @@ class Supervisor(Model):
     """Assign, work, review, revise. See the module docstring."""
 
     kind = "supervisor"
+    family = "hierarchical"
 
     def __init__(
         self,
@@ -425,7 +427,7 @@ class SupervisorConfig(PatternConfig):
     max_task_chars: int = Field(400, ge=16, le=8000)
 
 
-def build(cfg: SupervisorConfig, b: Any) -> Supervisor:
+def build(cfg: SupervisorConfig, b: BuildContext) -> Supervisor:
     return Supervisor(
         b.name,
         supervisor=b.model(cfg.supervisor, "supervisor"),

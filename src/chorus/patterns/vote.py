@@ -27,6 +27,7 @@ from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core.compose import combine, failed_span
 from chorus.core.errors import AllModelsFailed
 from chorus.core.model import Model
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request
 from chorus.embeddings import Embedder
 from chorus.patterns._concurrent import gather
@@ -53,6 +54,7 @@ _BY: dict[str, Callable[[Group], float]] = {"count": lambda g: g.count,
 
 class Vote(Model):
     kind = "vote"
+    family = "parallel"
 
     def __init__(
         self,
@@ -189,7 +191,7 @@ class VoteConfig(PatternConfig):
         return self
 
 
-def build(cfg: VoteConfig, b: Any) -> Vote:
+def build(cfg: VoteConfig, b: BuildContext) -> Vote:
     models = [b.model(ref, "models", i) for i, ref in enumerate(cfg.models)]
     model = b.model(cfg.model, "model") if cfg.model is not None else None
     embedder = b.embedder(cfg.embedder, "embedder") if cfg.by_meaning else None

@@ -31,6 +31,7 @@ from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core.compose import combine, failed_span
 from chorus.core.errors import AllModelsFailed, ChorusError, MalformedResponse, StepFailed
 from chorus.core.model import Model, error_span
+from chorus.core.registry import BuildContext
 from chorus.core.structured import ask_json
 from chorus.core.types import Completion, Request, Span
 from chorus.embeddings import Embedder
@@ -76,6 +77,7 @@ def judge_score(value: Any) -> float:
 
 class Weighted(Model):
     kind = "weighted"
+    family = "ensemble"
 
     def __init__(
         self,
@@ -249,7 +251,7 @@ class WeightedConfig(PatternConfig):
         return self
 
 
-def build(cfg: WeightedConfig, b: Any) -> Weighted:
+def build(cfg: WeightedConfig, b: BuildContext) -> Weighted:
     from chorus.providers.function import import_callable
 
     models = [b.model(ref, "models", i) for i, ref in enumerate(cfg.models)]
@@ -258,7 +260,7 @@ def build(cfg: WeightedConfig, b: Any) -> Weighted:
     weights_file: Path | None = None
     if cfg.weights_file:
         weights_file = Path(cfg.weights_file).expanduser()
-        config_file = Path(b.doc.file)
+        config_file = Path(b.file)
         if not weights_file.is_absolute() and config_file.is_file():
             weights_file = config_file.parent / weights_file
     embedder = b.embedder(cfg.embedder, "embedder") if cfg.embedder else None

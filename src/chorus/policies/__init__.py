@@ -35,3 +35,6 @@ def register(registry: Registry) -> None:
 
     registry.pattern("guardrails", guardrails.GuardrailsConfig, guardrails.build,
                      "input checks, then the model, then output checks (PII, injection, ...)")
+    from chorus.policies.guardrails import _config
+
+    _config.register(registry)

@@ -33,6 +33,7 @@ from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core.context import remaining
 from chorus.core.errors import AllModelsFailed, ChorusError, ServerError, StoreUnavailable
 from chorus.core.model import Model, StreamEvent, call
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request
 from chorus.policies._guarded import (
     GuardedWrapper,
@@ -322,7 +323,7 @@ class BreakerConfig(PatternConfig):
     on_store_error: Literal["open", "closed"] = "open"
 
 
-def build(cfg: BreakerConfig, b: Any) -> Breaker:
+def build(cfg: BreakerConfig, b: BuildContext) -> Breaker:
     return Breaker(
         b.name, b.model(cfg.inner, "inner"), failures=cfg.failures, window_s=cfg.window_s,
         cooldown_s=cfg.cooldown_s, wait=cfg.wait, max_wait_s=cfg.max_wait_s,

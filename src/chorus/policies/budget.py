@@ -32,6 +32,7 @@ from chorus.config.schema import ModelRef, Node, PatternConfig
 from chorus.core.context import current, scope
 from chorus.core.errors import BudgetExceeded, ChorusError, StoreUnavailable
 from chorus.core.model import LeafCall, Model, StreamEvent, call
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, ToolCallDelta
 from chorus.policies._budget_math import (
     UNITS,
@@ -398,7 +399,7 @@ class BudgetConfig(PatternConfig):
     default_max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1)
 
 
-def build(cfg: BudgetConfig, b: Any) -> Budget:
+def build(cfg: BudgetConfig, b: BuildContext) -> Budget:
     inner = b.model(cfg.inner, "inner")
     req = Limit(cfg.request.tokens, cfg.request.usd) if cfg.request else None
     win = (Window(cfg.window.tokens, cfg.window.usd, per=cfg.window.per,

@@ -36,6 +36,7 @@ from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core.compose import Wrapper, combine
 from chorus.core.errors import StoreUnavailable
 from chorus.core.model import Model, StreamEvent, call, stream_or_complete
+from chorus.core.registry import BuildContext
 from chorus.core.types import ZERO_USAGE, Completion, Request, Span, TextDelta, ToolCallDelta
 from chorus.policies._cachekey import (
     decode_entry,
@@ -296,7 +297,7 @@ class CacheConfig(CacheOptions):
     per_tenant: bool = False
 
 
-def build(cfg: CacheConfig, b: Any) -> Cache:
+def build(cfg: CacheConfig, b: BuildContext) -> Cache:
     return Cache(b.name, b.model(cfg.inner, "inner"), b.store(cfg.store, "store"),
                  ttl_s=cfg.ttl_s, max_entries=cfg.max_entries,
                  cache_sampling=cfg.cache_sampling, per_tenant=cfg.per_tenant,

@@ -28,6 +28,7 @@ from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core.context import remaining
 from chorus.core.errors import ChorusError, RateLimitError
 from chorus.core.model import Model, StreamEvent, call
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request
 from chorus.policies._guarded import (
     DEFAULT_MAX_TOKENS,
@@ -219,7 +220,7 @@ class RateLimitConfig(PatternConfig):
     default_max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1)
 
 
-def build(cfg: RateLimitConfig, b: Any) -> RateLimit:
+def build(cfg: RateLimitConfig, b: BuildContext) -> RateLimit:
     return RateLimit(
         b.name, b.model(cfg.inner, "inner"), requests_per_minute=cfg.requests_per_minute,
         tokens_per_minute=cfg.tokens_per_minute, per=cfg.per, on_limit=cfg.on_limit,

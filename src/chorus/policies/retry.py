@@ -28,6 +28,7 @@ from chorus.core import context
 from chorus.core.compose import Wrapper, combine
 from chorus.core.errors import ChorusError, ProviderTimeout, RateLimitError
 from chorus.core.model import Model, StreamEvent, call, error_span
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, Span
 from chorus.policies._streaming import Relay, open_stream
 
@@ -237,7 +238,7 @@ class RetryConfig(PatternConfig):
     retry_timeouts: bool = False
 
 
-def build(cfg: RetryConfig, b: Any) -> Retry:
+def build(cfg: RetryConfig, b: BuildContext) -> Retry:
     return Retry(b.name, b.model(cfg.inner, "inner"), attempts=cfg.attempts,
                  base_s=cfg.base_s, max_delay_s=cfg.max_delay_s,
                  retry_timeouts=cfg.retry_timeouts)

@@ -29,6 +29,7 @@ import numpy as np
 from pydantic import Field
 
 from chorus.core.model import Model
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request
 from chorus.embeddings import Embedder, Vectors
 from chorus.meaning import conflict
@@ -297,7 +298,7 @@ class SemanticCacheConfig(CacheOptions):
     threshold: float = Field(0.9, ge=-1.0, le=1.0)
 
 
-def build(cfg: SemanticCacheConfig, b: Any) -> SemanticCache:
+def build(cfg: SemanticCacheConfig, b: BuildContext) -> SemanticCache:
     return SemanticCache(b.name, b.model(cfg.inner, "inner"), b.embedder(cfg.embedder, "embedder"),
                          b.store(cfg.store, "store"), threshold=cfg.threshold, ttl_s=cfg.ttl_s,
                          max_entries=cfg.max_entries, cache_sampling=cfg.cache_sampling,

@@ -22,6 +22,7 @@ import httpx
 
 from chorus.core.errors import BadRequestError, MalformedResponse, ProviderError, StreamCut
 from chorus.core.model import StreamEvent
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, TextDelta, ToolCall, ToolCallDelta, Usage
 from chorus.http import (
     error_for_code,
@@ -317,6 +318,6 @@ class AnthropicConfig(KeyedEndpointConfig):
     anthropic_version: str = API_VERSION
 
 
-def build(cfg: AnthropicConfig, b: Any) -> AnthropicModel:
+def build(cfg: AnthropicConfig, b: BuildContext) -> AnthropicModel:
     return AnthropicModel(b.name, anthropic_version=cfg.anthropic_version,
                           **endpoint_kwargs(cfg))

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from chorus.config.schema import ProviderConfig
 from chorus.core.errors import MalformedResponse
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, ToolCall, Usage
 from chorus.providers._base import Provider, common_kwargs
 from chorus.providers.scripted import word_count
@@ -97,6 +98,6 @@ class FunctionConfig(ProviderConfig):
     thread: bool = True
 
 
-def build(cfg: FunctionConfig, b: Any) -> FunctionModel:
+def build(cfg: FunctionConfig, b: BuildContext) -> FunctionModel:
     return FunctionModel(b.name, import_callable(cfg.function), thread=cfg.thread,
                          **common_kwargs(cfg))

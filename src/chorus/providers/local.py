@@ -42,6 +42,7 @@ from chorus.config.schema import ProviderConfig
 from chorus.core import context
 from chorus.core.errors import Cancelled, ConfigError, MissingDependency, ProviderError
 from chorus.core.model import StreamEvent, deltas_of
+from chorus.core.registry import BuildContext
 from chorus.core.types import (
     Completion,
     Message,
@@ -340,9 +341,9 @@ class LocalConfig(ProviderConfig):
     logprobs: bool = False
 
 
-def build(cfg: LocalConfig, b: Any) -> LocalModel:
+def build(cfg: LocalConfig, b: BuildContext) -> LocalModel:
     base_dir: Path | None = None
-    file = b.doc.file
+    file = b.file
     if file and not file.startswith("<") and Path(file).exists():
         base_dir = Path(file).resolve().parent
     return LocalModel(

@@ -29,6 +29,7 @@ from chorus.core.errors import (
     StreamCut,
 )
 from chorus.core.model import StreamEvent
+from chorus.core.registry import BuildContext
 from chorus.core.types import (
     Completion,
     Request,
@@ -366,5 +367,5 @@ class OpenAIConfig(KeyedEndpointConfig):
     json_mode: JsonMode = "auto"
 
 
-def build(cfg: OpenAIConfig, b: Any) -> OpenAIModel:
+def build(cfg: OpenAIConfig, b: BuildContext) -> OpenAIModel:
     return OpenAIModel(b.name, json_mode=cfg.json_mode, **endpoint_kwargs(cfg))

@@ -27,6 +27,7 @@ from chorus.config.schema import ProviderConfig
 from chorus.core import errors
 from chorus.core.errors import BadRequestError, ChorusError
 from chorus.core.model import StreamEvent, deltas_of
+from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, TextDelta, ToolCall, Usage
 from chorus.providers._base import Provider, common_kwargs
 
@@ -179,7 +180,7 @@ class ScriptedConfig(ProviderConfig):
     logprob: float | None = None
 
 
-def build(cfg: ScriptedConfig, b: Any) -> ScriptedModel:
+def build(cfg: ScriptedConfig, b: BuildContext) -> ScriptedModel:
     usage = Usage(**cfg.usage) if cfg.usage else None
     if not (cfg.replies or cfg.rules or cfg.default is not None or cfg.fail_with):
         raise ChorusError("a scripted model needs replies, rules, default or fail_with")

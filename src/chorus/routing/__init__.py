@@ -7,6 +7,10 @@ regex rules), ``FunctionClassifier`` (a Python callable). Selection: ``select`` 
 capability tags, price or measured latency (``LatencyStats``).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from chorus.routing._base import Classifier, Decision, resolve
 from chorus.routing.embedding import EmbeddingClassifier
 from chorus.routing.function import FunctionClassifier
@@ -20,6 +24,9 @@ from chorus.routing.selection import (
     price_of,
     select,
 )
+
+if TYPE_CHECKING:
+    from chorus.core.registry import Registry
 
 __all__ = [
     "Classifier",
@@ -35,6 +42,14 @@ __all__ = [
     "capabilities_of",
     "find_label",
     "price_of",
+    "register",
     "resolve",
     "select",
 ]
+
+
+def register(registry: Registry) -> None:
+    """Register the built-in router classifiers (the ``chorus.plugins`` entry point)."""
+    from chorus.routing import configs
+
+    configs.register(registry)

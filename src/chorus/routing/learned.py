@@ -27,6 +27,7 @@ import numpy.typing as npt
 from pydantic import Field
 
 from chorus.config.schema import Node
+from chorus.core.registry import BuildContext
 from chorus.core.types import Request
 from chorus.embeddings import Embedder
 from chorus.routing._base import Classifier, Decision
@@ -478,17 +479,17 @@ class LearnedClassifierConfig(Node):
     embedder: str | dict[str, Any] | None = None
 
 
-def build_classifier(cfg: LearnedClassifierConfig, b: Any) -> LearnedClassifier:
+def build_classifier(cfg: LearnedClassifierConfig, b: BuildContext) -> LearnedClassifier:
     path = Path(cfg.path).expanduser()
-    config_file = Path(b.doc.file)
+    config_file = Path(b.file)
     if not path.is_absolute() and config_file.is_file():
         path = config_file.parent / path
     try:
         router = LearnedRouter.load(path)
-        clf = LearnedClassifier(router, b.embedder(cfg.embedder, "classifier", "embedder"),
+        clf = LearnedClassifier(router, b.embedder(cfg.embedder, "embedder"),
                                 willingness_to_pay=cfg.willingness_to_pay,
                                 cost_share=cfg.cost_share, labels=cfg.labels)
         clf.path = path
         return clf
     except ValueError as exc:
-        raise b.error(str(exc), "classifier", "path") from None
+        raise b.error(str(exc), "path") from None

@@ -18,7 +18,7 @@ from chorus.policies.guardrails._checks import (
     ask_json,
     note,
 )
-from chorus.policies.guardrails._config import GuardrailsConfig, build, build_check
+from chorus.policies.guardrails._config import CheckConfig, GuardrailsConfig, build
 from chorus.policies.guardrails.guard import Guardrails
 from chorus.policies.guardrails.injection import (
     InjectionCheck,
@@ -39,6 +39,7 @@ from chorus.policies.guardrails.topics import TopicCheck
 __all__ = [
     "Action",
     "Check",
+    "CheckConfig",
     "FilterCheck",
     "Finding",
     "Guardrails",
@@ -58,7 +59,6 @@ __all__ = [
     "ask",
     "ask_json",
     "build",
-    "build_check",
     "find_injection",
     "find_pii",
     "find_refusal",
