@@ -15,6 +15,7 @@ from chorus.core.model import (
     stream_or_complete,
 )
 from chorus.core.pricing import BUILTIN_PRICES, PRICES_READ_ON, Price
+from chorus.core.registry import BuildContext, Registry
 from chorus.core.types import (
     UNSET,
     Completion,
@@ -37,6 +38,7 @@ from chorus.core.types import (
 
 __all__ = [
     "BUILTIN_PRICES",
+    "BuildContext",
     "PRICES_READ_ON",
     "UNSET",
     "Completion",
@@ -50,6 +52,7 @@ __all__ = [
     "Model",
     "Params",
     "Price",
+    "Registry",
     "Request",
     "Span",
     "StreamEvent",
