@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chorus.core.errors import ChorusError
+from chorus.core.model import Leaf
 from chorus.core.types import Completion, Message, Params, Request, Span
 
 __all__ = [
@@ -63,7 +64,7 @@ def operation(model: Any) -> str:
 def span_name(model: Any) -> str:
     """``chat gpt-4o-mini`` for a model call (the conventions' form), ``router triage``
     for a pattern or policy."""
-    if model.kind == "model":
+    if isinstance(model, Leaf):
         return f"{operation(model)} {getattr(model, 'model_id', model.name)}"
     return f"{model.kind} {model.name}"
 

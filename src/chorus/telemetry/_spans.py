@@ -20,7 +20,7 @@ from opentelemetry.propagate import extract, inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from chorus.core.instrument import Inner
-from chorus.core.model import Model, StreamEvent
+from chorus.core.model import Leaf, Model, StreamEvent
 from chorus.core.types import Completion, Request
 from chorus.telemetry._attributes import (
     Value,
@@ -89,7 +89,7 @@ class Watcher:
         if not isinstance(system, str):
             system = model.name
             parent = otel_context.set_value(_SYSTEM, system, parent)
-        leaf = model.kind == "model"
+        leaf = isinstance(model, Leaf)
         attrs = (model_request_attributes(model, request, system) if leaf
                  else pattern_request_attributes(model, system))
         span = self.tracer.start_span(span_name(model), parent,
@@ -99,7 +99,7 @@ class Watcher:
 
     def _answered(self, span: trace.Span, model: Model, request: Request, answer: Completion,
                   attrs: dict[str, Value], started: float) -> None:
-        leaf = model.kind == "model"
+        leaf = isinstance(model, Leaf)
         if leaf:
             out = model_response_attributes(model, answer)
             if self.metrics is not None:
@@ -121,7 +121,7 @@ class Watcher:
         if isinstance(error, GeneratorExit):  # the consumer stopped reading: not a failure
             span.end()
             return
-        if model.kind == "model" and self.metrics is not None:
+        if isinstance(model, Leaf) and self.metrics is not None:
             self.metrics.record({**attrs, "error.type": out["error.type"]},
                                 time.perf_counter() - started, None)
         cancelled = isinstance(error, BaseException) and not isinstance(error, Exception)
