@@ -35,6 +35,7 @@ def estimate_tokens(text: str) -> int:
 
 class Provider(Leaf):
     """A leaf: one real (or scripted) model. Subclasses implement ``complete``."""
+
     #: The provider name used in YAML (``provider: NAME``).
     provider: str = "provider"
     #: Whether the model continues a conversation's last assistant message (a prefill);
