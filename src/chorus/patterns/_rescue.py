@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from chorus.core.model import Model
+from chorus.core.model import Leaf, Model
 from chorus.core.types import Message, Request
 
 __all__ = ["CONTINUE", "Form", "Seam", "continuation", "prefills"]
@@ -29,7 +29,7 @@ def prefills(model: Model) -> bool:
     """Whether ``model`` (or the one leaf a chain of wrappers leads to) continues a last
     assistant message; unknown counts as no."""
     seen = 0
-    while model.kind != "model" and seen < 16:
+    while not isinstance(model, Leaf) and seen < 16:
         kids: Sequence[Model] = model.children()
         if len(kids) != 1:
             return False
