@@ -20,7 +20,7 @@ from chorus.core.errors import (
     RateLimitError,
 )
 from chorus.core.types import Completion, Request, TextDelta
-from chorus.http._aio import aiohttp_error
+from chorus.http import transport_error
 from chorus.providers.openai import OpenAIModel
 from tests.providers.test_openai import tcp_server
 
@@ -48,11 +48,11 @@ def used(model: OpenAIModel) -> str:
 
 def test_aiohttp_errors_map_by_kind() -> None:
     kw = {"model": "m", "url": URL, "timeout": 2.0}
-    connect = aiohttp_error(aiohttp.ConnectionTimeoutError("slow"), **kw)
-    read = aiohttp_error(aiohttp.SocketTimeoutError("slow"), **kw)
-    dropped = aiohttp_error(aiohttp.ServerDisconnectedError(), **kw)
-    cut = aiohttp_error(aiohttp.ClientPayloadError("Response payload is not completed"), **kw)
-    bad_url = aiohttp_error(aiohttp.InvalidURL("htp://x"), **kw)
+    connect = transport_error(aiohttp.ConnectionTimeoutError("slow"), **kw)
+    read = transport_error(aiohttp.SocketTimeoutError("slow"), **kw)
+    dropped = transport_error(aiohttp.ServerDisconnectedError(), **kw)
+    cut = transport_error(aiohttp.ClientPayloadError("Response payload is not completed"), **kw)
+    bad_url = transport_error(aiohttp.InvalidURL("htp://x"), **kw)
     assert isinstance(connect, ProviderTimeout) and "2s connecting to" in str(connect)
     assert isinstance(read, ProviderTimeout) and "waiting for" in str(read)
     assert isinstance(dropped, ProviderConnectionError) and "may have stopped" in str(dropped)

@@ -26,7 +26,7 @@ from chorus.core.errors import (
     ProviderTimeout,
 )
 from chorus.core.types import Completion, Request, TextDelta
-from chorus.http import _h1
+from chorus.http import _h1, transport_error
 from chorus.http._h1 import H1Error, H1Pool
 from chorus.providers.openai import OpenAIModel
 
@@ -193,7 +193,7 @@ async def test_refused_connections_are_typed() -> None:
     with pytest.raises(H1Error) as info:
         await pool.fetch("GET", url, {})
     await pool.aclose()
-    err = _h1.h1_error(info.value, model="m", url=url, timeout=2.0)
+    err = transport_error(info.value, model="m", url=url, timeout=2.0)
     assert info.value.kind == "connect" and isinstance(err, ProviderConnectionError)
     assert "may not be running" in str(err) and url in str(err)
 

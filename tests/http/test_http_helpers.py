@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 
+import aiohttp
 import httpx
 import pytest
 
@@ -21,6 +22,7 @@ from chorus.http._client import (
     parse_retry_after,
     transport_error,
 )
+from chorus.http._h1 import H1Error
 from chorus.http._sse import ServerSentEvent, iter_events
 
 
@@ -80,3 +82,23 @@ def test_small_helpers() -> None:
     assert is_local("http://127.0.0.1:8000/v1") and is_local("http://localhost/v1")
     assert not is_local("https://api.openai.com/v1")
     assert one_line("a\n b", 10) == "a b" and one_line("x" * 20, 10) == "xxxxxxx..."
+
+
+@pytest.mark.parametrize(("failures", "kind"), [
+    ((httpx.ReadTimeout("t"), aiohttp.SocketTimeoutError("t"), H1Error("read_timeout", "t")),
+     ProviderTimeout),
+    ((httpx.ConnectTimeout("t"), aiohttp.ConnectionTimeoutError("t"),
+      H1Error("connect_timeout", "t")), ProviderTimeout),
+    ((httpx.ConnectError("refused"), H1Error("connect", "refused")), ProviderConnectionError),
+    ((httpx.RemoteProtocolError("bad line"), H1Error("malformed", "bad line")),
+     MalformedResponse),
+    ((httpx.ReadError("reset"), aiohttp.ServerDisconnectedError("reset"),
+      H1Error("closed", "reset")), ProviderConnectionError),
+])
+def test_every_client_s_failure_is_worded_once(failures: tuple[Exception, ...],
+                                                kind: type[Exception]) -> None:
+    url = "http://127.0.0.1:9/v1/chat/completions"
+    errors = [transport_error(f, model="m", url=url, timeout=2)  # type: ignore[arg-type]
+              for f in failures]
+    assert all(type(e) is kind for e in errors)
+    assert len({str(e) for e in errors}) == 1, [str(e) for e in errors]

@@ -14,14 +14,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from chorus.core.errors import (
-    MalformedResponse,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderTimeout,
-)
-
-__all__ = ["aiohttp_error", "forget", "iter_lines", "new_session", "proxies_set"]
+__all__ = ["forget", "iter_lines", "new_session", "proxies_set"]
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy")
 
@@ -54,29 +47,6 @@ def forget(session: aiohttp.ClientSession) -> None:
         # The synchronous half of ``await connector.close()``; it does nothing on a
         # closed loop, whose sockets went with it.
         connector._close()
-
-
-def aiohttp_error(exc: aiohttp.ClientError, *, model: str, url: str,
-                  timeout: float | None) -> ProviderError:
-    """The typed error for a request that got no (usable) HTTP answer."""
-    detail = " ".join(str(exc).split())[:120] or type(exc).__name__
-    if isinstance(exc, aiohttp.ServerTimeoutError):
-        phase = "connecting to" if isinstance(exc, aiohttp.ConnectionTimeoutError) \
-            else "waiting for"
-        limit = f" {timeout:g}s" if timeout is not None else ""
-        return ProviderTimeout(f"timed out after{limit} {phase} {url}; raise `timeout:` "
-                               "or check the server", model=model)
-    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.InvalidURL
-                  | aiohttp.NonHttpUrlClientError):
-        return ProviderConnectionError(
-            f"cannot connect to {url} ({detail}); the server may not be running, or "
-            "`base_url` is wrong", model=model)
-    if isinstance(exc, aiohttp.ClientResponseError):
-        # Raised for answers that are not valid HTTP (we never call raise_for_status).
-        return MalformedResponse(f"{url} did not answer with valid HTTP ({detail}); "
-                                 "check `base_url`", model=model)
-    return ProviderConnectionError(
-        f"connection to {url} failed ({detail}); the server may have stopped", model=model)
 
 
 async def iter_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:

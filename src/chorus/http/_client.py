@@ -33,14 +33,13 @@ from chorus.core.errors import (
     ContextLengthError,
     MalformedResponse,
     ModelNotFoundError,
-    ProviderConnectionError,
     ProviderError,
-    ProviderTimeout,
     RateLimitError,
     ServerError,
 )
-from chorus.http._aio import aiohttp_error, forget, iter_lines, new_session, proxies_set
-from chorus.http._h1 import H1Error, H1Pool, H1Response, H1Stream, h1_error
+from chorus.http._aio import forget, iter_lines, new_session, proxies_set
+from chorus.http._failures import transport_error
+from chorus.http._h1 import H1Error, H1Pool
 from chorus.http._sse import ServerSentEvent, SSEDecoder
 
 __all__ = [
@@ -184,29 +183,6 @@ def error_for_status(status: int, body: str, headers: Mapping[str, str], *, mode
                           auth_hint=auth_hint)
 
 
-def transport_error(exc: httpx.TransportError, *, model: str, url: str,
-                    timeout: float | None) -> ProviderError:
-    """The typed error for a request that got no (usable) HTTP answer."""
-    if isinstance(exc, httpx.TimeoutException):
-        phase = {
-            httpx.ConnectTimeout: "connecting to", httpx.ReadTimeout: "waiting for",
-            httpx.WriteTimeout: "sending to", httpx.PoolTimeout: "waiting for a connection to",
-        }.get(type(exc), "calling")
-        limit = f" {timeout:g}s" if timeout is not None else ""
-        return ProviderTimeout(f"timed out after{limit} {phase} {url}; raise `timeout:` "
-                               "or check the server", model=model)
-    if isinstance(exc, httpx.ConnectError | httpx.UnsupportedProtocol | httpx.ProxyError):
-        return ProviderConnectionError(
-            f"cannot connect to {url} ({one_line(str(exc), 120) or type(exc).__name__}); "
-            "the server may not be running, or `base_url` is wrong", model=model)
-    if isinstance(exc, httpx.RemoteProtocolError) and "disconnect" not in str(exc).lower():
-        return MalformedResponse(f"{url} did not answer with valid HTTP "
-                                 f"({one_line(str(exc), 120)}); check `base_url`", model=model)
-    return ProviderConnectionError(
-        f"connection to {url} failed ({one_line(str(exc), 120) or type(exc).__name__}); "
-        "the server may have stopped", model=model)
-
-
 def parse_json_body(body: str | bytes, *, model: str, url: str) -> Any:
     try:
         return _loads(body)
@@ -303,21 +279,12 @@ class Endpoint:
                  auth_hint: str = "") -> None:
         self.http, self.model, self.model_id, self.auth_hint = http, model, model_id, auth_hint
 
-    def _error(self, response: httpx.Response, body: str) -> ProviderError:
-        return error_for_status(response.status_code, body, response.headers, model=self.model,
-                                model_id=self.model_id, url=str(response.request.url),
-                                auth_hint=self.auth_hint)
-
-    def _aio_error(self, response: aiohttp.ClientResponse, body: bytes) -> ProviderError:
-        return error_for_status(response.status, body.decode("utf-8", "replace"),
-                                response.headers, model=self.model, model_id=self.model_id,
-                                url=str(response.url), auth_hint=self.auth_hint)
-
-    def _h1_error(self, response: H1Response | H1Stream, body: bytes, url: str
-                  ) -> ProviderError:
-        return error_for_status(response.status, body.decode("utf-8", "replace"),
-                                response.headers, model=self.model, model_id=self.model_id,
-                                url=url, auth_hint=self.auth_hint)
+    def _status_error(self, status: int, body: bytes | str, headers: Mapping[str, str],
+                      url: str) -> ProviderError:
+        """The typed error for an HTTP error answer, whichever client got it."""
+        text = body if isinstance(body, str) else body.decode("utf-8", "replace")
+        return error_for_status(status, text, headers, model=self.model,
+                                model_id=self.model_id, url=url, auth_hint=self.auth_hint)
 
     async def request_json(self, method: str, url: str, *, headers: Mapping[str, str],
                            payload: Any = None) -> Any:
@@ -332,20 +299,20 @@ class Endpoint:
                 answer = await pool.fetch(method, url, sent, data)
                 body = answer.body
             except H1Error as exc:
-                raise h1_error(exc, model=self.model, url=url,
-                               timeout=self.http.timeout) from exc
+                raise transport_error(exc, model=self.model, url=url,
+                                      timeout=self.http.timeout) from exc
             if answer.status >= 400:
-                raise self._h1_error(answer, body, url)
+                raise self._status_error(answer.status, body, answer.headers, url)
             return parse_json_body(body, model=self.model, url=url)
         try:
             async with self.http.session().request(method, url, headers=sent,
                                                    data=data) as response:
                 body = await response.read()
         except aiohttp.ClientError as exc:
-            raise aiohttp_error(exc, model=self.model, url=url,
+            raise transport_error(exc, model=self.model, url=url,
                                 timeout=self.http.timeout) from exc
         if response.status >= 400:
-            raise self._aio_error(response, body)
+            raise self._status_error(response.status, body, response.headers, url)
         return parse_json_body(body, model=self.model, url=url)
 
     async def _request_json_httpx(self, method: str, url: str, *, headers: Mapping[str, str],
@@ -357,7 +324,8 @@ class Endpoint:
             raise transport_error(exc, model=self.model, url=url,
                                   timeout=self.http.timeout) from exc
         if response.status_code >= 400:
-            raise self._error(response, response.text)
+            raise self._status_error(response.status_code, response.content, response.headers,
+                                     url)
         return parse_json_body(response.text, model=self.model, url=url)
 
     @asynccontextmanager
@@ -378,14 +346,15 @@ class Endpoint:
         try:
             async with self.http.session().post(url, headers=sent, data=data) as response:
                 if response.status >= 400:
-                    raise self._aio_error(response, await response.read())
+                    raise self._status_error(response.status, await response.read(),
+                                             response.headers, url)
                 events = self._aio_events(response)
                 try:
                     yield events
                 finally:
                     await events.aclose()
         except aiohttp.ClientError as exc:
-            raise aiohttp_error(exc, model=self.model, url=url,
+            raise transport_error(exc, model=self.model, url=url,
                                 timeout=self.http.timeout) from exc
 
     @asynccontextmanager
@@ -394,7 +363,8 @@ class Endpoint:
         try:
             async with pool.stream("POST", url, headers, data) as response:
                 if response.status >= 400:
-                    raise self._h1_error(response, await response.read(), url)
+                    raise self._status_error(response.status, await response.read(),
+                                             response.headers, url)
                 events = _sse(response.headers.get("content-type", ""), response.read,
                               response.chunks())
                 try:
@@ -402,7 +372,8 @@ class Endpoint:
                 finally:
                     await events.aclose()
         except H1Error as exc:
-            raise h1_error(exc, model=self.model, url=url, timeout=self.http.timeout) from exc
+            raise transport_error(exc, model=self.model, url=url,
+                                  timeout=self.http.timeout) from exc
 
     def _aio_events(self, response: aiohttp.ClientResponse
                     ) -> AsyncGenerator[ServerSentEvent, None]:
@@ -416,8 +387,8 @@ class Endpoint:
             async with self.http.get().stream("POST", url, headers=headers,
                                               json=payload) as response:
                 if response.status_code >= 400:
-                    body = (await response.aread()).decode("utf-8", "replace")
-                    raise self._error(response, body)
+                    raise self._status_error(response.status_code, await response.aread(),
+                                             response.headers, url)
                 events = self._events(response, url)
                 try:
                     yield events

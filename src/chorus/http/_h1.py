@@ -24,41 +24,13 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
-from chorus.core.errors import (
-    BadRequestError,
-    MalformedResponse,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderTimeout,
-)
 from chorus.http._h1_conn import Connection, H1Error, H1Response, H1Stream, Key
 
-__all__ = ["H1Error", "H1Pool", "H1Response", "H1Stream", "h1_error"]
+__all__ = ["H1Error", "H1Pool", "H1Response", "H1Stream"]
 
 _LIMIT = 256
 _IDLE_S = 15.0
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-
-
-def h1_error(exc: H1Error, *, model: str, url: str, timeout: float) -> ProviderError:
-    """The typed error for ``exc``, worded like the aiohttp path's."""
-    detail = " ".join(str(exc).split())[:120]
-    if exc.kind in ("connect_timeout", "read_timeout"):
-        phase = "connecting to" if exc.kind == "connect_timeout" else "waiting for"
-        return ProviderTimeout(f"timed out after {timeout:g}s {phase} {url}; raise `timeout:` "
-                               "or check the server", model=model)
-    if exc.kind == "connect":
-        return ProviderConnectionError(
-            f"cannot connect to {url} ({detail}); the server may not be running, or "
-            "`base_url` is wrong", model=model)
-    if exc.kind == "header":
-        return BadRequestError(f"cannot send the request to {url}: {detail}; fix `headers:`",
-                               model=model)
-    if exc.kind == "malformed":
-        return MalformedResponse(f"{url} did not answer with valid HTTP ({detail}); "
-                                 "check `base_url`", model=model)
-    return ProviderConnectionError(
-        f"connection to {url} failed ({detail}); the server may have stopped", model=model)
 
 
 class H1Pool:
