@@ -29,7 +29,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from chorus import __version__
 from chorus.core.instrument import Inner
-from chorus.core.model import Model, StreamEvent
+from chorus.core.model import Leaf, Model, StreamEvent
 from chorus.core.types import Completion, Request
 from chorus.telemetry._attributes import (
     Value,
@@ -200,7 +200,7 @@ class Deferred:
 
     def _export(self, n: _Note) -> None:
         model = n.model
-        leaf = model.kind == "model"
+        leaf = isinstance(model, Leaf)
         attrs: dict[str, Value] = (model_request_attributes(model, n.request, n.system)
                                    if leaf else pattern_request_attributes(model, n.system))
         events: list[Event] = []
