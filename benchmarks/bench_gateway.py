@@ -2,6 +2,7 @@
 be started from .venv-bench) in front of a fast mock upstream, all on 127.0.0.1.
 
     .venv/bin/python benchmarks/bench_gateway.py [--seconds 4] [--latency-requests 500]
+        [--before SRC]   # also chorus serve from an earlier checkout at SRC, in the same run
 
 Load comes from a raw-asyncio keep-alive HTTP/1.1 client in this script (cheaper than
 httpx, so the cores go to the servers). Sustained requests/s: closed loop at concurrency
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,12 +179,30 @@ def measure(port: int, raw: bytes, direct: dict[str, float] | None, args: argpar
     return out
 
 
+def entry_points_of(src: Path, into: Path) -> Path:
+    """A folder holding chorus's package metadata as the checkout at ``src`` declares it:
+    first on the path, its ``chorus.plugins`` entry points stand in for the installed
+    ones (an earlier checkout may not have every plugin the installed code lists)."""
+    project = tomllib.loads((src / "pyproject.toml").read_text())["project"]
+    info = into / f"chorus_llm-{project['version']}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\n"
+                                   f"Version: {project['version']}\n")
+    eps = project.get("entry-points", {}).get("chorus.plugins", {})
+    (info / "entry_points.txt").write_text(
+        "[chorus.plugins]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()))
+    return into
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--latency-requests", type=int, default=500)
     ap.add_argument("--no-litellm", action="store_true",
                     help="measure the upstream and chorus only (quicker comparisons)")
+    ap.add_argument("--before", metavar="SRC",
+                    help="also serve with the chorus of an earlier checkout at SRC (its "
+                         "src/ first on PYTHONPATH), measured just before this one")
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_gateway_"))
@@ -200,11 +220,17 @@ def main() -> int:
         cfg = tmp / "chorus.yaml"
         cfg.write_text(f"models:\n  mock:\n    provider: openai\n    model: mock\n"
                        f"    base_url: http://127.0.0.1:{up}/v1\n    api_key: none\n")
-        gw = free_port()
-        with process([str(ROOT / ".venv" / "bin" / "chorus"), "serve", "-c", str(cfg),
-                      "--port", str(gw)], gw, tmp / "chorus.log"):
-            results["chorus serve (1 worker)"] = measure(gw, request_bytes(gw, "mock"),
-                                                         direct, args)
+        servers = [("chorus serve (1 worker)", {"PYTHONPATH": str(ROOT / "src")})]
+        if args.before:
+            meta = entry_points_of(Path(args.before), tmp / "before-metadata")
+            servers.insert(0, (f"chorus serve (1 worker), before ({args.before})",
+                               {"PYTHONPATH": f"{meta}{os.pathsep}{Path(args.before) / 'src'}"}))
+        for name, env in servers:
+            gw = free_port()
+            with process([sys.executable, "-m", "chorus.cli.main",
+                          "serve", "-c", str(cfg), "--port", str(gw)], gw,
+                         tmp / "chorus.log", env=env):
+                results[name] = measure(gw, request_bytes(gw, "mock"), direct, args)
 
         litellm = ROOT / ".venv-bench" / "bin" / "litellm"
         if args.no_litellm:

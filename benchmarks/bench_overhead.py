@@ -2,6 +2,7 @@
 LiteLLM's Router.acompletion with mock_response, measured side by side in one run.
 
     .venv/bin/python benchmarks/bench_overhead.py [--litellm-python .venv-bench/bin/python]
+        [--before SRC]   # also an earlier chorus (a checkout at SRC), rounds alternating
 
 chorus path: ``chorus.call(model, request)`` on a zero-latency ScriptedModel (deadline
 check, the model's reply logic, usage, price, the Completion and its Span), and a
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -59,6 +61,14 @@ async def run(calls: int, rounds: int) -> dict[str, list[float]]:
     return results
 
 
+def _round(src: str, calls: int) -> dict[str, list[float]]:
+    """One round of ``run`` in a fresh process importing chorus from ``src``."""
+    env = {**os.environ, "PYTHONPATH": str(Path(src) / "src")}
+    proc = subprocess.run([sys.executable, __file__, "--emit", "--calls", str(calls)],
+                          capture_output=True, text=True, env=env, timeout=600, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--calls", type=int, default=20_000)
@@ -66,9 +76,25 @@ def main() -> None:
     ap.add_argument("--litellm-python", default=str(ROOT / ".venv-bench/bin/python"))
     ap.add_argument("--litellm-calls", type=int, default=300)
     ap.add_argument("--json", default=str(ROOT / "benchmarks/results/overhead.json"))
+    ap.add_argument("--before", metavar="SRC",
+                    help="a checkout of an earlier chorus: its call() measured in rounds "
+                         "alternating with this one's, each in a fresh process")
+    ap.add_argument("--emit", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
-    res = asyncio.run(run(args.calls, args.rounds))
+    if args.emit:  # one round in this process, for --before
+        print(json.dumps(asyncio.run(run(args.calls, 1))))
+        return
+    if args.before:
+        res = {"bare": [], "chorus": [], "chorus_before": []}
+        for _ in range(args.rounds):
+            for key, src in (("chorus_before", args.before), ("chorus", str(ROOT))):
+                got = _round(src, args.calls)
+                res[key] += got["chorus"]
+                if key == "chorus":
+                    res["bare"] += got["bare"]
+    else:
+        res = asyncio.run(run(args.calls, args.rounds))
     med = {k: statistics.median(v) for k, v in res.items()}
     litellm: dict[str, object] | None = None
     if Path(args.litellm_python).exists():
@@ -94,6 +120,9 @@ def main() -> None:
     print("| path | µs per call (median) |")
     print("|---|---|")
     print(f"| bare coroutine | {med['bare']:.2f} |")
+    if "chorus_before" in med:
+        print(f"| chorus `call()` → ScriptedModel, before ({args.before}) "
+              f"| {med['chorus_before']:.2f} |")
     print(f"| chorus `call()` → ScriptedModel | {med['chorus']:.2f} |")
     if "litellm_router" in med:
         print(f"| LiteLLM {litellm['litellm_version']} `Router.acompletion` (mock_response) "  # type: ignore[index]
