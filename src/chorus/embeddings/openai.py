@@ -18,7 +18,7 @@ from chorus.config.schema import Node
 from chorus.core.errors import MalformedResponse
 from chorus.core.registry import BuildContext
 from chorus.embeddings._base import Embedder, Vectors
-from chorus.http import Endpoint, HttpClient, resolve_api_key
+from chorus.http import Endpoint, HttpClient, Transport, resolve_api_key
 
 __all__ = ["OpenAIEmbedder", "OpenAIEmbedderConfig", "parse_embeddings"]
 
@@ -77,7 +77,7 @@ class OpenAIEmbedder(Embedder):
         timeout: float = 60.0,
         batch_size: int = 64,
         dimensions: int | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | httpx.AsyncBaseTransport | None = None,
         memo_size: int = 10_000,
     ) -> None:
         super().__init__(name, memo_size=memo_size)

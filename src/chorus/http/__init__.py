@@ -1,8 +1,12 @@
-"""The HTTP client the HTTP providers and embedders share: endpoints with API keys,
-one pooled client per process, and statuses, error bodies and transport failures turned
-into the typed error tree (``chorus.core.errors``) in one place.
+"""The HTTP client the HTTP providers and embedders share: endpoints with API keys, one
+``Transport`` interface with one method (``handle(request) -> response``), and statuses,
+error bodies and transport failures turned into the typed error tree
+(``chorus.core.errors``) in one place. ``MockTransport`` is the public test double.
 
-    endpoint = Endpoint(HttpClient(base_url), "/chat/completions", api_key=key)
+    def handler(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(200, json={"choices": [...], "usage": {...}})
+
+    model = OpenAIModel("m", base_url="http://test/v1", transport=MockTransport(handler))
 """
 
 from chorus.http._client import (
@@ -18,10 +22,28 @@ from chorus.http._client import (
     transport_error,
 )
 from chorus.http._sse import ServerSentEvent, SSEDecoder, iter_events
+from chorus.http._transport import (
+    AiohttpTransport,
+    H1Transport,
+    HttpRequest,
+    HttpResponse,
+    HttpxTransport,
+    MockTransport,
+    Transport,
+    TransportFailure,
+)
 
 __all__ = [
+    "AiohttpTransport",
     "Endpoint",
+    "H1Transport",
     "HttpClient",
+    "HttpRequest",
+    "HttpResponse",
+    "HttpxTransport",
+    "MockTransport",
+    "Transport",
+    "TransportFailure",
     "SSEDecoder",
     "ServerSentEvent",
     "error_for_code",

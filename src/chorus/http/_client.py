@@ -41,6 +41,14 @@ from chorus.http._aio import forget, iter_lines, new_session, proxies_set
 from chorus.http._failures import transport_error
 from chorus.http._h1 import H1Error, H1Pool
 from chorus.http._sse import ServerSentEvent, SSEDecoder
+from chorus.http._transport import (
+    AiohttpTransport,
+    H1Transport,
+    HttpRequest,
+    HttpxTransport,
+    Transport,
+    TransportFailure,
+)
 
 __all__ = [
     "Endpoint",
@@ -193,24 +201,37 @@ def parse_json_body(body: str | bytes, *, model: str, url: str) -> Any:
                                 model=model, body=text[:_BODY_LIMIT]) from None
 
 
-class HttpClient:
-    """Pooled clients per event loop, made on first use and closed by ``aclose``: the lean
-    one for http:// and an aiohttp session for the rest, or an ``httpx.AsyncClient`` over
-    ``transport`` when one is given."""
+#: What a transport raises for a request that got no usable answer.
+_FAILURES = (H1Error, aiohttp.ClientError, httpx.TransportError, TransportFailure)
 
-    def __init__(self, *, timeout: float, transport: httpx.AsyncBaseTransport | None = None
-                 ) -> None:
+
+class HttpClient:
+    """The transports of one model, made on first use in each event loop and closed by
+    ``aclose``: the lean HTTP/1.1 one for http://, aiohttp for the rest, or the one given
+    (a chorus ``Transport``, or an ``httpx`` transport)."""
+
+    def __init__(self, *, timeout: float,
+                 transport: Transport | httpx.AsyncBaseTransport | None = None) -> None:
         self.timeout = timeout
-        self._transport = transport
+        self._given = transport if isinstance(transport, Transport) else None
+        self._transport = transport if isinstance(transport, httpx.AsyncBaseTransport) \
+            else None
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
         self._h1: H1Pool | None = None
 
-    @property
-    def uses_httpx(self) -> bool:
-        return self._transport is not None
+    def transport(self, url: str) -> Transport:
+        """The transport that serves ``url``."""
+        if self._given is not None:
+            return self._given
+        if self._transport is not None:
+            return HttpxTransport(self.get())
+        pool = self.h1(url)
+        if pool is not None:
+            return H1Transport(pool)
+        return AiohttpTransport(self.session())
 
     def get(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -245,6 +266,8 @@ class HttpClient:
         return pool
 
     async def aclose(self) -> None:
+        if self._given is not None:
+            await self._given.aclose()
         pool, self._h1 = self._h1, None
         if pool is not None:
             if pool.loop is asyncio.get_running_loop():
@@ -273,95 +296,49 @@ class HttpClient:
 
 
 class Endpoint:
-    """Sends requests to one base URL for one model, raising only the typed errors."""
+    """Sends requests to one base URL for one model, raising only the typed errors:
+    every transport's answers and failures go through the same few lines here."""
 
     def __init__(self, http: HttpClient, *, model: str, model_id: str,
                  auth_hint: str = "") -> None:
         self.http, self.model, self.model_id, self.auth_hint = http, model, model_id, auth_hint
 
-    def _status_error(self, status: int, body: bytes | str, headers: Mapping[str, str],
+    def _status_error(self, status: int, body: bytes, headers: Mapping[str, str],
                       url: str) -> ProviderError:
-        """The typed error for an HTTP error answer, whichever client got it."""
-        text = body if isinstance(body, str) else body.decode("utf-8", "replace")
-        return error_for_status(status, text, headers, model=self.model,
-                                model_id=self.model_id, url=url, auth_hint=self.auth_hint)
+        """The typed error for an HTTP error answer."""
+        return error_for_status(status, body.decode("utf-8", "replace"), headers,
+                                model=self.model, model_id=self.model_id, url=url,
+                                auth_hint=self.auth_hint)
+
+    def _failed(self, exc: BaseException, url: str) -> ProviderError:
+        return transport_error(exc, model=self.model, url=url,  # type: ignore[arg-type]
+                               timeout=self.http.timeout)
 
     async def request_json(self, method: str, url: str, *, headers: Mapping[str, str],
                            payload: Any = None) -> Any:
-        headers = _traced(headers)
-        if self.http.uses_httpx:
-            return await self._request_json_httpx(method, url, headers=headers,
-                                                  payload=payload)
-        data, sent = _encode(payload, headers)
-        pool = self.http.h1(url)
-        if pool is not None:
-            try:
-                answer = await pool.fetch(method, url, sent, data)
-                body = answer.body
-            except H1Error as exc:
-                raise transport_error(exc, model=self.model, url=url,
-                                      timeout=self.http.timeout) from exc
-            if answer.status >= 400:
-                raise self._status_error(answer.status, body, answer.headers, url)
-            return parse_json_body(body, model=self.model, url=url)
+        data, sent = _encode(payload, _traced(headers))
         try:
-            async with self.http.session().request(method, url, headers=sent,
-                                                   data=data) as response:
+            response = await self.http.transport(url).handle(
+                HttpRequest(method, url, sent, data))
+            try:
                 body = await response.read()
-        except aiohttp.ClientError as exc:
-            raise transport_error(exc, model=self.model, url=url,
-                                timeout=self.http.timeout) from exc
+            finally:
+                await response.aclose()
+        except _FAILURES as exc:
+            raise self._failed(exc, url) from exc
         if response.status >= 400:
             raise self._status_error(response.status, body, response.headers, url)
         return parse_json_body(body, model=self.model, url=url)
-
-    async def _request_json_httpx(self, method: str, url: str, *, headers: Mapping[str, str],
-                                  payload: Any = None) -> Any:
-        try:
-            response = await self.http.get().request(method, url, headers=headers,
-                                                     json=payload)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, model=self.model, url=url,
-                                  timeout=self.http.timeout) from exc
-        if response.status_code >= 400:
-            raise self._status_error(response.status_code, response.content, response.headers,
-                                     url)
-        return parse_json_body(response.text, model=self.model, url=url)
 
     @asynccontextmanager
     async def stream(self, url: str, *, headers: Mapping[str, str],
                      payload: Any) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
         """POST ``payload`` and yield the answer's server-sent events."""
-        headers = _traced(headers)
-        if self.http.uses_httpx:
-            async with self._stream_httpx(url, headers=headers, payload=payload) as events:
-                yield events
-            return
-        data, sent = _encode(payload, headers)
-        pool = self.http.h1(url)
-        if pool is not None:
-            async with self._stream_h1(pool, url, sent, data) as events:
-                yield events
-            return
+        data, sent = _encode(payload, _traced(headers))
         try:
-            async with self.http.session().post(url, headers=sent, data=data) as response:
-                if response.status >= 400:
-                    raise self._status_error(response.status, await response.read(),
-                                             response.headers, url)
-                events = self._aio_events(response)
-                try:
-                    yield events
-                finally:
-                    await events.aclose()
-        except aiohttp.ClientError as exc:
-            raise transport_error(exc, model=self.model, url=url,
-                                timeout=self.http.timeout) from exc
-
-    @asynccontextmanager
-    async def _stream_h1(self, pool: H1Pool, url: str, headers: Mapping[str, str],
-                         data: bytes | None) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
-        try:
-            async with pool.stream("POST", url, headers, data) as response:
+            response = await self.http.transport(url).handle(
+                HttpRequest("POST", url, sent, data, stream=True))
+            try:
                 if response.status >= 400:
                     raise self._status_error(response.status, await response.read(),
                                              response.headers, url)
@@ -371,42 +348,10 @@ class Endpoint:
                     yield events
                 finally:
                     await events.aclose()
-        except H1Error as exc:
-            raise transport_error(exc, model=self.model, url=url,
-                                  timeout=self.http.timeout) from exc
-
-    def _aio_events(self, response: aiohttp.ClientResponse
-                    ) -> AsyncGenerator[ServerSentEvent, None]:
-        return _sse(response.headers.get("content-type", ""), response.read,
-                    response.content.iter_any())
-
-    @asynccontextmanager
-    async def _stream_httpx(self, url: str, *, headers: Mapping[str, str],
-                            payload: Any) -> AsyncIterator[AsyncIterator[ServerSentEvent]]:
-        try:
-            async with self.http.get().stream("POST", url, headers=headers,
-                                              json=payload) as response:
-                if response.status_code >= 400:
-                    raise self._status_error(response.status_code, await response.aread(),
-                                             response.headers, url)
-                events = self._events(response, url)
-                try:
-                    yield events
-                finally:
-                    await events.aclose()
-        except httpx.TransportError as exc:
-            raise transport_error(exc, model=self.model, url=url,
-                                  timeout=self.http.timeout) from exc
-
-    async def _events(self, response: httpx.Response, url: str
-                      ) -> AsyncGenerator[ServerSentEvent, None]:
-        events = _sse(response.headers.get("content-type", ""), response.aread,
-                      response.aiter_bytes())
-        try:
-            async for event in events:
-                yield event
-        finally:
-            await events.aclose()
+            finally:
+                await response.aclose()
+        except _FAILURES as exc:
+            raise self._failed(exc, url) from exc
 
 
 async def _sse(ctype: str, read: Callable[[], Awaitable[bytes]], chunks: AsyncIterator[bytes]

@@ -27,6 +27,8 @@ __all__ = ["Failure", "failure_of", "transport_error"]
 Failure = Literal["connect_timeout", "read_timeout", "write_timeout", "pool_timeout",
                   "connect", "header", "malformed", "dropped"]
 
+_KINDS = frozenset({"connect_timeout", "read_timeout", "write_timeout", "pool_timeout",
+                    "connect", "header", "malformed", "dropped"})
 _PHASE = {"connect_timeout": "connecting to", "read_timeout": "waiting for",
           "write_timeout": "sending to", "pool_timeout": "waiting for a connection to"}
 _H1_KINDS: dict[str, Failure] = {"connect_timeout": "connect_timeout",
@@ -34,8 +36,12 @@ _H1_KINDS: dict[str, Failure] = {"connect_timeout": "connect_timeout",
                                  "header": "header", "malformed": "malformed"}
 
 
-def failure_of(exc: httpx.TransportError | aiohttp.ClientError | H1Error) -> Failure:
+def failure_of(exc: httpx.TransportError | aiohttp.ClientError | H1Error | Exception
+               ) -> Failure:
     """What kind of failure a client's exception stands for."""
+    kind = getattr(exc, "kind", None)
+    if type(exc).__name__ == "TransportFailure" and kind in _KINDS:
+        return kind  # type: ignore[no-any-return]
     if isinstance(exc, H1Error):
         return _H1_KINDS.get(exc.kind, "dropped")
     if isinstance(exc, httpx.TimeoutException):
@@ -55,7 +61,7 @@ def failure_of(exc: httpx.TransportError | aiohttp.ClientError | H1Error) -> Fai
     return "dropped"
 
 
-def transport_error(exc: httpx.TransportError | aiohttp.ClientError | H1Error, *,
+def transport_error(exc: httpx.TransportError | aiohttp.ClientError | H1Error | Exception, *,
                     model: str, url: str, timeout: float | None) -> ProviderError:
     """The typed error for a request that got no (usable) HTTP answer."""
     kind = failure_of(exc)

@@ -89,15 +89,22 @@ class H1Pool:
         self._release(conn)
         return answer
 
+    async def start(self, method: str, url: str, headers: Mapping[str, str],
+                    body: bytes | None = None) -> H1Stream:
+        """An answer whose head has arrived, its body to read as it comes; the caller
+        calls its ``release`` (which parks or closes the connection)."""
+        key, data = self._request(method, url, headers, body)
+        conn = await self._exchange(method, key, data, True)
+        return H1Stream(conn, self._release)
+
     @asynccontextmanager
     async def stream(self, method: str, url: str, headers: Mapping[str, str],
                      body: bytes | None = None) -> AsyncIterator[H1Stream]:
-        key, data = self._request(method, url, headers, body)
-        conn = await self._exchange(method, key, data, True)
+        answer = await self.start(method, url, headers, body)
         try:
-            yield H1Stream(conn)
+            yield answer
         finally:
-            self._release(conn)
+            answer.release()
 
     async def _exchange(self, method: str, key: Key, data: bytes, stream: bool) -> Connection:
         """A connection with ``data`` sent on it and its answer (a stream's head) read;

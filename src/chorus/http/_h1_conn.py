@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -235,10 +235,18 @@ class Connection(asyncio.Protocol):
 class H1Stream:
     """An answer whose body is read as it arrives."""
 
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, conn: Connection,
+                 release: Callable[[Connection], None] | None = None) -> None:
+        self._conn, self._release = conn, release
         self.status = conn.status
         self.headers = _headers(conn.headers)
+
+    def release(self) -> None:
+        """Give the connection back to its pool (parked if the answer was read to its
+        end or nearly, else closed); once."""
+        release, self._release = self._release, None
+        if release is not None:
+            release(self._conn)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         conn = self._conn

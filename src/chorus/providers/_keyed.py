@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from chorus.http import Endpoint, HttpClient, key_usable, resolve_api_key
+from chorus.http import Endpoint, HttpClient, Transport, key_usable, resolve_api_key
 from chorus.providers._base import Provider
 
 __all__ = ["KeyedProvider"]
@@ -21,7 +21,7 @@ class KeyedProvider(Provider):
 
     def __init__(self, name: str, *, base_url: str, api_key: str | None,
                  api_key_env: str | None, headers: Mapping[str, str] | None, timeout: float,
-                 transport: httpx.AsyncBaseTransport | None, **kwargs: Any) -> None:
+                 transport: Transport | httpx.AsyncBaseTransport | None, **kwargs: Any) -> None:
         super().__init__(name, **kwargs)
         self.base_url = base_url.rstrip("/")
         self.api_key, self.api_key_env = api_key, api_key_env

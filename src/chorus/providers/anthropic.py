@@ -25,6 +25,7 @@ from chorus.core.model import StreamEvent
 from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, TextDelta, ToolCall, ToolCallDelta, Usage
 from chorus.http import (
+    Transport,
     error_for_code,
     one_line,
 )
@@ -227,7 +228,7 @@ class AnthropicModel(KeyedProvider):
         anthropic_version: str = API_VERSION,
         headers: Mapping[str, str] | None = None,
         timeout: float = 60.0,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | httpx.AsyncBaseTransport | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(name, model_id=model_id, base_url=base_url, api_key=api_key,

@@ -40,6 +40,7 @@ from chorus.core.types import (
     Usage,
 )
 from chorus.http import (
+    Transport,
     error_for_code,
     one_line,
 )
@@ -205,7 +206,7 @@ class OpenAIModel(KeyedProvider):
         headers: Mapping[str, str] | None = None,
         timeout: float = 60.0,
         json_mode: JsonMode = "auto",
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | httpx.AsyncBaseTransport | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(name, model_id=model_id, base_url=base_url, api_key=api_key,
