@@ -34,6 +34,16 @@ from _machine import machine  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 BODY = json.dumps({"model": "{model}", "messages": [{"role": "user", "content": "ping"}],
                    "max_tokens": 8})
+#: The same request offering two function tools (what an agent sends on every turn).
+TOOLS_BODY = json.dumps({
+    "model": "{model}", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 8,
+    "tools": [{"type": "function", "function": {
+        "name": name, "description": f"{name} for a city", "parameters": {
+            "type": "object", "properties": {"city": {"type": "string"},
+                                             "unit": {"type": "string",
+                                                      "enum": ["c", "f"]}},
+            "required": ["city"]}}} for name in ("get_weather", "get_time")],
+    "tool_choice": "auto", "parallel_tool_calls": False})
 
 
 def free_port() -> int:
@@ -42,8 +52,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def request_bytes(port: int, model: str, auth: str | None = None) -> bytes:
-    body = BODY.replace("{model}", model).encode()
+def request_bytes(port: int, model: str, auth: str | None = None, tools: bool = False
+                  ) -> bytes:
+    body = (TOOLS_BODY if tools else BODY).replace("{model}", model).encode()
     extra = f"authorization: Bearer {auth}\r\n" if auth else ""
     return (f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n"
             f"content-type: application/json\r\ncontent-length: {len(body)}\r\n{extra}\r\n"
@@ -203,6 +214,9 @@ def main() -> int:
     ap.add_argument("--before", metavar="SRC",
                     help="also serve with the chorus of an earlier checkout at SRC (its "
                          "src/ first on PYTHONPATH), measured just before this one")
+    ap.add_argument("--tools", action="store_true",
+                    help="also measure chorus with two function tools in every request, "
+                         "against the upstream called directly with the same body")
     args = ap.parse_args()
     load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="bench_gateway_"))
@@ -231,6 +245,16 @@ def main() -> int:
                           "serve", "-c", str(cfg), "--port", str(gw)], gw,
                          tmp / "chorus.log", env=env):
                 results[name] = measure(gw, request_bytes(gw, "mock"), direct, args)
+                if args.tools and name == "chorus serve (1 worker)":
+                    raw = request_bytes(up, "mock", tools=True)
+                    lat = asyncio.run(paced(up, raw, 100.0, args.latency_requests))
+                    direct_tools = {"p50_ms": pct(lat, 0.5) * 1e3,
+                                    "p99_ms": pct(lat, 0.99) * 1e3}
+                    direct_tools.update({f"rps_c{c}": asyncio.run(sustained(
+                        up, raw, c, args.seconds))["rps"] for c in (1, 8, 32)})
+                    results["upstream (direct), with tools"] = direct_tools
+                    results["chorus serve (1 worker), with tools"] = measure(
+                        gw, request_bytes(gw, "mock", tools=True), direct_tools, args)
 
         litellm = ROOT / ".venv-bench" / "bin" / "litellm"
         if args.no_litellm:

@@ -282,3 +282,13 @@ def test_responses_refuse_what_needs_storage(url: str) -> None:
     for extra in ({"previous_response_id": "resp_1"}, {"store": True}):
         r = httpx.post(f"{url}/v1/responses", json={"model": "agent", "input": "hi", **extra})
         assert r.status_code == 400 and next(iter(extra)) in r.json()["error"]["message"]
+
+
+def test_the_openapi_document_covers_the_new_fields(url: str) -> None:
+    doc = httpx.get(f"{url}/openapi.json").json()
+    chat = doc["components"]["schemas"]["ChatRequest"]["properties"]
+    for name in ("tools", "tool_choice", "parallel_tool_calls", "logprobs", "top_logprobs"):
+        assert name in chat, name
+    assert "/v1/responses" in doc["paths"]
+    assert "ImagePart" in doc["components"]["schemas"]
+    assert "FunctionCallItem" in doc["components"]["schemas"]

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from chorus.gateway.openai_wire import ChatRequest, EmbeddingsRequest
+from chorus.gateway.responses_api import ResponsesRequest
 
 __all__ = ["openapi_document"]
 
@@ -43,8 +44,10 @@ def openapi_document(names: list[str], *, secured: bool) -> dict[str, Any]:
     components: dict[str, Any] = {"Error": _ERROR}
     chat = _schema(ChatRequest, components)
     emb = _schema(EmbeddingsRequest, components)
+    responses = _schema(ResponsesRequest, components)
     if names:
         components["ChatRequest"]["properties"]["model"]["enum"] = names
+        components["ResponsesRequest"]["properties"]["model"]["enum"] = names
     json_ok = {"application/json": {"schema": _ANY_OBJECT}}
     fail = (400, 401, 403, 404, 429, 502, 503, 504)
     paths: dict[str, Any] = {
@@ -53,6 +56,16 @@ def openapi_document(names: list[str], *, secured: bool) -> dict[str, Any]:
             "requestBody": {"required": True,
                             "content": {"application/json": {"schema": chat}}},
             "responses": {"200": {"description": "a chat completion, or an SSE stream",
+                                  "content": {**json_ok,
+                                              "text/event-stream": {"schema": {
+                                                  "type": "string"}}}},
+                          **_errors(*fail)},
+        }},
+        "/v1/responses": {"post": {
+            "operationId": "createResponse",
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": responses}}},
+            "responses": {"200": {"description": "a response, or an SSE stream of events",
                                   "content": {**json_ok,
                                               "text/event-stream": {"schema": {
                                                   "type": "string"}}}},
@@ -79,15 +92,16 @@ def openapi_document(names: list[str], *, secured: bool) -> dict[str, Any]:
         }},
         "/health": {"get": {"operationId": "health", "security": [],
                             "responses": {"200": {"description": "ok", "content": json_ok}}}},
-        "/metrics": {"get": {"operationId": "metrics", "security": [], "responses": {
+        "/metrics": {"get": {"operationId": "metrics", "responses": {
             "200": {"description": "Prometheus text",
-                    "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+                    "content": {"text/plain": {"schema": {"type": "string"}}}},
+            **_errors(401)}}},
     }
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "chorus gateway", "version": "1",
-                 "description": "OpenAI-compatible Chat Completions and Embeddings over "
-                                "chorus systems."},
+                 "description": "OpenAI-compatible Chat Completions, Responses and "
+                                "Embeddings over chorus systems."},
         "paths": paths,
         "components": {"schemas": components},
     }
