@@ -97,3 +97,18 @@ def test_ctrl_c_does_not_wait_for_an_encode() -> None:
         finally:
             if p.poll() is None:
                 p.kill()
+
+
+def test_a_bulk_call_gives_the_vectors_of_the_numpy_path() -> None:
+    # From BULK texts on, `auto` sends the texts that fit in one window to torch and keeps
+    # the longer ones on numpy: each text's vector must be what a small call gives it.
+    from chorus.embeddings import local
+
+    long = "The rain in Spain stays mainly in the plain. " * 60
+    texts = (_texts() * (local.BULK // len(_texts()) + 1))[: local.BULK - 1] + [long]
+    embedder = MiniLMEmbedder()
+    bulk = embedder._encode(texts)
+    picks = [0, 1, len(_texts()) - 1, len(texts) - 1]
+    small = embedder._encode([texts[i] for i in picks])
+    assert (bulk[picks] * small).sum(1).min() > 0.9999
+    assert np.linalg.norm(bulk, axis=1).min() > 0.999

