@@ -157,12 +157,8 @@ class Router(Model):
         except _REQUEST_LEVEL:
             raise
         except ChorusError as exc:
-            self.stats.record(model.name, time.perf_counter() - t0, True)
-            raise self._failed(f"route {label!r} ({model.name})", exc, started,
-                               decision.calls, error_span(model, exc, t0), attrs) from exc
-        self.stats.record(model.name, time.perf_counter() - t0)
-        return combine(self, answer.text, started=started, parts=(*decision.calls, answer),
-                       winner=answer, attributes=attrs)
+            raise self._route_failed(exc, model, label, decision, attrs, started, t0) from exc
+        return self._routed(answer, model, decision, attrs, started, t0)
 
     async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
         """``complete``, with the chosen model's answer streamed piece by piece."""
@@ -183,12 +179,22 @@ class Router(Model):
         except _REQUEST_LEVEL:
             raise
         except ChorusError as exc:
-            self.stats.record(model.name, time.perf_counter() - t0, True)
-            raise self._failed(f"route {label!r} ({model.name})", exc, started,
-                               decision.calls, error_span(model, exc, t0), attrs) from exc
+            raise self._route_failed(exc, model, label, decision, attrs, started, t0) from exc
+        yield self._routed(answer, model, decision, attrs, started, t0)
+
+    def _route_failed(self, exc: ChorusError, model: Model, label: str, decision: Decision,
+                      attrs: dict[str, Any], started: float, t0: float) -> ChorusError:
+        """The chosen route failed: counted in its statistics, raised with the trace."""
+        self.stats.record(model.name, time.perf_counter() - t0, True)
+        return self._failed(f"route {label!r} ({model.name})", exc, started,
+                            decision.calls, error_span(model, exc, t0), attrs)
+
+    def _routed(self, answer: Completion, model: Model, decision: Decision,
+                attrs: dict[str, Any], started: float, t0: float) -> Completion:
+        """The chosen route's answer, counted, as the router's own."""
         self.stats.record(model.name, time.perf_counter() - t0)
-        yield combine(self, answer.text, started=started, parts=(*decision.calls, answer),
-                      winner=answer, attributes=attrs)
+        return combine(self, answer.text, started=started, parts=(*decision.calls, answer),
+                       winner=answer, attributes=attrs)
 
     def _able_route(self, route: Route, label: str, request: Request
                     ) -> tuple[Route, str, list[dict[str, str]]]:
