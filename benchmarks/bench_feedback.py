@@ -31,7 +31,6 @@ from chorus.eval.convert import mmlu_pro_outcomes  # noqa: E402
 from chorus.eval.replay import ReplayModel  # noqa: E402
 from chorus.eval.routers import embed_rows, embedding_cache, fit_router  # noqa: E402
 from chorus.patterns.weighted import Weighted  # noqa: E402
-from chorus.routing.learned import feedback_shift  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MODELS = ["gemini-1.5-pro-002", "Meta-Llama-3_1-70B-Instruct", "Mixtral-8x7B-Instruct-v0.1",
@@ -60,7 +59,7 @@ async def main() -> None:
         if i in CHECKPOINTS:
             total = sum(ens.weights.values())
             # The router's predicted mean score per model: training mean + feedback shift.
-            shift = feedback_shift(base, router.info.get("feedback", {}), MODELS)
+            shift = router.shifts()
             means = [float(b + s) for b, s in zip(base, shift, strict=True)]
             table.append({"outcomes": i, "weight_share": {m: ens.weights[m] / total
                                                           for m in MODELS},
@@ -71,7 +70,7 @@ async def main() -> None:
             score = test[i].outcomes[m].score
             if score is not None:
                 ens.record_outcome(m, score)
-                router.record_outcome(m, score)
+                router = router.with_outcome(m, score)
     accuracy = {m: float(np.mean([r.outcomes[m].score or 0.0 for r in test])) for m in MODELS}
     cmd = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     print(f"Command: `{cmd}`  \nMachine: {machine()}  \nTotal time: "

@@ -42,7 +42,7 @@ from chorus.eval.outcomes import as_items, matrices, models_of, write_outcomes  
 from chorus.eval.routers import embed_rows, embedding_cache, fit_router  # noqa: E402
 from chorus.eval.scorers import make_scorer  # noqa: E402
 from chorus.patterns.agreement import extractor  # noqa: E402
-from chorus.routing.learned import LearnedRouter  # noqa: E402
+from chorus.routing.predictor import Neighbours, OutcomePredictor  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -184,7 +184,8 @@ async def main() -> None:
         "cascade_pair": cheap_pair, "router_cost_share": args.share,
         "weighted_vote": {"models": weighted.models, "weights": weighted.weights,
                           "train_quality_by_size": weighted.quality_by_size},
-        "router_k": {n: LearnedRouter.load(p).info.get("k") for n, (p, _) in routers.items()},
+        "router_k": {n: s.k if isinstance(s := OutcomePredictor.load(p).scorer, Neighbours)
+                     else None for n, (p, _) in routers.items()},
         "escalated": escalated, "routed": routed, "prices": PRICES_NOTE,
         "goal_above_072": above, "goal_router_half_cost": half,
         "systems_yaml": str(cfg_path),

@@ -89,7 +89,8 @@ async def main() -> None:
             router = fit_router(train, x_train, kind=kind, models=models, seed=0,  # type: ignore[arg-type]
                                 k=k)
             label = kind if kind != "knn" else (
-                f"knn, k={router.info['k']}" + (" fixed" if k else " (held-out)"))
+                f"knn, k={getattr(router.scorer, 'k', None)}"
+                + (" fixed" if k else " (held-out)"))
             fit_s = time.time() - t1
             ev = evaluate_router(router, test, x_test)
             m = ev.metrics

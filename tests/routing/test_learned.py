@@ -18,13 +18,13 @@ from chorus.eval.routers import evaluate_router, fit_router
 from chorus.patterns.router import Router
 from chorus.routing.learned import (
     LearnedClassifier,
-    LearnedRouter,
     choose,
     curve_points,
     fit,
     knob_grid,
     sweep,
 )
+from chorus.routing.predictor import OutcomePredictor
 
 
 def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -52,7 +52,7 @@ def test_each_kind_learns_the_clusters(kind: str) -> None:
     picks = choose(pred, router.relative_costs(), router.willingness_to_pay)
     # At the calibrated knob: cheap on cluster 0, big on cluster 1, nearly always.
     assert (picks == ct).mean() > 0.9
-    assert router.calibration and router.calibration[0]["lambda"] == 0.0
+    assert router.calibration and router.calibration[0].lam == 0.0
 
 
 def test_knob_extremes_and_grid() -> None:
@@ -117,7 +117,7 @@ def test_the_curve_has_no_gap_between_the_strong_model_and_the_middle_ones() -> 
     assert costs[-1] > 0.6 * strong and costs[0] < 0.05 * strong
     assert max(b - a for a, b in zip(costs, costs[1:], strict=False)) <= 0.02 * strong
     # Calibration reads the same sweep: the table spans the same range without gaps.
-    shares = sorted(c["cost_share"] for c in router.calibration)
+    shares = sorted(c.cost_share for c in router.calibration)
     assert max(b - a for a, b in zip(shares, shares[1:], strict=False)) <= 0.05
 
 
@@ -140,15 +140,17 @@ def test_evaluate_beats_random_and_round_trips(tmp_path: Path) -> None:
     assert {"apgr", "cpt50", "cpt80", "aiq", "curve"} <= set(d)
     assert all(set(p) >= {"cost_usd", "quality"} for p in d["curve"])
     router.save(tmp_path / "r")
-    again = LearnedRouter.load(tmp_path / "r")
+    again = OutcomePredictor.load(tmp_path / "r")
     assert np.allclose(again.predict(xt), router.predict(xt))
     assert again.willingness_to_pay == router.willingness_to_pay
-    by_knob = {c["lambda"]: c for c in again.calibration}
-    assert by_knob[again.knob_for_share(1.0)]["quality"] == max(
-        c["quality"] for c in again.calibration)
-    assert by_knob[again.knob_for_share(0.1)]["cost_share"] <= 0.1 + 1e-9
+    assert (again.calibration, again.training, again.models) == (
+        router.calibration, router.training, router.models)
+    by_knob = {c.lam: c for c in again.calibration}
+    assert by_knob[again.knob_for_share(1.0)].quality == max(
+        c.quality for c in again.calibration)
+    assert by_knob[again.knob_for_share(0.1)].cost_share <= 0.1 + 1e-9
     with pytest.raises(ValueError, match="not a saved router"):
-        LearnedRouter.load(tmp_path / "none")
+        OutcomePredictor.load(tmp_path / "none")
 
 
 def _clusters(n_clusters: int, per: int, p_right: float, seed: int
@@ -170,17 +172,17 @@ def test_knn_picks_k_on_the_held_out_split() -> None:
     # Many small clusters whose answers alternate: few neighbours, or the vote blurs them.
     x, s, c = _clusters(60, 10, 1.0, 0)
     fine = fit(x, s, c, ["cheap", "big"], seed=0)
-    assert fine.info["k"] <= 20
+    assert fine.scorer.k <= 20  # type: ignore[union-attr]
     # 480 training items: k up to a tenth of them.
-    assert set(fine.info["k_chosen_from"]) == {"10", "20"}
+    assert set(fine.training.k_chosen_from) == {10, 20}
     # Two clusters and noisy outcomes: many neighbours average the noise away.
     x, s, c = _clusters(2, 400, 0.7, 1)
     coarse = fit(x, s, c, ["cheap", "big"], seed=0)
-    assert coarse.info["k"] == 50
-    assert set(coarse.info["k_chosen_from"]) == {"10", "20", "50"}
+    assert coarse.scorer.k == 50  # type: ignore[union-attr]
+    assert set(coarse.training.k_chosen_from) == {10, 20, 50}
     # A given k is kept as is; without a held-out split the default is 20.
-    assert fit(x, s, c, ["cheap", "big"], k=7).info["k"] == 7
-    assert fit(x, s, c, ["cheap", "big"], holdout=0).info["k"] == 20
+    assert fit(x, s, c, ["cheap", "big"], k=7).scorer.k == 7  # type: ignore[union-attr]
+    assert fit(x, s, c, ["cheap", "big"], holdout=0).scorer.k == 20  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="k must be"):
         fit(x, s, c, ["cheap", "big"], k=0)
 

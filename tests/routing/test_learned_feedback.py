@@ -14,10 +14,11 @@ from chorus.cli.main import main
 from chorus.eval.outcomes import Outcome, OutcomeItem, write_outcomes
 from chorus.patterns.weighted import Weighted
 from chorus.providers.scripted import ScriptedModel
-from chorus.routing.learned import LearnedRouter, choose, feedback_shift, fit
+from chorus.routing.learned import choose, feedback_shift, fit
+from chorus.routing.predictor import Neighbours, OutcomePredictor
 
 
-def _router(n: int = 200, seed: int = 0) -> tuple[LearnedRouter, np.ndarray]:
+def _router(n: int = 200, seed: int = 0) -> tuple[OutcomePredictor, np.ndarray]:
     """Two models predicted equally good on every prompt; 'b' is cheaper."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 8))
@@ -42,17 +43,19 @@ def test_record_outcome_moves_the_choice_and_is_saved(tmp_path: Path) -> None:
     rel = router.relative_costs()
     lam = 0.05  # a little price on cost: with equal predictions the cheap 'b' wins
     assert (choose(router.predict(x), rel, lam) == 1).all()
+    fitted = router
     for _ in range(300):  # in real use 'b' keeps failing
-        router.record_outcome("b", 0.0)
-        router.record_outcome("a", 1.0)
+        router = router.with_outcome("b", 0.0).with_outcome("a", 1.0)
     assert (choose(router.predict(x), rel, lam) == 0).mean() > 0.95
-    loaded = LearnedRouter.load(router.save(tmp_path / "r"))
-    assert loaded.info["feedback"] == {"b": [300, 0.0], "a": [300, 300.0]}
+    # The fitted predictor is a value: recording made a new one.
+    assert not fitted.feedback.outcomes and (choose(fitted.predict(x), rel, lam) == 1).all()
+    loaded = OutcomePredictor.load(router.save(tmp_path / "r"))
+    assert loaded.feedback.outcomes == {"b": (300, 0.0), "a": (300, 300.0)}
     assert np.allclose(loaded.predict(x), router.predict(x))
     with pytest.raises(ValueError, match="no model 'c'"):
-        router.record_outcome("c", 1.0)
+        router.with_outcome("c", 1.0)
     with pytest.raises(ValueError, match="reward"):
-        router.record_outcome("a", 1.5)
+        router.with_outcome("a", 1.5)
 
 
 def _replay_table(n: int, accuracy: dict[str, float], seed: int = 0) -> list[OutcomeItem]:
@@ -67,15 +70,14 @@ def test_offline_replay_converges_toward_the_better_models() -> None:
     rows = _replay_table(600, accuracy)
     ens = Weighted("w", [ScriptedModel(m, default=m) for m in accuracy],
                    scorer=lambda request, text: 1.0, eta=0.1)
-    router = LearnedRouter("knn", list(accuracy), np.ones(3),
-                           {"train_x": np.eye(3), "train_y": np.full((3, 3), 0.5)},
-                           info={"k": 3})
+    router = OutcomePredictor(tuple(accuracy),
+                              Neighbours(np.eye(3), np.full((3, 3), 0.5), k=3), np.ones(3))
     shares = []
     for i, row in enumerate(rows, 1):
         for m, o in row.outcomes.items():
             assert o.score is not None
             ens.record_outcome(m, o.score)
-            router.record_outcome(m, o.score)
+            router = router.with_outcome(m, o.score)
         if i in (20, 100, 600):
             shares.append(ens.weights["good"] / sum(ens.weights.values()))
     # The best model's share of the weight grows as outcomes accumulate, and the final
@@ -108,12 +110,12 @@ def test_cli_feedback_updates_a_learned_router(tmp_path: Path,
     shift = next(iter(report["routers"].values()))["shift"]
     assert shift["a"] > 0 > shift["b"]
     saved = json.loads((tmp_path / "r" / "router.json").read_text())
-    assert saved["info"]["feedback"]["b"][0] == 40
+    assert saved["feedback"]["outcomes"]["b"][0] == 40
     # A route name counts for the model it routes to.
     assert main(["feedback", "-c", str(tmp_path / "c.yaml"), "-s", "routed", "--model",
                  "cheap", "--reward", "1"]) == 0
     capsys.readouterr()
-    assert LearnedRouter.load(tmp_path / "r").info["feedback"]["b"][0] == 41
+    assert OutcomePredictor.load(tmp_path / "r").feedback.outcomes["b"][0] == 41
     assert main(["feedback", "-c", str(tmp_path / "c.yaml"), "-s", "routed", "--model",
                  "zzz", "--reward", "1"]) == 1
     assert "has a model 'zzz'" in capsys.readouterr().err

@@ -295,11 +295,11 @@ def _update(learner: Any, model: str, reward: float) -> bool:
     from chorus.routing.learned import LearnedClassifier
 
     if isinstance(learner, LearnedClassifier):
-        recorded = dict(zip(learner.names, learner.router.models, strict=True))
-        name = model if model in learner.router.models else recorded.get(model)
+        recorded = dict(zip(learner.names, learner.predictor.models, strict=True))
+        name = model if model in learner.predictor.models else recorded.get(model)
         if name is None:
             return False
-        learner.router.record_outcome(name, reward)
+        learner.record_outcome(name, reward)
         return True
     if model not in learner.names:
         return False
@@ -350,11 +350,12 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     for lr in learners:
         if isinstance(lr, LearnedClassifier):
             assert lr.path is not None  # refused above
-            lr.router.save(lr.path)
+            lr.predictor.save(lr.path)
             shift = {m: round(float(v), 4) for m, v in zip(
-                lr.router.models, _shifts(lr.router), strict=True)}
+                lr.predictor.models, lr.predictor.shifts(), strict=True)}
             report.setdefault("routers", {})[str(lr.path)] = {
-                "feedback": lr.router.info.get("feedback", {}), "shift": shift}
+                "feedback": {m: list(v) for m, v in lr.predictor.feedback.outcomes.items()},
+                "shift": shift}
             notes.append(f"router {lr.path}: statistics saved")
         else:
             report.setdefault("weights", {}).update(lr.weights)
@@ -371,10 +372,3 @@ def cmd_feedback(args: argparse.Namespace) -> int:
                 print(f"  {name:28} shift {v:+.4f} ({n} outcomes)")
         print(f"{updates} update(s); {'; '.join(notes)}", file=sys.stderr)
     return 0
-
-
-def _shifts(router: Any) -> Any:
-    from chorus.routing.learned import FEEDBACK_PRIOR, feedback_shift
-
-    return feedback_shift(router.base_means(), router.info.get("feedback", {}), router.models,
-                          float(router.info.get("feedback_prior", FEEDBACK_PRIOR)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ def _fmt(v: float | None) -> str:
 def cmd_router(args: argparse.Namespace) -> int:
     from chorus.eval.outcomes import read_outcomes, require_models
     from chorus.eval.routers import evaluate_router, fit_router
-    from chorus.routing.learned import LearnedRouter
+    from chorus.routing.predictor import Neighbours, OutcomePredictor
 
     if args.router_command == "fit":
         rows = read_outcomes(args.outcomes)
@@ -82,17 +83,19 @@ def cmd_router(args: argparse.Namespace) -> int:
                                 seed=args.seed)
         except ValueError as exc:
             raise ChorusError(str(exc)) from None
-        router.info.update({"embedder": "minilm", "trained_on": str(args.outcomes)})
+        router = replace(router, training=replace(router.training, embedder="minilm",
+                                                  trained_on=str(args.outcomes)))
         router.save(out)
-        kind = f"knn (k={router.info['k']})" if args.kind == "knn" else args.kind
+        kind = f"knn (k={router.scorer.k})" if isinstance(router.scorer, Neighbours) \
+            else args.kind
         print(f"{kind} router over {len(router.models)} models "
-              f"({', '.join(router.models)}), {router.info['train_items']} training items; "
+              f"({', '.join(router.models)}), {router.training.train_items} training items; "
               f"calibrated willingness_to_pay {router.willingness_to_pay:.4g} on "
-              f"{router.info['holdout_items']} held-out items -> {out}")
+              f"{router.training.holdout_items} held-out items -> {out}")
         return 0
     if args.router_command == "eval":
         try:
-            router = LearnedRouter.load(args.router)
+            router = OutcomePredictor.load(args.router)
         except ValueError as exc:
             raise ChorusError(str(exc)) from None
         rows = read_outcomes(args.outcomes)

@@ -22,7 +22,7 @@ from chorus.eval.metrics import Point, RouterMetrics, random_curve, router_metri
 from chorus.eval.outcomes import OutcomeItem, matrices, models_of
 from chorus.routing.learned import (
     Kind,
-    LearnedRouter,
+    OutcomePredictor,
     choose,
     curve_points,
     fit,
@@ -85,13 +85,11 @@ def _scores_costs(rows: Sequence[OutcomeItem], models: Sequence[str]
 
 
 def fit_router(rows: Sequence[OutcomeItem], x: Vectors, *, kind: Kind = "knn",
-               models: Sequence[str] | None = None, **options: Any) -> LearnedRouter:
+               models: Sequence[str] | None = None, **options: Any) -> OutcomePredictor:
     """Fit a router on a table (all its models unless ``models`` names some)."""
     names = list(models) if models else models_of(rows)
     scores, costs = _scores_costs(rows, names)
-    router = fit(np.asarray(x, dtype=np.float64), scores, costs, names, kind=kind, **options)
-    router.info["embedding_dims"] = int(x.shape[1])
-    return router
+    return fit(np.asarray(x, dtype=np.float64), scores, costs, names, kind=kind, **options)
 
 
 def single_points(rows: Sequence[OutcomeItem], models: Sequence[str]) -> dict[str, Point]:
@@ -127,7 +125,7 @@ class RouterEval:
         }
 
 
-def evaluate_router(router: LearnedRouter, rows: Sequence[OutcomeItem], x: Vectors
+def evaluate_router(router: OutcomePredictor, rows: Sequence[OutcomeItem], x: Vectors
                     ) -> RouterEval:
     """The router's curve over its knob on ``rows`` (a point at every distinct decision)
     and the metrics against the same

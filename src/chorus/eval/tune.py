@@ -35,7 +35,7 @@ from chorus.eval.ensembles import log_odds
 from chorus.eval.outcomes import OutcomeItem
 from chorus.patterns.agreement import extractor
 from chorus.routing.acceptance import AcceptanceModel
-from chorus.routing.learned import LearnedRouter, choose, fit, sweep
+from chorus.routing.learned import OutcomePredictor, choose, fit, sweep
 
 __all__ = ["Candidate", "Search", "search", "pick_extract", "frontier"]
 
@@ -52,7 +52,7 @@ class Candidate:
     kind: str
     spec: str | dict[str, Any]
     held_out: rp.Run
-    parts: dict[str, AcceptanceModel | LearnedRouter] = field(default_factory=dict)
+    parts: dict[str, AcceptanceModel | OutcomePredictor] = field(default_factory=dict)
 
     @property
     def quality(self) -> float:

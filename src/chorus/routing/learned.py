@@ -1,24 +1,25 @@
-"""Routers learned from outcome tables: predict each model's score for a prompt from its
-embedding (local MiniLM by default), then call the model with the best predicted score
-minus a price of cost (``willingness_to_pay``, λ):
+"""Routers learned from outcome tables: an ``OutcomePredictor`` (``routing.predictor``)
+predicts each model's score for a prompt from its embedding (local MiniLM by default),
+and ``LearnedClassifier`` has the Router pattern call the model with the best predicted
+score minus a price of cost (``willingness_to_pay``, λ):
 
     choice = argmax_j  predicted_score[j] - λ * mean_cost[j] / max(mean_cost)
 
-Three predictors (``kind``): ``knn`` (the similarity-weighted mean score of the k most
-similar training prompts),
-``mlp`` (one hidden layer, numpy) and ``mf`` (matrix factorisation as in RouteLLM:
-``σ(w·(v_model ⊙ W q) + b_model)``). ``fit`` holds out a split to calibrate λ: the
-default is the cheapest setting whose held-out quality is within ``tolerance`` of the
-best. A router is saved as a folder (``router.json`` + ``.npy`` arrays) and used in YAML:
+Three scorers (``kind``): ``knn`` (the similarity-weighted mean score of the k most
+similar training prompts), ``mlp`` (one hidden layer, numpy) and ``mf`` (matrix
+factorisation as in RouteLLM: ``σ(w·(v_model ⊙ W q) + b_model)``). ``fit`` holds out
+a split to calibrate λ: the default is the cheapest setting whose held-out quality is
+within ``tolerance`` of the best. The predictor is saved as a folder (``router.json`` +
+``.npy`` arrays) and used in YAML:
 
     classifier: {type: learned, path: routers/gsm8k-mf, willingness_to_pay: 0.2}
 """
 
 from __future__ import annotations
 
-import json
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,10 +32,22 @@ from chorus.core.registry import BuildContext
 from chorus.core.types import Request
 from chorus.embeddings import Embedder
 from chorus.routing._base import Classifier, Decision
+from chorus.routing.predictor import (
+    FEEDBACK_PRIOR,
+    Kind,
+    KnobPoint,
+    Neighbours,
+    OutcomePredictor,
+    Training,
+    choose,
+    feedback_shift,
+    scorer_of,
+    sigmoid,
+)
 
 __all__ = [
     "Kind",
-    "LearnedRouter",
+    "OutcomePredictor",
     "LearnedClassifier",
     "LearnedClassifierConfig",
     "fit",
@@ -46,141 +59,16 @@ __all__ = [
     "FEEDBACK_PRIOR",
 ]
 
-Kind = Literal["knn", "mlp", "mf"]
 Array = npt.NDArray[np.float64]
-_FORMAT = "chorus-router/1"
 
 
-def _sigmoid(z: Array) -> Array:
-    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
-
-
-@dataclass
-class LearnedRouter:
-    """A fitted score predictor over ``models`` and the calibrated cost knob."""
-
-    kind: Kind
-    models: list[str]
-    costs: Array  # mean cost per call of each model, on the training items
-    arrays: dict[str, Array]
-    willingness_to_pay: float = 0.0
-    calibration: list[dict[str, float]] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def predict(self, x: npt.ArrayLike) -> Array:
-        """Predicted score of every model (columns) for every embedded prompt (rows),
-        shifted by what real outcomes recorded since fitting say (``record_outcome``)."""
-        raw = self._predict(np.asarray(x, dtype=np.float64))
-        if not self.info.get("feedback"):
-            return raw
-        shift = feedback_shift(self.base_means(), self.info["feedback"], self.models,
-                               float(self.info.get("feedback_prior", FEEDBACK_PRIOR)))
-        return np.asarray(np.clip(raw + shift[None, :], 0.0, 1.0))
-
-    def _predict(self, x: Array) -> Array:
-        a = self.arrays
-        if self.kind == "knn":
-            sims = x @ a["train_x"].T
-            k = min(int(self.info.get("k", 20)), sims.shape[1])
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            # Weighted by similarity: closer neighbours count more, and two prompts
-            # rarely get the very same prediction, so the knob's decisions change one
-            # prompt at a time instead of in blocks that leave gaps in the curve.
-            w = np.maximum(np.take_along_axis(sims, top, axis=1), 1e-6)
-            return np.asarray((a["train_y"][top] * w[:, :, None]).sum(axis=1)
-                              / w.sum(axis=1, keepdims=True))
-        if self.kind == "mlp":
-            h = np.maximum(0.0, x @ a["w1"] + a["b1"])
-            return _sigmoid(h @ a["w2"] + a["b2"])
-        h = x @ a["proj"].T  # mf
-        return _sigmoid((h * a["w"]) @ a["v"].T + a["b"])
-
-    def base_means(self) -> Array:
-        """Each model's mean score on the training items (what the predictor learned)."""
-        if "train_means" in self.info:
-            return np.asarray(self.info["train_means"], dtype=np.float64)
-        # Routers saved before train_means was kept: the kNN table's mean, or the output
-        # bias, which fit() starts at the logit of that mean.
-        if self.kind == "knn":
-            return np.asarray(self.arrays["train_y"].mean(axis=0), dtype=np.float64)
-        return _sigmoid(self.arrays["b2" if self.kind == "mlp" else "b"])
-
-    def record_outcome(self, model: str, reward: float) -> dict[str, float]:
-        """Count one real outcome (reward in [0, 1]) of ``model``; returns each model's
-        prediction shift. Saved with the router (``save``) so it survives restarts."""
-        if model not in self.models:
-            raise ValueError(f"router has no model {model!r}; known: {', '.join(self.models)}")
-        if not 0.0 <= reward <= 1.0 or np.isnan(reward):
-            raise ValueError(f"reward must be in [0, 1], got {reward!r}")
-        stats = self.info.setdefault("feedback", {})
-        n, total = stats.get(model, (0, 0.0))
-        stats[model] = [int(n) + 1, float(total) + float(reward)]
-        shift = feedback_shift(self.base_means(), stats, self.models,
-                               float(self.info.get("feedback_prior", FEEDBACK_PRIOR)))
-        return {m: float(v) for m, v in zip(self.models, shift, strict=True)}
-
-    def relative_costs(self) -> Array:
-        top = float(np.max(self.costs))
-        return self.costs / top if top > 0 else np.zeros_like(self.costs)
-
-    def save(self, folder: str | Path) -> Path:
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        for name, arr in self.arrays.items():
-            np.save(out / f"{name}.npy", arr)
-        meta = {"format": _FORMAT, "kind": self.kind, "models": self.models,
-                "costs": [float(c) for c in self.costs],
-                "willingness_to_pay": self.willingness_to_pay,
-                "calibration": self.calibration, "arrays": sorted(self.arrays),
-                "info": self.info}
-        (out / "router.json").write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
-        return out
-
-    @classmethod
-    def load(cls, folder: str | Path) -> LearnedRouter:
-        root = Path(folder)
-        try:
-            meta = json.loads((root / "router.json").read_text("utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{str(root)!r} is not a saved router ({exc})") from None
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"{str(root)!r}: unknown router format {meta.get('format')!r}")
-        arrays = {n: np.load(root / f"{n}.npy") for n in meta["arrays"]}
-        return cls(meta["kind"], list(meta["models"]), np.asarray(meta["costs"], dtype=float),
-                   arrays, float(meta["willingness_to_pay"]), list(meta["calibration"]),
-                   dict(meta.get("info", {})))
-
-    def knob_for_share(self, share: float) -> float:
-        """The calibrated λ whose held-out cost share (of the costliest model) is at most
-        ``share``, with the best held-out quality."""
-        fits = [c for c in self.calibration if c["cost_share"] <= share + 1e-12]
-        if not fits:
-            return float(max((c["lambda"] for c in self.calibration), default=0.0))
-        return float(max(fits, key=lambda c: (c["quality"], -c["cost_share"]))["lambda"])
-
-
-#: Outcomes a model needs before its recorded mean counts as much as its training mean.
-FEEDBACK_PRIOR = 50.0
-
-
-def feedback_shift(base: Array, feedback: Mapping[str, Sequence[float]],
-                   models: Sequence[str], prior: float = FEEDBACK_PRIOR) -> Array:
-    """Per model: (mean recorded reward - training mean) x n / (n + prior). With few
-    outcomes the predictor stands; with many, a model's real record moves its scores."""
-    shift = np.zeros(len(models))
-    for j, m in enumerate(models):
-        n, total = feedback.get(m, (0, 0.0))
-        if n > 0:
-            shift[j] = (total / n - float(base[j])) * n / (n + prior)
-    return shift
-
-
-def choose(pred: Array, rel_costs: Array, lam: float) -> npt.NDArray[np.int64]:
-    """The chosen model per row: argmax of predicted score - λ·relative cost; λ = inf
-    picks the cheapest model."""
-    if np.isinf(lam):
-        return np.full(pred.shape[0], int(np.argmin(rel_costs)), dtype=np.int64)
-    return np.asarray(np.argmax(pred - lam * rel_costs[None, :], axis=1), dtype=np.int64)
+def __getattr__(name: str) -> Any:
+    if name == "LearnedRouter":  # its name until the predictor got its own module
+        warnings.warn("chorus.routing.learned.LearnedRouter is now "
+                      "chorus.routing.predictor.OutcomePredictor", DeprecationWarning,
+                      stacklevel=2)
+        return OutcomePredictor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _events(pred: Array, rel_costs: Array
@@ -318,14 +206,14 @@ def _train(kind: Kind, x: Array, y: Array, mask: Array, rng: np.random.Generator
             if kind == "mlp":
                 pre = xb @ p["w1"] + p["b1"]
                 h = np.maximum(0.0, pre)
-                g = (_sigmoid(h @ p["w2"] + p["b2"]) - yb) * mb / count  # dBCE/dlogit
+                g = (sigmoid(h @ p["w2"] + p["b2"]) - yb) * mb / count  # dBCE/dlogit
                 gh = (g @ p["w2"].T) * (pre > 0)
                 grads = {"w2": h.T @ g + l2 * p["w2"], "b2": g.sum(0),
                          "w1": xb.T @ gh + l2 * p["w1"], "b1": gh.sum(0)}
             else:
                 h = xb @ p["proj"].T
                 hw = h * p["w"]
-                g = (_sigmoid(hw @ p["v"].T + p["b"]) - yb) * mb / count
+                g = (sigmoid(hw @ p["v"].T + p["b"]) - yb) * mb / count
                 gv = g.T @ hw
                 ghw = g @ p["v"]
                 grads = {"v": gv + l2 * p["v"], "b": g.sum(0), "w": (ghw * h).sum(0),
@@ -341,7 +229,7 @@ K_GRID = (10, 20, 50, 100, 200)
 def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: Kind = "knn",
         holdout: float = 0.2, tolerance: float = 0.01, seed: int = 0, k: int | None = None,
         hidden: int = 64, epochs: int = 40, lr: float = 3e-3, l2: float = 1e-4
-        ) -> LearnedRouter:
+        ) -> OutcomePredictor:
     """Fit on all but a ``holdout`` share of the rows, calibrate λ on the rest.
 
     ``x``: one embedding row per item; ``scores``/``costs``: items x models, NaN where
@@ -365,9 +253,10 @@ def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: K
     cal, train = order[:n_cal], order[n_cal:]
     mean_costs = np.nan_to_num(np.nanmean(costs[train], axis=0), nan=0.0)
     xt = np.asarray(x[train], dtype=np.float64)
-    info: dict[str, Any] = {"k": k or 20, "hidden": hidden, "epochs": epochs, "seed": seed,
-                            "train_items": int(len(train)), "holdout_items": int(n_cal),
-                            "tolerance": tolerance}
+    training = Training(hidden=hidden, epochs=epochs, seed=seed, tolerance=tolerance,
+                        train_items=int(len(train)), holdout_items=int(n_cal),
+                        train_means=tuple(float(v) for v in _fill(scores[train]).mean(axis=0)),
+                        embedding_dims=int(x.shape[1]))
     arrays: dict[str, Array]
     if kind == "knn":
         arrays = {"train_x": xt, "train_y": _fill(scores[train])}
@@ -375,90 +264,98 @@ def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: K
         mask = (~np.isnan(scores[train])).astype(np.float64)
         arrays = _train(kind, xt, np.nan_to_num(scores[train], nan=0.0), mask, rng,
                         hidden, epochs, lr, l2)
-    info["train_means"] = [float(v) for v in _fill(scores[train]).mean(axis=0)]
-    router = LearnedRouter(kind, list(models), mean_costs, arrays, 0.0, [], info)
+    router = OutcomePredictor(tuple(models), scorer_of(kind, arrays, k or 20), mean_costs,
+                              training=training)
     if kind == "knn" and k is None and n_cal:
-        _choose_k(router, x[cal], scores[cal], costs[cal])
+        router = _choose_k(router, x[cal], scores[cal], costs[cal])
     if n_cal:
-        _calibrate(router, x[cal], scores[cal], costs[cal], tolerance)
+        router = _calibrate(router, x[cal], scores[cal], costs[cal], tolerance)
     return router
 
 
-def _held_out_table(router: LearnedRouter, x: Array, scores: Array, costs: Array
-                    ) -> list[dict[str, float]]:
+def _held_out_table(router: OutcomePredictor, x: Array, scores: Array, costs: Array
+                    ) -> tuple[KnobPoint, ...]:
     """At every distinct decision of the router on the held-out rows (``sweep``): λ, the
     cost as a share of always calling the costliest model, and the mean quality."""
     pred = router.predict(x)
     top = float(np.max(router.costs)) * len(x)
-    return [{"lambda": lam, "cost_share": cost / top if top > 0 else 0.0,
-             "quality": quality}
-            for lam, cost, quality in sweep(pred, router.relative_costs(), scores, costs)]
+    return tuple(KnobPoint(lam, cost / top if top > 0 else 0.0, quality)
+                 for lam, cost, quality in sweep(pred, router.relative_costs(), scores, costs))
 
 
-def _curve_area(router: LearnedRouter, x: Array, scores: Array, costs: Array) -> float:
+def _curve_area(router: OutcomePredictor, x: Array, scores: Array, costs: Array) -> float:
     """Mean, over cost budgets of 5 %, 10 %, ... 100 % of the costliest model, of the best
     held-out quality the router reaches within the budget (0 where none fits)."""
     table = _held_out_table(router, x, scores, costs)
     budgets = np.linspace(0.05, 1.0, 20)
-    return float(np.mean([max((c["quality"] for c in table
-                               if c["cost_share"] <= b + 1e-12), default=0.0)
+    return float(np.mean([max((c.quality for c in table
+                               if c.cost_share <= b + 1e-12), default=0.0)
                           for b in budgets]))
 
 
-def _choose_k(router: LearnedRouter, x: Array, scores: Array, costs: Array) -> None:
-    """Set the kNN router's ``k`` to the grid value with the best held-out curve, among
+def _with_k(router: OutcomePredictor, k: int) -> OutcomePredictor:
+    assert isinstance(router.scorer, Neighbours)
+    return replace(router, scorer=replace(router.scorer, k=k))
+
+
+def _choose_k(router: OutcomePredictor, x: Array, scores: Array, costs: Array
+              ) -> OutcomePredictor:
+    """The kNN router with the ``k`` of the grid with the best held-out curve, among
     those up to a tenth of the training items: more is hardly a neighbourhood, and a
     small held-out split is too noisy to tell such near-averages apart."""
-    n_train = router.arrays["train_x"].shape[0]
+    n_train = router.training.train_items
     grid = [k for k in K_GRID if k <= max(K_GRID[0], n_train // 10)]
-    areas: dict[int, float] = {}
-    for k in grid:
-        router.info["k"] = k
-        areas[k] = _curve_area(router, x, scores, costs)
-    router.info["k"] = max(grid, key=lambda k: (areas[k], -k))
-    router.info["k_chosen_from"] = {str(k): round(v, 5) for k, v in areas.items()}
+    areas = {k: _curve_area(_with_k(router, k), x, scores, costs) for k in grid}
+    chosen = _with_k(router, max(grid, key=lambda k: (areas[k], -k)))
+    return replace(chosen, training=replace(
+        router.training, k_chosen_from={k: round(v, 5) for k, v in areas.items()}))
 
 
-def _calibrate(router: LearnedRouter, x: Array, scores: Array, costs: Array,
-               tolerance: float) -> None:
+def _calibrate(router: OutcomePredictor, x: Array, scores: Array, costs: Array,
+               tolerance: float) -> OutcomePredictor:
     table = _held_out_table(router, x, scores, costs)
-    best = max(c["quality"] for c in table)
-    good = [c for c in table if c["quality"] >= best - tolerance]
-    router.willingness_to_pay = float(min(good, key=lambda c: c["cost_share"])["lambda"])
-    router.calibration = table
+    best = max(c.quality for c in table)
+    good = [c for c in table if c.quality >= best - tolerance]
+    return replace(router, willingness_to_pay=float(min(good, key=lambda c: c.cost_share).lam),
+                   calibration=table)
 
 
 # -- the Router classifier --------------------------------------------------------------
 
 
 class LearnedClassifier(Classifier):
-    """A saved LearnedRouter as a Router classifier: the label is the chosen model's
-    name (renamed through ``labels`` when given)."""
+    """A fitted ``OutcomePredictor`` as a Router classifier: the label is the chosen
+    model's name (renamed through ``labels`` when given)."""
 
     type = "learned"
 
-    def __init__(self, router: LearnedRouter, embedder: Embedder, *,
+    def __init__(self, predictor: OutcomePredictor, embedder: Embedder, *,
                  willingness_to_pay: float | None = None, cost_share: float | None = None,
                  labels: Mapping[str, str] | None = None) -> None:
         if willingness_to_pay is not None and cost_share is not None:
             raise ValueError("give willingness_to_pay or cost_share, not both")
-        self.router, self.embedder = router, embedder
+        self.predictor, self.embedder = predictor, embedder
         #: Where the router was loaded from (set by YAML); ``chorus feedback`` saves there.
         self.path: Path | None = None
         self.lam = (willingness_to_pay if willingness_to_pay is not None
-                    else router.knob_for_share(cost_share) if cost_share is not None
-                    else router.willingness_to_pay)
+                    else predictor.knob_for_share(cost_share) if cost_share is not None
+                    else predictor.willingness_to_pay)
         rename = dict(labels or {})
-        unknown = set(rename) - set(router.models)
+        unknown = set(rename) - set(predictor.models)
         if unknown:
             raise ValueError(f"labels name unknown models: {', '.join(sorted(unknown))}")
-        self.names = [rename.get(m, m) for m in router.models]
+        self.names = [rename.get(m, m) for m in predictor.models]
         self.labels = tuple(self.names)
-        self._rel = router.relative_costs()
+        self._rel = predictor.relative_costs()
+
+    def record_outcome(self, model: str, reward: float) -> None:
+        """One real outcome (reward in [0, 1]) of ``model`` (its recorded name) into the
+        predictor, which the next requests use."""
+        self.predictor = self.predictor.with_outcome(model, reward)
 
     async def classify(self, request: Request) -> Decision:
         x = await self.embedder.embed([request.prompt])
-        pred = self.router.predict(x)[0]
+        pred = self.predictor.predict(x)[0]
         j = int(choose(pred[None, :], self._rel, self.lam)[0])
         scores = {name: float(s) for name, s in zip(self.names, pred, strict=True)}
         return Decision(self.names[j], f"{self.names[j]}: predicted {pred[j]:.2f}, "
@@ -485,8 +382,8 @@ def build_classifier(cfg: LearnedClassifierConfig, b: BuildContext) -> LearnedCl
     if not path.is_absolute() and config_file.is_file():
         path = config_file.parent / path
     try:
-        router = LearnedRouter.load(path)
-        clf = LearnedClassifier(router, b.embedder(cfg.embedder, "embedder"),
+        predictor = OutcomePredictor.load(path)
+        clf = LearnedClassifier(predictor, b.embedder(cfg.embedder, "embedder"),
                                 willingness_to_pay=cfg.willingness_to_pay,
                                 cost_share=cfg.cost_share, labels=cfg.labels)
         clf.path = path
