@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from chorus.meaning._synonyms import synonyms
 from chorus.meaning._words import (
     CLAUSE,
     DATES,
@@ -236,8 +237,40 @@ def conflict(a: str, b: str) -> str | None:
     only_a, only_b = Counter(fa.content) - Counter(fb.content), \
         Counter(fb.content) - Counter(fa.content)
     if only_a and only_b:
+        only_a, only_b = _unswapped(fa, only_a, fb, only_b)
+    if only_a and only_b:
         return f"different words ({fa.shown(only_a)} / {fb.shown(only_b)})"
     return _order(fa, fb)
+
+
+# More words swapped than this in one pair of requests is never read as a rewording.
+_MAX_SWAPS = 3
+
+
+def _swappable(x: str, y: str) -> bool:
+    """Whether one word can stand for the other: WordNet synonyms, unless either is a word
+    of an opposite pair, which stands only for a word of its own end ("buy" / "purchase",
+    never "close" / "near")."""
+    px, py = OPPOSITES.get(x), OPPOSITES.get(y)
+    if px is not None or py is not None:
+        return px == py
+    return synonyms(x, y)
+
+
+def _unswapped(fa: Facets, only_a: Counter[str], fb: Facets,
+               only_b: Counter[str]) -> tuple[Counter[str], Counter[str]]:
+    """``only_a`` and ``only_b`` less the words of ``a`` swapped for a synonym in ``b``
+    ("buy" / "purchase"), each word used once."""
+    sa, sb = dict(fa.surface), dict(fb.surface)
+    left_a, left_b = Counter(only_a), Counter(only_b)
+    if sum(left_a.values()) > _MAX_SWAPS or sum(left_b.values()) > _MAX_SWAPS:
+        return left_a, left_b
+    for x in sorted(only_a):
+        for y in sorted(left_b):
+            if left_a[x] and left_b[y] and _swappable(sa.get(x, x), sb.get(y, y)):
+                left_a[x] -= 1
+                left_b[y] -= 1
+    return +left_a, +left_b
 
 
 @dataclass(frozen=True, slots=True)
