@@ -13,7 +13,8 @@ when they differ in negation, numbers and quantities, dates, names, the ends of 
 opposite pair (ascending / descending, yes / no, before / after, ...), or in the roles of
 their words (from Paris to Rome / from Rome to Paris). Answers are compared by their
 answer span, less the words that echo the question, so a short answer agrees with a long
-one that contains it.
+one that contains it. When the question offers options ("positive or negative?", "A, B or
+C?", a yes/no question), answers that each pick one are compared by the option picked.
 
 The rules read only closed classes of English words (function words, negation cues,
 number and calendar words, opposite pairs): they know no topic and no name. They are
@@ -31,5 +32,7 @@ from chorus.meaning._match import (
     conflict,
     facets,
 )
+from chorus.meaning._options import options, picked
 
-__all__ = ["Facets", "Verdict", "answer_span", "answers_agree", "conflict", "facets"]
+__all__ = ["Facets", "Verdict", "answer_span", "answers_agree", "conflict", "facets",
+           "options", "picked"]

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from chorus.meaning._options import picked
 from chorus.meaning._synonyms import synonyms
 from chorus.meaning._words import (
     CLAUSE,
@@ -306,12 +307,20 @@ def answer_span(text: str, question: str = "") -> str:
 def answers_agree(a: str, b: str, question: str = "") -> Verdict:
     """Whether answers ``a`` and ``b`` (to ``question``) say the same.
 
-    Each is cut to its answer span. Spans that differ in negation, yes/no, quantities,
+    When the question offers options ("positive or negative?", a yes/no question) and
+    each answer picks one (``picked``), the options decide: the same option agrees, however
+    long either answer is; another option never does. Otherwise each is cut to its answer
+    span. Spans that differ in negation, yes/no, quantities,
     dates, opposite words or roles never agree. A span whose words (less the question's)
     all appear in the other agrees with it: "Paris" and "The capital of France is Paris."
     Two short spans with a word each that the other lacks disagree ("Paris" / "Lyon").
     Anything else is left to the embeddings.
     """
+    pa, pb = picked(a, question), picked(b, question)
+    if pa is not None and pb is not None:
+        if pa == pb:
+            return Verdict(True, f"both pick '{pa}'")
+        return Verdict(False, f"different options ('{pa}' / '{pb}')")
     q = _question_words(question)
     sa, sb = answer_span(a, question), answer_span(b, question)
     fa, fb = facets(sa), facets(sb)
