@@ -91,14 +91,30 @@ def synsets(dict_dir: Path, pos: str, wanted: set[int]) -> dict[int, list[str]]:
     return out
 
 
+# WordNet's suffix rules (as in chorus.meaning._synonyms).
+RULES = (
+    ("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"),
+    ("men", "man"), ("ies", "y"), ("es", "e"), ("es", ""), ("ed", "e"), ("ed", ""),
+    ("ing", "e"), ("ing", ""), ("er", ""), ("est", ""), ("er", "e"), ("est", "e"),
+)
+
+
+def inflected(word: str, index: dict[str, list[int]]) -> bool:
+    """Whether ``word`` is, by the suffix rules, an inflection of another lemma."""
+    return any(word.endswith(suffix) and len(word) > len(suffix) + 1
+               and word[: -len(suffix)] + repl in index for suffix, repl in RULES)
+
+
 def build(dict_dir: Path, keep: int) -> list[str]:
     lines: set[str] = set()
     for pos in POS:
         index = senses(dict_dir, pos, keep)
         members = synsets(dict_dir, pos, {o for offs in index.values() for o in offs})
-        # A synset counts for a word only among the word's own most frequent senses.
+        # A synset counts for a word only among the word's own most frequent senses, and
+        # not for a lemma that is an inflection of another ("days" in {"years", "days"},
+        # a lifetime): the text's "days" is read as "day".
         for off, words in members.items():
-            own = [w for w in words if off in index.get(w, ())]
+            own = [w for w in words if off in index.get(w, ()) and not inflected(w, index)]
             if len(own) >= 2:
                 lines.add(" ".join(own))
     return sorted(lines)

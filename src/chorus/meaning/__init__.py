@@ -16,8 +16,14 @@ answer span, less the words that echo the question, so a short answer agrees wit
 one that contains it. When the question offers options ("positive or negative?", "A, B or
 C?", a yes/no question), answers that each pick one are compared by the option picked.
 
-The rules read only closed classes of English words (function words, negation cues,
-number and calendar words, opposite pairs): they know no topic and no name. They are
+A content word swapped for another is a difference, unless WordNet 3.0 lists the two as
+synonyms in one of their three most frequent senses ("buy" / "purchase"; a table of
+WordNet synsets ships with chorus, nothing is fetched): co-hyponyms ("ascending" /
+"descending", "paris" / "london"), antonyms, broader terms ("car" / "vehicle") and words
+it does not know stay differences, and a word of an opposite pair stands only for a word
+of its own end. Besides that table, the rules read only closed classes of English words
+(function words, negation cues, number and calendar words, opposite pairs): they know no
+topic and no name. They are
 English-only; text in another language falls back to the strictest reading (any word
 that differs is a difference).
 """
