@@ -1,6 +1,14 @@
 """Core types, the Model contract, context, errors and pricing."""
 
-from chorus.core.compose import Wrapper, combine, failed_span, with_trace
+from chorus.core.compose import (
+    Relay,
+    Wrapper,
+    combine,
+    failed_span,
+    open_stream,
+    replay_pieces,
+    with_trace,
+)
 from chorus.core.context import Context, current, scope
 from chorus.core.errors import *  # noqa: F403
 from chorus.core.errors import __all__ as _errors_all
@@ -64,12 +72,15 @@ __all__ = [
     "ToolCallDelta",
     "ToolChoice",
     "Usage",
+    "Relay",
     "Wrapper",
     "call",
     "combine",
     "current",
     "error_span",
     "failed_span",
+    "open_stream",
+    "replay_pieces",
     "run_sync",
     "scope",
     "stream_or_complete",

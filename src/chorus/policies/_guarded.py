@@ -7,7 +7,9 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
+
+from typing_extensions import TypeVar
 
 from chorus.core.compose import Wrapper, combine
 from chorus.core.errors import ChorusError, NotSupported, StoreUnavailable
@@ -32,6 +34,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+#: A wrapper's state for one call (see ``chorus.core.Wrapper``).
+S = TypeVar("S", default=Any)
 OnStoreError = Literal["open", "closed"]
 #: Output tokens assumed for a call whose request and model set no ``max_tokens``.
 DEFAULT_MAX_TOKENS = 512
@@ -155,11 +159,24 @@ class StoreGate:
             return None
 
 
-class GuardedWrapper(Wrapper):
+class GuardedWrapper(Wrapper[S]):
     """A wrapper around one model whose state lives in a store behind a StoreGate
-    (budget, breaker, rate limit)."""
+    (budget, breaker, rate limit). Its span records ``attributes``: on the answer, and
+    on the error of a failed inner call."""
 
     gate: StoreGate
+
+    def attributes(self, state: S) -> dict[str, Any]:
+        """What this call's span records."""
+        return {}
+
+    async def failed(self, state: S, error: ChorusError, started: float,
+                     inner_started: float, sent: bool) -> bool:
+        attach_span(self, error, started, self.attributes(state), inner_started)
+        return False
+
+    async def answered(self, state: S, answer: Completion, started: float) -> Completion:
+        return wrapped(self, answer, started, self.attributes(state))
 
     async def aclose(self) -> None:
         """Close the inner model and this policy's store connection (a store shared by

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -32,7 +32,7 @@ from pydantic import Field
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core.context import remaining
 from chorus.core.errors import AllModelsFailed, ChorusError, ServerError, StoreUnavailable
-from chorus.core.model import Model, StreamEvent, call
+from chorus.core.model import Model
 from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request
 from chorus.policies._guarded import (
@@ -41,9 +41,7 @@ from chorus.policies._guarded import (
     StoreGate,
     attach_span,
     target_name,
-    wrapped,
 )
-from chorus.policies._streaming import Relay, open_stream
 from chorus.stores import MemoryStore, Store
 
 __all__ = [
@@ -120,7 +118,18 @@ def trips(error: BaseException) -> bool:
 # -- the wrapper ---------------------------------------------------------------------------
 
 
-class Breaker(GuardedWrapper):
+@dataclass(slots=True)
+class _Call:
+    """One call through the breaker: the state it was admitted in, whether it is the
+    half-open probe, and what its span records."""
+
+    seen: BreakerState
+    probe: bool
+    attrs: dict[str, Any]
+    notes: dict[str, Any]
+
+
+class Breaker(GuardedWrapper[_Call]):
     """Refuses calls to a model while its circuit is open; state shared through a store."""
 
     kind = "breaker"
@@ -228,10 +237,12 @@ class Breaker(GuardedWrapper):
             await store.delete(self.key + (":probe" if probe else ":failures"))
         return new.state
 
-    async def _enter(self, started: float, notes: dict[str, Any]
-                     ) -> tuple[BreakerState, bool, dict[str, Any]]:
-        """Admit the call (or raise with the span); the state seen, whether this call is
-        the probe, and the span's attributes."""
+    # -- the wrapper's steps (chorus.core.Wrapper) ----------------------------------------
+
+    async def enter(self, request: Request, started: float) -> _Call:
+        """Admit the call (or raise with the span): the state seen, whether this call is
+        the probe."""
+        notes: dict[str, Any] = {}
         await self.gate.ready()
         try:
             state, probe = await self._admit(notes)
@@ -239,56 +250,30 @@ class Breaker(GuardedWrapper):
             attach_span(self, exc, started, {"state": "open", "model": self.model_name,
                                              **notes})
             raise
-        return state, probe, {"model": self.model_name, "state": state.state, "probe": probe}
+        return _Call(state, probe, {"model": self.model_name, "state": state.state,
+                                    "probe": probe}, notes)
 
-    async def _unclaim(self, probe: bool) -> None:
+    def attributes(self, state: _Call) -> dict[str, Any]:
+        return {**state.attrs, **state.notes}
+
+    async def failed(self, state: _Call, error: ChorusError, started: float,
+                     inner_started: float, sent: bool) -> bool:
+        """A failure, before a stream or during it, counts as a failure."""
+        state.attrs["after"] = await self._record(state.seen, state.probe, error, state.notes)
+        return await super().failed(state, error, started, inner_started, sent)
+
+    async def abandoned(self, state: _Call) -> None:
         """A probe cancelled (or a probe stream closed early) showed nothing: let another
         caller probe at once."""
-        if probe:
+        if state.probe:
             with contextlib.suppress(StoreUnavailable):
                 await self.gate.store.delete(self.key + ":probe")
 
-    async def complete(self, request: Request) -> Completion:
-        started = time.perf_counter()
-        notes: dict[str, Any] = {}
-        state, probe, attrs = await self._enter(started, notes)
-        t0 = time.perf_counter()
-        try:
-            answer = await call(self.inner, request)
-        except ChorusError as exc:
-            attrs["after"] = await self._record(state, probe, exc, notes)
-            attach_span(self, exc, started, {**attrs, **notes}, t0)
-            raise
-        except BaseException:
-            await self._unclaim(probe)
-            raise
-        attrs["after"] = await self._record(state, probe, None, notes)
-        return wrapped(self, answer, started, {**attrs, **notes})
-
-    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
-        """``complete``, streamed: an open breaker refuses before the stream; a failure
-        before or during it counts as a failure, a whole stream as a success."""
-        started = time.perf_counter()
-        notes: dict[str, Any] = {}
-        state, probe, attrs = await self._enter(started, notes)
-        t0 = time.perf_counter()
-        events = open_stream(self.inner, request)
-        relay = Relay(events, self.inner)
-        try:
-            async for piece in relay:
-                yield piece
-            final = relay.final
-        except ChorusError as exc:
-            attrs["after"] = await self._record(state, probe, exc, notes)
-            attach_span(self, exc, started, {**attrs, **notes}, t0)
-            raise
-        except BaseException:  # cancelled, or the consumer stopped early
-            await self._unclaim(probe)
-            raise
-        finally:
-            await events.aclose()
-        attrs["after"] = await self._record(state, probe, None, notes)
-        yield wrapped(self, final, started, {**attrs, **notes})
+    async def answered(self, state: _Call, answer: Completion, started: float
+                       ) -> Completion:
+        """An answer (a whole stream) counts as a success."""
+        state.attrs["after"] = await self._record(state.seen, state.probe, None, state.notes)
+        return await super().answered(state, answer, started)
 
     async def status(self) -> dict[str, Any]:
         """The state, the failures in the current window, and when a probe may go."""

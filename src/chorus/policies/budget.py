@@ -21,7 +21,6 @@ early, charging then only what was used (the prompt and the text received, estim
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,9 +28,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from chorus.config.schema import ModelRef, Node, PatternConfig
-from chorus.core.context import current, scope
-from chorus.core.errors import BudgetExceeded, ChorusError, StoreUnavailable
-from chorus.core.model import LeafCall, Model, StreamEvent, call
+from chorus.core.compose import aclose
+from chorus.core.context import current
+from chorus.core.errors import BudgetExceeded, StoreUnavailable
+from chorus.core.model import LeafCall, Model, StreamEvent
 from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, ToolCallDelta
 from chorus.policies._budget_math import (
@@ -52,14 +52,11 @@ from chorus.policies._guarded import (
     OnStoreError,
     StoreGate,
     approx_tokens,
-    attach_span,
     estimate,
     leaf_price,
     output_allowance,
     prompt_tokens,
-    wrapped,
 )
-from chorus.policies._streaming import Relay, aclose, open_stream
 from chorus.stores import MemoryStore, Store, decode_number
 
 __all__ = [
@@ -279,8 +276,10 @@ async def _settle(holds: list[tuple[_Active, _Hold]], actual: Cost | None) -> No
 # -- the wrapper -------------------------------------------------------------------------
 
 
-class Budget(GuardedWrapper):
-    """Refuses any leaf call below it that would pass the per-request or window cap."""
+class Budget(GuardedWrapper[tuple[_Active, BudgetChain]]):
+    """Refuses any leaf call below it that would pass the per-request or window cap. A
+    leaf stream below is reserved for before its first piece and settled at its end, or
+    on failure or early close (never left held)."""
 
     kind = "budget"
     can_stream = True
@@ -311,7 +310,9 @@ class Budget(GuardedWrapper):
         self.default_max_tokens = default_max_tokens
         self.key_prefix = f"chorus:budget:{name}:"
 
-    async def _enter(self, request: Request) -> tuple[_Active, BudgetChain]:
+    # -- the wrapper's steps (chorus.core.Wrapper) ----------------------------------------
+
+    async def enter(self, request: Request, started: float) -> tuple[_Active, BudgetChain]:
         """This request's state under this budget, and the chain with it innermost."""
         if self.window is not None:
             await self.gate.ready()
@@ -320,36 +321,11 @@ class Budget(GuardedWrapper):
         outer = parent.active if isinstance(parent, BudgetChain) else ()
         return act, BudgetChain((*outer, act))
 
-    async def complete(self, request: Request) -> Completion:
-        started = time.perf_counter()
-        act, chain = await self._enter(request)
-        t0 = time.perf_counter()
-        try:
-            with scope(leaf_hook=chain):
-                answer = await call(self.inner, request)
-        except ChorusError as exc:
-            attach_span(self, exc, started, act.attributes(), t0)
-            raise
-        return wrapped(self, answer, started, act.attributes())
+    def inner_scope(self, state: tuple[_Active, BudgetChain]) -> dict[str, Any]:
+        return {"leaf_hook": state[1]}
 
-    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
-        """``complete``, streamed: each leaf stream below is reserved for before its first
-        piece and settled at its end, or on failure or early close (never left held)."""
-        started = time.perf_counter()
-        act, chain = await self._enter(request)
-        t0 = time.perf_counter()
-        events = open_stream(self.inner, request, leaf_hook=chain)
-        relay = Relay(events, self.inner)
-        try:
-            async for piece in relay:
-                yield piece
-            final = relay.final
-        except ChorusError as exc:
-            attach_span(self, exc, started, act.attributes(), t0)
-            raise
-        finally:
-            await events.aclose()
-        yield wrapped(self, final, started, act.attributes())
+    def attributes(self, state: tuple[_Active, BudgetChain]) -> dict[str, Any]:
+        return state[0].attributes()
 
     async def status(self) -> dict[str, Any]:
         """The limits, and what each window key has spent or holds now (from the store)."""

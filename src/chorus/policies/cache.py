@@ -20,12 +20,9 @@ the next trim corrects.
 
 from __future__ import annotations
 
-import re
 import time
 from abc import abstractmethod
 from collections import OrderedDict
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote
@@ -33,11 +30,11 @@ from urllib.parse import quote
 from pydantic import Field
 
 from chorus.config.schema import ModelRef, PatternConfig
-from chorus.core.compose import Wrapper, combine
+from chorus.core.compose import Wrapper, combine, replay_pieces
 from chorus.core.errors import StoreUnavailable
-from chorus.core.model import Model, StreamEvent, call, stream_or_complete
+from chorus.core.model import Model
 from chorus.core.registry import BuildContext
-from chorus.core.types import ZERO_USAGE, Completion, Request, Span, TextDelta, ToolCallDelta
+from chorus.core.types import ZERO_USAGE, Completion, Request, Span
 from chorus.policies._cachekey import (
     decode_entry,
     deterministic,
@@ -45,7 +42,6 @@ from chorus.policies._cachekey import (
     model_identity,
     request_key,
 )
-from chorus.policies._streaming import Relay
 from chorus.stores import MemoryStore, Store
 
 __all__ = ["Cache", "CacheConfig", "CacheOptions", "CachePolicy", "Lookup", "build",
@@ -56,11 +52,6 @@ def tenant_of(request: Request) -> str:
     """The tenant a request belongs to (``metadata["tenant"]``), "" when none."""
     tenant = request.metadata.get("tenant")
     return "" if tenant is None else str(tenant)
-
-
-def replay_pieces(text: str) -> list[str]:
-    """A cached text cut into word-sized deltas, as a live stream would send it."""
-    return re.findall(r"\s*\S+|\s+$", text) or [text]
 
 
 @dataclass(slots=True)
@@ -74,7 +65,7 @@ class Lookup:
     token: Any = None
 
 
-class CachePolicy(Wrapper):
+class CachePolicy(Wrapper[Lookup]):
     """What the exact and semantic caches share: the call flow and the hit's report."""
 
     kind = "cache"
@@ -141,31 +132,20 @@ class CachePolicy(Wrapper):
         return combine(self, answer.text, started=started, parts=[answer], winner=answer,
                        attributes={"hit": False, **attributes})
 
-    async def complete(self, request: Request) -> Completion:
-        started = time.perf_counter()
-        found = await self._find(request)
-        if found.hit is not None:
-            return self._hit(found, started)
-        answer = await call(self.inner, request)
-        return self._miss(answer, started, {**found.attributes, **await self._keep(found, answer)})
+    # -- the wrapper's steps (chorus.core.Wrapper) ----------------------------------------
 
-    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
-        started = time.perf_counter()
-        found = await self._find(request)
-        if found.hit is not None:
-            for piece in replay_pieces(found.hit.text):
-                yield TextDelta(piece, found.hit.model)
-            for i, c in enumerate(found.hit.tool_calls):
-                yield ToolCallDelta(i, c.id, c.name, c.arguments)
-            yield self._hit(found, started)
-            return
-        # aclosing: a consumer that stops early closes the inner stream now, not at GC.
-        async with aclosing(stream_or_complete(self.inner, request)) as events:
-            relay = Relay(events, self.inner)
-            async for delta in relay:
-                yield delta
-        answer = relay.final
-        yield self._miss(answer, started, {**found.attributes, **await self._keep(found, answer)})
+    async def enter(self, request: Request, started: float) -> Lookup:
+        return await self._find(request)
+
+    def own_answer(self, state: Lookup, started: float) -> Completion | None:
+        """A hit (a stream replays its text as word-sized deltas)."""
+        return self._hit(state, started) if state.hit is not None else None
+
+    async def answered(self, state: Lookup, answer: Completion, started: float
+                       ) -> Completion:
+        """A miss: streamed from the inner model while collecting, then stored."""
+        return self._miss(answer, started, {**state.attributes,
+                                            **await self._keep(state, answer)})
 
 
 class Cache(CachePolicy):

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
-from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from pydantic import Field
@@ -27,9 +25,9 @@ from pydantic import Field
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core.context import remaining
 from chorus.core.errors import ChorusError, RateLimitError
-from chorus.core.model import Model, StreamEvent, call
+from chorus.core.model import Model
 from chorus.core.registry import BuildContext
-from chorus.core.types import Completion, Request
+from chorus.core.types import Request
 from chorus.policies._guarded import (
     DEFAULT_MAX_TOKENS,
     GuardedWrapper,
@@ -39,9 +37,7 @@ from chorus.policies._guarded import (
     output_allowance,
     prompt_tokens,
     target_name,
-    wrapped,
 )
-from chorus.policies._streaming import Relay, open_stream
 from chorus.stores import MemoryStore, Store
 
 __all__ = ["RateLimit", "RateLimitConfig", "bucket", "build", "next_sleep"]
@@ -72,7 +68,7 @@ def next_sleep(wait: float, on_limit: OnLimit, waited: float, max_wait_s: float,
 # -- the wrapper ---------------------------------------------------------------------------
 
 
-class RateLimit(GuardedWrapper):
+class RateLimit(GuardedWrapper[dict[str, Any]]):
     """Holds calls to its model under a requests- and tokens-per-minute limit."""
 
     kind = "ratelimit"
@@ -140,8 +136,11 @@ class RateLimit(GuardedWrapper):
             await asyncio.sleep(sleep)
             waited += sleep
 
-    async def _permit(self, request: Request, started: float) -> dict[str, Any]:
-        """Take this request's permits (queueing as configured); what to record."""
+    # -- the wrapper's steps (chorus.core.Wrapper) ----------------------------------------
+
+    async def enter(self, request: Request, started: float) -> dict[str, Any]:
+        """Take this request's permits (queueing as configured; a stream takes them
+        before it starts); what to record."""
         await self.gate.ready()
         who = "*" if self.per == "model" else str(request.metadata.get(self.per, "-"))
         notes: dict[str, Any] = {"per": self.per, "who": who, "waited_s": 0.0}
@@ -163,34 +162,8 @@ class RateLimit(GuardedWrapper):
             raise
         return notes
 
-    async def complete(self, request: Request) -> Completion:
-        started = time.perf_counter()
-        notes = await self._permit(request, started)
-        t0 = time.perf_counter()
-        try:
-            answer = await call(self.inner, request)
-        except ChorusError as exc:
-            attach_span(self, exc, started, notes, t0)
-            raise
-        return wrapped(self, answer, started, notes)
-
-    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
-        """``complete``, streamed: the permits are taken before the stream starts."""
-        started = time.perf_counter()
-        notes = await self._permit(request, started)
-        t0 = time.perf_counter()
-        events = open_stream(self.inner, request)
-        relay = Relay(events, self.inner)
-        try:
-            async for piece in relay:
-                yield piece
-            final = relay.final
-        except ChorusError as exc:
-            attach_span(self, exc, started, notes, t0)
-            raise
-        finally:
-            await events.aclose()
-        yield wrapped(self, final, started, notes)
+    def attributes(self, state: dict[str, Any]) -> dict[str, Any]:
+        return state
 
     async def status(self) -> dict[str, Any]:
         keys = await self.gate.store.scan(self.key_prefix)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,10 +27,9 @@ from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core import context
 from chorus.core.compose import Wrapper, combine
 from chorus.core.errors import ChorusError, ProviderTimeout, RateLimitError
-from chorus.core.model import Model, StreamEvent, call, error_span
+from chorus.core.model import Model, error_span
 from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, Span
-from chorus.policies._streaming import Relay, open_stream
 
 __all__ = ["Retry", "RetryConfig", "backoff", "build", "next_delay", "should_retry"]
 
@@ -92,12 +91,12 @@ class _Run:
     """One request's attempts: the failed ones' spans and the decision log."""
 
     started: float
-    attempt: int = 0
+    attempt: int = 1
     failed: list[Span] = field(default_factory=list)
     log: list[dict[str, Any]] = field(default_factory=list)
 
 
-class Retry(Wrapper):
+class Retry(Wrapper[_Run]):
     """Calls ``inner`` up to ``attempts`` times while the error is retryable."""
 
     kind = "retry"
@@ -127,46 +126,33 @@ class Retry(Wrapper):
         self._sleep = sleep
         self._rng = rng or random.Random()
 
-    async def complete(self, request: Request) -> Completion:
-        run = _Run(time.perf_counter())
-        while True:
-            run.attempt += 1
-            t0 = time.perf_counter()
-            try:
-                answer = await call(self.inner, request)
-            except ChorusError as exc:
-                if not await self._again(run, exc, t0):
-                    raise
-                continue
-            return self._answer(run, answer)
+    # -- the wrapper's steps (chorus.core.Wrapper) ----------------------------------------
 
-    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
-        """``complete``, streamed: a failure before the first piece reaches the consumer
-        is retried as in ``complete``; after it, the error propagates (a stream never
-        restarts mid-answer)."""
-        run = _Run(time.perf_counter())
-        while True:
-            run.attempt += 1
-            t0 = time.perf_counter()
-            events = open_stream(self.inner, request)
-            relay = Relay(events, self.inner)
-            try:
-                async for piece in relay:
-                    yield piece
-                final = relay.final
-            except ChorusError as exc:
-                if relay.sent:
-                    why = "failed after the first piece was sent: a stream never restarts"
-                    self._record(run, exc, t0, why)
-                    self._give_up(run, exc, why)
-                    raise
-                if not await self._again(run, exc, t0):
-                    raise
-                continue
-            finally:
-                await events.aclose()
-            yield self._answer(run, final)
-            return
+    async def enter(self, request: Request, started: float) -> _Run:
+        return _Run(started)
+
+    async def failed(self, state: _Run, error: ChorusError, started: float,
+                     inner_started: float, sent: bool) -> bool:
+        """Try again when the error is retryable, after the backoff; a stream only while
+        nothing has reached the consumer (it never restarts mid-answer)."""
+        if sent:
+            why = "failed after the first piece was sent: a stream never restarts"
+            self._record(state, error, inner_started, why)
+            self._give_up(state, error, why)
+            return False
+        if not await self._again(state, error, inner_started):
+            return False
+        state.attempt += 1
+        return True
+
+    async def answered(self, state: _Run, answer: Completion, started: float) -> Completion:
+        state.log.append({"attempt": state.attempt, "ok": True})
+        out = combine(self, answer.text, started=state.started, parts=[answer],
+                      winner=answer, attributes={"attempts": state.attempt,
+                                                 "retries": state.log})
+        if out.trace is not None:  # children in attempt order: failures, then the answer
+            out.trace.children[:0] = state.failed
+        return out
 
     def _record(self, run: _Run, exc: ChorusError, t0: float, why: str) -> dict[str, Any]:
         """Log a failed attempt: its span, and the decision taken after it."""
@@ -205,14 +191,6 @@ class Retry(Wrapper):
             self._give_up(run, exc, why)
             return False
         return True
-
-    def _answer(self, run: _Run, answer: Completion) -> Completion:
-        run.log.append({"attempt": run.attempt, "ok": True})
-        out = combine(self, answer.text, started=run.started, parts=[answer], winner=answer,
-                      attributes={"attempts": run.attempt, "retries": run.log})
-        if out.trace is not None:  # children in attempt order: failures, then the answer
-            out.trace.children[:0] = run.failed
-        return out
 
     def _failed_span(self, started: float, failed: list[Span], attempt: int,
                      log: list[dict[str, Any]]) -> Span:
