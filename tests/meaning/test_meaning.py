@@ -90,6 +90,11 @@ def test_facets_read_quantities_and_names() -> None:
         ("Is Paris in France?", "Yes.", "No, it is not.", False),
         ("What is the capital of France?", "Paris.\nQuestion: What is the capital of Italy?",
          "Paris", True),
+        # A degree sign reads as the words it stands for.
+        ("At what temperature does water boil?", "100°C",
+         "Water boils at 100 degrees Celsius, or 212 degrees Fahrenheit.", True),
+        ("At what temperature does water boil?", "100 °F", "100°C", False),
+        ("At what temperature does water boil?", "90°C", "100 degrees Celsius", False),
     ],
 )
 def test_answers_agree(question: str, a: str, b: str, same: bool) -> None:

@@ -293,6 +293,17 @@ def _question_words(question: str) -> frozenset[str]:
     return frozenset(f.content) | frozenset(f.numbers)
 
 
+# Degree signs written out, so "100°C" and "100 degrees Celsius" give the same words.
+_DEGREES = ((re.compile(r"\s*°\s*C\b"), " degrees Celsius"),
+            (re.compile(r"\s*°\s*F\b"), " degrees Fahrenheit"), (re.compile(r"\s*°"), " degrees"))
+
+
+def _spelled(text: str) -> str:
+    for pattern, words in _DEGREES:
+        text = pattern.sub(words, text)
+    return text
+
+
 def answer_span(text: str, question: str = "") -> str:
     """The part of an answer that answers: its first sentence that says more than the
     ``question`` already did (a lead-in such as "Sure!" or a restated question is skipped)."""
@@ -323,7 +334,7 @@ def answers_agree(a: str, b: str, question: str = "") -> Verdict:
         return Verdict(False, f"different options ('{pa}' / '{pb}')")
     q = _question_words(question)
     sa, sb = answer_span(a, question), answer_span(b, question)
-    fa, fb = facets(sa), facets(sb)
+    fa, fb = facets(_spelled(sa)), facets(_spelled(sb))
     reason = _hard(fa, fb, strict=False)
     if reason:
         return Verdict(False, reason)
