@@ -19,6 +19,8 @@ SWAPS = [
     ("Fix the error in this function", "Repair the mistake in this function"),
     ("order a big pizza", "order a large pizza"),
     ("what is my job title", "what is my occupation title"),
+    # Two words of the opposite pairs on one end of an axis ("lower" names two axes).
+    ("decrease volume level", "lower volume level"),
 ]
 
 # Swaps a thesaurus must not take for rewordings: co-hyponyms, antonyms, a broader term,
@@ -33,6 +35,7 @@ NOT_SWAPS = [
     ("transfer money from checking", "transfer money from savings"),
     ("is this a big problem", "is this a bad problem"),
     ("close the door", "near the door"),
+    ("raise the volume", "lower the volume"),
     ("the review is positive", "the review is negative"),
     ("i gotta jump start my car", "i gotta jump start my vehicle"),
     ("order a pizza", "order a pasta"),

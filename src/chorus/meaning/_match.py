@@ -11,6 +11,7 @@ from functools import lru_cache
 from chorus.meaning._options import picked
 from chorus.meaning._synonyms import synonyms
 from chorus.meaning._words import (
+    _AXES,
     CLAUSE,
     DATES,
     DIRECTIONAL,
@@ -79,6 +80,8 @@ class Facets:
     yes_no: frozenset[str]
     #: The first written form of each content stem, to name it in a reason.
     surface: tuple[tuple[str, str], ...] = ()
+    #: How many negation cues ("not ... without" has two, "without" one).
+    negations: int = 0
 
     def shown(self, stems: Iterable[str]) -> str:
         forms = dict(self.surface)
@@ -141,6 +144,7 @@ def facets(text: str) -> Facets:
         sequence=tuple(sequence),
         yes_no=frozenset(_YES_NO[t.word] for t in toks if t.word in _YES_NO),
         surface=tuple(surface.items()),
+        negations=sum(t.word in NEGATION for t in toks),
     )
 
 
@@ -202,10 +206,15 @@ def _order(a: Facets, b: Facets) -> str | None:
     return "word order"
 
 
+def _dated(f: Facets) -> Counter[str]:
+    """How often each date is named ("on Monday ... on Tuesday ... on Monday")."""
+    return Counter(x for x in f.sequence if x in f.dates)
+
+
 def _hard(a: Facets, b: Facets, *, strict: bool) -> str | None:
     """A difference that no rewording explains. ``strict`` (prompts): quantities and dates
     must be the same; otherwise (answers) they must not be disjoint."""
-    if a.negated != b.negated:
+    if a.negated != b.negated or (strict and a.negations != b.negations):
         return "negation"
     if strict and a.numbers != b.numbers:
         return f"numbers ({_words(a.numbers)} / {_words(b.numbers)})"
@@ -213,6 +222,8 @@ def _hard(a: Facets, b: Facets, *, strict: bool) -> str | None:
         return f"numbers ({_words(a.numbers)} / {_words(b.numbers)})"
     if strict and a.dates != b.dates:
         return f"dates ({_words(a.dates)} / {_words(b.dates)})"
+    if strict and _dated(a) != _dated(b):
+        return "dates (how often each is named)"
     if not strict and a.dates and b.dates and not a.dates & b.dates:
         return f"dates ({_words(a.dates)} / {_words(b.dates)})"
     if a.yes_no and b.yes_no and a.yes_no != b.yes_no:
@@ -244,6 +255,13 @@ def conflict(a: str, b: str) -> str | None:
     return _order(fa, fb)
 
 
+# Every end of an axis each word of the opposite pairs names ("lower": decrease and less).
+_ENDS: dict[str, frozenset[tuple[int, int]]] = {
+    w: frozenset((axis, pole) for axis, ends in enumerate(_AXES)
+                 for pole, words in enumerate(ends) if w in words.split())
+    for w in OPPOSITES
+}
+
 # More words swapped than this in one pair of requests is never read as a rewording.
 _MAX_SWAPS = 3
 
@@ -252,9 +270,9 @@ def _swappable(x: str, y: str) -> bool:
     """Whether one word can stand for the other: WordNet synonyms, unless either is a word
     of an opposite pair, which stands only for a word of its own end ("buy" / "purchase",
     never "close" / "near")."""
-    px, py = OPPOSITES.get(x), OPPOSITES.get(y)
-    if px is not None or py is not None:
-        return px == py
+    ex, ey = _ENDS.get(x), _ENDS.get(y)
+    if ex is not None or ey is not None:
+        return bool(ex and ey and ex & ey)
     return synonyms(x, y)
 
 
