@@ -59,9 +59,17 @@ def test_options_come_from_the_question_shape(question: str, offered: tuple[str,
         ("Is it raining?", "No, it is not.", "no"),
         ("Is it raining?", "Short answer: no.", "no"),
         ("Is it raining?", "Yes, it is raining in Paris.", "yes"),
-        # A "no" inside a sentence is not the answer to a yes/no question.
-        ("Is it raining?", "There is no rain today.", None),
+        # A "no" inside a sentence is not an explicit answer, but the sentence restates
+        # the question, negated; one that does not restate it picks nothing.
+        ("Is it raining?", "There is no rain today.", "no"),
+        ("Is it raining?", "Take an umbrella, no doubt.", None),
         ("What is the capital of France?", "Paris", None),
+        # A restated question says yes, or no when negated; a sentence missing one of the
+        # question's words restates nothing.
+        ("Is a whale a fish?", "A whale is a mammal, but it is not a fish.", "no"),
+        ("Is a whale a fish?", "Whales are mammals. A whale is not a fish.", "no"),
+        ("Is the sun a star?", "The sun is a star at the centre of our solar system.", "yes"),
+        ("Is the sun a star?", "A star is a ball of gas.", None),
     ],
 )
 def test_picked(question: str, answer: str, option: str | None) -> None:
@@ -82,6 +90,9 @@ def test_picked(question: str, answer: str, option: str | None) -> None:
         ("Is it raining?", "The answer is no.", "No.", True),
         ("Is it raining?", "Yes.", "Yes, it has rained all day in Paris.", True),
         ("Is it New York or Los Angeles?", "New York.", "It is Los Angeles.", False),
+        ("Is a whale a fish?", "No, a whale is not a fish. Whales are mammals.",
+         "A whale is a mammal, but it is not a fish.", True),
+        ("Is a whale a fish?", "Yes", "A whale is a mammal, but it is not a fish.", False),
     ],
 )
 def test_answers_agree_by_the_option_they_pick(question: str, a: str, b: str,

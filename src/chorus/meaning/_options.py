@@ -110,14 +110,15 @@ def _negated(words: list[str], at: int) -> bool:
 def picked(answer: str, question: str) -> str | None:
     """The option of ``question`` that ``answer`` picks: the first one it names that is
     not negated ("not negative") and not part of an "A or B" echo of the question; for a
-    yes/no question, a yes or no that opens the answer or follows "answer is". None when
+    yes/no question, a yes or no that opens the answer or follows "answer is", else the
+    polarity of a sentence that restates the question ("The sun is a star."). None when
     the question offers no options or the answer names none of them."""
     offered = options(question)
     if not offered:
         return None
     words = _words(_QUOTED.sub(" ", answer))
     if offered == ("yes", "no"):
-        return _yes_no(words)
+        return _yes_no(words) or _restated(answer, question)
     wanted = [(o, tuple(stem(w) for w in o.split())) for o in offered]
     stems = [stem(w) for w in words]
     for i in range(len(words)):
@@ -131,6 +132,24 @@ def picked(answer: str, question: str) -> str | None:
             if _negated(words, i):
                 continue
             return option
+    return None
+
+
+_SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+")
+
+
+def _restated(answer: str, question: str) -> str | None:
+    """A yes/no question answered by restating it: the first sentence of the answer that
+    holds every content word of the question says yes, or no when it is negated ("Is a
+    whale a fish?" / "A whale is a mammal, but it is not a fish.")."""
+    asked = {stem(w) for w in _words(_QUOTED.sub(" ", question))
+             if w not in STOP and w not in _BREAK and w not in _AUXILIARY}
+    if not asked:
+        return None
+    for sentence in _SENTENCE.split(_QUOTED.sub(" ", answer)):
+        words = _words(sentence)
+        if asked <= {stem(w) for w in words}:
+            return "no" if any(w in NEGATION for w in words) else "yes"
     return None
 
 
