@@ -29,3 +29,10 @@ def test_answers_keep_the_lenient_reading() -> None:
     # Two negation cues against one is still one answer ("No, it is not" / "It is not").
     assert answers_agree("No, it is not raining.", "It is not raining.",
                          "Is it raining?").same is not False
+
+
+def test_function_words_in_another_order_are_a_difference_unless_a_phrase_moved() -> None:
+    assert conflict("remove laundry from my to do list",
+                    "remove laundry from do to my list") == "word order"
+    assert conflict("what is the future value if the rate is 8% for 3 years",
+                    "for 3 years, what is the future value if the rate is 8%") is None

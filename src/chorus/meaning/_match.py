@@ -252,7 +252,31 @@ def conflict(a: str, b: str) -> str | None:
         only_a, only_b = _unswapped(fa, only_a, fb, only_b)
     if only_a and only_b:
         return f"different words ({fa.shown(only_a)} / {fb.shown(only_b)})"
-    return _order(fa, fb)
+    return _order(fa, fb) or _function_order(a, b)
+
+
+@lru_cache(maxsize=16384)
+def _all_words(text: str) -> tuple[str, ...]:
+    return tuple(t.word for t in tokens(text))
+
+
+def _function_order(a: str, b: str) -> str | None:
+    """The very same words, function words included, in another order that no moved
+    phrase explains ("from my to do list" / "from do to my list"). Past the common start
+    and end, a rotation is a phrase moved whole, wherever it is cut ("... observed during
+    a period?" / "during a period, ... observed")."""
+    wa, wb = _all_words(a), _all_words(b)
+    if wa == wb or Counter(wa) != Counter(wb):
+        return None
+    n, i, j = len(wa), 0, 0
+    while wa[i] == wb[i]:
+        i += 1
+    while wa[n - 1 - j] == wb[n - 1 - j]:
+        j += 1
+    am, bm = wa[i:n - j], wb[i:n - j]
+    if any(bm == am[k:] + am[:k] for k in range(1, len(am))):
+        return None
+    return "word order"
 
 
 # Every end of an axis each word of the opposite pairs names ("lower": decrease and less).
