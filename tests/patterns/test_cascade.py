@@ -206,6 +206,33 @@ async def test_a_judge_that_answers_garbage_escalates_and_its_calls_are_paid() -
     assert "judge failed" in record["note"]
 
 
+async def test_a_stage_that_fails_after_spending_is_paid_for() -> None:
+    """A vote stage whose answers hold no label fails, but its two calls were made: the
+    cascade's cost and usage count them, and so does its error when every stage fails."""
+    from chorus.patterns.vote import Vote
+
+    a = priced("a", 1.0, default="no idea at all")
+    b = priced("b", 2.0, default="unsure")
+    big = priced("big", 100.0, default="The answer is (B)")
+    stage = Vote("cheap", [a, b], extract="choice")
+    out = await Cascade("c", [Stage(stage, FunctionCheck(lambda r, c: True)),
+                              Stage(big)]).complete(Q)
+    assert out.text == "The answer is (B)"
+    assert len(a.calls) == len(b.calls) == 1
+    assert out.cost_usd == pytest.approx(110 * (1.0 + 2.0 + 100.0) / 1e6)
+    assert out.usage.output_tokens == 3 * USAGE.output_tokens
+    assert out.trace is not None
+    assert out.trace.cost_usd == pytest.approx(out.cost_usd)
+    assert out.trace.attributes["stages"][0]["decision"] == "failed"
+    # Every stage fails: the error's trace carries what was spent.
+    broke = priced("broke", 100.0, fail_with="server_error", fail_times=-1)
+    with pytest.raises(AllModelsFailed) as info:
+        await Cascade("c", [Stage(Vote("cheap", [a, b], extract="choice"),
+                                  FunctionCheck(lambda r, c: True)), Stage(broke)]).complete(Q)
+    assert info.value.trace is not None
+    assert info.value.trace.cost_usd == pytest.approx(110 * 3.0 / 1e6)
+
+
 # -- log-probability ---------------------------------------------------------------------
 
 

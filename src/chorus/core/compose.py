@@ -70,11 +70,14 @@ def combine(
     model: str | None = None,
 ) -> Completion:
     """A composite's Completion: ``text`` as the answer, usage and cost summed over
-    every call in ``parts`` (losers included), their spans as children, the decision in
-    ``attributes``. ``winner`` names the leaf whose text this is; its tool calls and
-    token logprobs travel with the answer."""
-    usage = Usage.total(p.usage for p in parts)
-    cost = sum(p.cost_usd for p in parts)
+    every call in ``parts`` (losers included) and over the spans of children that failed
+    after spending (a vote whose answers held no label, a pipeline that failed at its
+    second step), their spans as children, the decision in ``attributes``. ``winner``
+    names the leaf whose text this is; its tool calls and token logprobs travel with the
+    answer."""
+    failed = list(failed)
+    usage = Usage.total([*(p.usage for p in parts), *(s.usage for s in failed)])
+    cost = sum(p.cost_usd for p in parts) + sum(s.cost_usd for s in failed)
     latency = time.perf_counter() - started
     children = [p.trace for p in parts if p.trace is not None]
     children.extend(failed)
@@ -107,8 +110,11 @@ def with_trace(error: E, span: Span) -> E:
 
 
 def failed_span(pattern: Model, error: ChorusError, children: Sequence[Span]) -> Span:
-    """The span a composite leaves on the error it raises, so the trace keeps every try."""
-    return Span(kind=pattern.kind, name=pattern.name, error=str(error), children=list(children))
+    """The span a composite leaves on the error it raises, so the trace keeps every try;
+    its usage and cost are those of the calls below it (a parent counts them)."""
+    return Span(kind=pattern.kind, name=pattern.name, error=str(error), children=list(children),
+                usage=Usage.total(c.usage for c in children),
+                cost_usd=sum(c.cost_usd for c in children))
 
 
 # -- streams -----------------------------------------------------------------------------

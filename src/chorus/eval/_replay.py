@@ -144,10 +144,8 @@ def accepted(t: Table, members: Sequence[int], accept: npt.NDArray[np.bool_],
     _, who = stage_features(t, members)
     ok = accept & (who >= 0)
     stage_score = _pick(t, who) if len(members) > 1 else t.scores[:, members[0]]
-    # As the cascade counts it today: a stage that failed leaves its calls out of the
-    # cost (the vote's AllModelsFailed carries them only in its trace).
-    spent = np.where(who >= 0, t.costs[:, list(members)].sum(axis=1), 0.0)
-    cost = spent + np.where(ok, 0.0, escalate.cost)
+    # A stage that failed still paid for its calls (the cascade counts them).
+    cost = t.costs[:, list(members)].sum(axis=1) + np.where(ok, 0.0, escalate.cost)
     return Run(np.where(ok, stage_score, escalate.score), cost)
 
 

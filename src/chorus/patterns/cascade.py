@@ -8,7 +8,8 @@
 
 After each stage but the last, a confidence check decides: ``accepted`` (stop) or
 ``escalated`` (go on). A stage whose model fails escalates too. Cost and usage include
-every stage and every check call (samples, judge calls).
+every stage and every check call (samples, judge calls), a stage that failed after
+spending (a vote whose answers held no label) included.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pydantic import Field
 
 from chorus.config.schema import ModelRef, Node, PatternConfig
 from chorus.core.capabilities import missing
-from chorus.core.compose import combine
+from chorus.core.compose import combine, failed_span
 from chorus.core.errors import (
     AllModelsFailed,
     CapabilityMissing,
@@ -186,7 +187,10 @@ class Cascade(Model):
                 yield self._answer(i, verdict.answer, started, parts, failed, records)
                 return
         if not answered:
-            raise AllModelsFailed(self.name, errors)
+            err = AllModelsFailed(self.name, errors)
+            spans = [p.trace for p in parts if p.trace is not None]
+            err.trace = failed_span(self, err, [*spans, *failed])
+            raise err
         # The last stage failed: the latest (most capable) stage that answered is best left.
         i, answer = answered[-1]
         records[i]["decision"] = "accepted"
