@@ -226,3 +226,30 @@ async def test_real_minilm_near_misses_are_refused_and_say_why() -> None:
     await cache.complete(ask("What is the capital of France?", tenant="p"))
     para = await cache.complete(ask("What's the capital city of France?", tenant="p"))
     assert para.trace is not None and para.trace.attributes["hit"] is True
+
+
+@pytest.mark.embeddings
+async def test_real_minilm_synonym_swap_hits_and_sister_term_does_not() -> None:
+    from chorus.embeddings.local import MiniLMEmbedder
+
+    inner = FunctionModel("echo", lambda r: "ANSWER TO: " + r.prompt)
+    cache = SemanticCache("sc", inner, MiniLMEmbedder(), threshold=0.9)
+    # WordNet synonyms (not words of the opposite-pair table), MiniLM cosine 0.96 and 0.98.
+    for i, (cached, asked) in enumerate([
+            ("recommend a good movie for tonight", "recommend a good film for tonight"),
+            ("what kinds of subjects do you know about",
+             "what sorts of subjects do you know about")]):
+        await cache.complete(ask(cached, tenant=f"s{i}"))
+        out = await cache.complete(ask(asked, tenant=f"s{i}"))
+        assert out.text == "ANSWER TO: " + cached
+        assert out.trace is not None and out.trace.attributes["hit"] is True
+    # Both above the threshold on MiniLM (0.90 and 0.96), both other requests: two kinds
+    # of account, and a broader term.
+    for i, (first, second) in enumerate([
+            ("i need to change my pin number for my checking account",
+             "i need to change my pin number for my savings account"),
+            ("i gotta jump start my car", "i gotta jump start my vehicle")]):
+        await cache.complete(ask(first, tenant=f"o{i}"))
+        other = await cache.complete(ask(second, tenant=f"o{i}"))
+        assert other.text == "ANSWER TO: " + second
+        assert other.trace is not None and other.trace.attributes["refused"][0]["reason"]

@@ -17,7 +17,7 @@ one that contains it. When the question offers options ("positive or negative?",
 C?", a yes/no question), answers that each pick one are compared by the option picked.
 
 A content word swapped for another is a difference, unless WordNet 3.0 lists the two as
-synonyms in one of their three most frequent senses ("buy" / "purchase"; a table of
+synonyms in one of their three most frequent senses ("movie" / "film"; a table of
 WordNet synsets ships with chorus, nothing is fetched): co-hyponyms ("ascending" /
 "descending", "paris" / "london"), antonyms, broader terms ("car" / "vehicle") and words
 it does not know stay differences, and a word of an opposite pair stands only for a word

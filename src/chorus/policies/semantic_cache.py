@@ -5,7 +5,7 @@
 A prompt hits when the cosine similarity of its embedding to a cached prompt's is at least
 ``threshold`` *and* the words do not say they differ (``chorus.meaning.conflict``: a
 negation, another number, date or name, the opposite direction, swapped roles, or a word
-in each that the other lacks, unless WordNet lists the two as synonyms: "buy" / "purchase"
+in each that the other lacks, unless WordNet lists the two as synonyms: "movie" / "film"
 hits, "ascending" / "descending" does not). Similarity alone serves "Cancel my order
 1234" for "Do not cancel my order 1234" (cosine 0.98); the trace names each cached
 prompt that was close enough but refused, and why. Entries are scoped: per cache, per tenant
