@@ -98,6 +98,17 @@ def options(question: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _echo(words: list[str], at: int, k: int) -> bool:
+    """Whether the option at ``words[at:at + k]`` has an "or" within two words of it, in
+    the same phrase: the answer repeats the choice instead of making it."""
+    for j in (*range(at + k, min(len(words), at + k + 2)), *range(at - 1, max(-1, at - 3), -1)):
+        if words[j] in _BREAK:
+            continue
+        if words[j] == "or":
+            return True
+    return False
+
+
 def _negated(words: list[str], at: int) -> bool:
     for j in range(at - 1, max(-1, at - 1 - _REACH), -1):
         if words[j] in _BREAK:
@@ -116,7 +127,10 @@ def picked(answer: str, question: str) -> str | None:
     offered = options(question)
     if not offered:
         return None
-    words = _words(_QUOTED.sub(" ", answer))
+    named = {" ".join(_words(o)) for o in offered}
+    # A quoted option is named ('The answer is "cold"'); other quoted text is not.
+    words = _words(_QUOTED.sub(
+        lambda m: m.group(0) if " ".join(_words(m.group(0))) in named else " ", answer))
     if offered == ("yes", "no"):
         return _yes_no(words) or _restated(answer, question)
     wanted = [(o, tuple(stem(w) for w in o.split())) for o in offered]
@@ -126,8 +140,8 @@ def picked(answer: str, question: str) -> str | None:
             k = len(parts)
             if tuple(stems[i:i + k]) != parts:
                 continue
-            # An echo of the choice: "positive or negative", "positive/negative".
-            if (i + k < len(words) and words[i + k] == "or") or (i > 0 and words[i - 1] == "or"):
+            # An echo of the choice: "positive or negative", "not too hot or too cold".
+            if _echo(words, i, k):
                 continue
             if _negated(words, i):
                 continue
@@ -160,8 +174,8 @@ def _yes_no(words: list[str]) -> str | None:
     for i, w in enumerate(content[:8]):
         if w not in _YES and w not in _NO:
             continue
-        stated = content[max(0, i - 2):i] in (["answer", "is"], ["short", "answer"]) or \
-            (i > 0 and content[i - 1] == "answer")
+        # "The answer (to this question) is no", "Short answer: yes".
+        stated = i > 0 and content[i - 1] in ("is", "answer") and "answer" in content[:i]
         if i == 0 or stated:
             return "yes" if w in _YES else "no"
     return None
