@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pytest
 
 from chorus.core.types import Request
+from chorus.embeddings import Vectors
 from chorus.meaning import answers_agree, options, picked
+from chorus.patterns.agreement import Answer, group_answers
 from chorus.patterns.vote import Vote
 from chorus.providers.scripted import ScriptedModel
 from tests.patterns._fakes import TableEmbedder
@@ -121,3 +126,45 @@ async def test_vote_groups_answers_by_the_option_they_pick() -> None:
     tally = out.trace.attributes["tally"]
     assert sorted(r["models"] for r in tally.values()) == [["a", "c"], ["b"]]
     assert out.model in ("a", "c")
+
+
+class _SameVector(TableEmbedder):
+    """Every text at one point: cosine 1.0 for every pair, the worst case for a vote."""
+
+    def __init__(self, vector: list[float]) -> None:
+        super().__init__({})
+        self.vector = vector
+
+    async def _embed(self, texts: Sequence[str]) -> Vectors:
+        return np.array([self.vector] * len(texts), dtype=np.float32)
+
+
+# The issue's pairs, as two answers to one question each: contradictions score higher than
+# agreements on MiniLM, so none may join a group whatever its cosine.
+CONTRADICTIONS = [
+    ("What should I do?", "Cancel my order 1234", "Do not cancel my order 1234"),
+    ("What should I ask?", "Should I take ibuprofen with alcohol?",
+     "Should I not take ibuprofen with alcohol?"),
+    ("What is true?", "Paris is the capital of France.", "Paris is not the capital of France."),
+    ("What function?", "Write a function that sorts a list ascending",
+     "Write a function that sorts a list descending"),
+    ("Is it raining?", "The answer is yes.", "The answer is no."),
+    ("Is it raining?", "The answer is yes.", "No."),
+    ("Is the review positive or negative?", "The review is positive.", "The review is negative."),
+    ("", "The review is positive.", "The review is negative."),
+]
+
+
+@pytest.mark.parametrize(("question", "a", "b"), CONTRADICTIONS)
+async def test_a_contradiction_never_joins_a_group(question: str, a: str, b: str) -> None:
+    answers = [Answer(0, "x", a.lower(), a), Answer(1, "y", b.lower(), b)]
+    groups = await group_answers(answers, _SameVector([1.0, 0.0]), 0.0, question)
+    assert [g.models for g in groups] == [["x"], ["y"]]
+
+
+async def test_a_short_answer_joins_its_long_form_whatever_the_cosine() -> None:
+    emb = TableEmbedder({"Paris": [1.0, 0.0], "The capital of France is Paris.": [0.0, 1.0]})
+    answers = [Answer(0, "x", "paris", "Paris"),
+               Answer(1, "y", "the capital of france is paris", "The capital of France is Paris.")]
+    groups = await group_answers(answers, emb, 0.99, "What is the capital of France?")
+    assert [g.models for g in groups] == [["x", "y"]]
