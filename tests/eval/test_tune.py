@@ -75,6 +75,12 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
     t = rp.Table.of(rows, models, extractor("choice"))
     acc = AcceptanceModel.fit(x, rp.stage_features(t, [0, 1])[0], t.scores[:, 0] > 0.5)
     acc.save(tmp_path / "accept")
+    # With which member agrees, weighed against P(the strong model is right | prompt).
+    feats2 = rp.stage_features(t, [0, 1, 2], by_member=True)[0]
+    rival = AcceptanceModel.fit(x, np.zeros((len(rows), 0)), t.scores[:, 3] > 0.5, names=())
+    acc2 = AcceptanceModel.fit(x, feats2, t.scores[:, 0] > 0.5,
+                               members=["cheap", "other", "mid"]).with_rival(rival, 1.0)
+    acc2.save(tmp_path / "accept2")
     doc = {
         "models": {m: {"provider": "replay", "outcomes": "t.jsonl", "model": m} for m in models},
         "systems": {
@@ -88,19 +94,33 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
                  "check": {"type": "learned", "path": "accept", "threshold": 0.6,
                            "extract": "choice"}},
                 {"model": "strong"}]},
+            "casc2": {"kind": "cascade", "stages": [
+                {"model": {"kind": "vote", "models": ["cheap", "other", "mid"],
+                           "extract": "choice"},
+                 "check": {"type": "learned", "path": "accept2", "threshold": 0.55,
+                           "extract": "choice"}},
+                {"model": "strong"}]},
         },
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(doc), "utf-8")
     cfg = Config.load(tmp_path / "c.yaml")
-    systems = {n: cfg.get(n) for n in ("cons", "wvote", "casc")}
+    systems = {n: cfg.get(n) for n in ("cons", "wvote", "casc", "casc2")}
     # The learned check embeds live; here through a fixed table of vectors.
-    check = systems["casc"].stages[0].check  # type: ignore[attr-defined]
-    check.embedder = VectorEmbedder({r.prompt: x[i] for i, r in enumerate(rows)})
+    for n in ("casc", "casc2"):
+        check = systems[n].stages[0].check  # type: ignore[attr-defined]
+        check.embedder = VectorEmbedder({r.prompt: x[i] for i, r in enumerate(rows)})
     res = await run_bench(systems, as_items(rows),
                           make_scorer("recorded", outcomes={r.id: r for r in rows}))
     strong = rp.single(t, 3)
     p = acc.predict(x, rp.stage_features(t, [0, 1])[0])
+    loaded = AcceptanceModel.load(tmp_path / "accept2")
+    assert loaded.members == ("cheap", "other", "mid") and loaded.gain == 1.0
+    p2 = loaded.score(x, feats2)
+    assert np.allclose(p2, acc2.score(x, feats2))
+    # The rival changes the decision: not the stage's P(right) alone.
+    assert not np.allclose(p2, acc2.predict(x, feats2))
     expected = {
+        "casc2": rp.accepted(t, [0, 1, 2], p2 >= 0.55, strong),
         "cons": rp.consensus(t, [0, 1, 2], 0.66, strong),
         "wvote": rp.voted(t, [3, 2, 0], [1.5, 0.5, 0.6]),
         "casc": rp.accepted(t, [0, 1], p >= 0.6, strong),
@@ -112,6 +132,7 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
         assert np.allclose(cost, run.cost), name
     # The cascade did accept some cheap answers and escalate others.
     assert 0 < (p >= 0.6).mean() < 1
+    assert 0 < (p2 >= 0.55).mean() < 1
 
 
 def test_search_finds_the_cheap_path_and_keeps_only_the_frontier() -> None:

@@ -123,18 +123,26 @@ def consensus(t: Table, members: Sequence[int], threshold: float, escalate: Run)
     return Run(np.where(agree, _pick(t, v.winner), escalate.score), cost)
 
 
-def stage_features(t: Table, members: Sequence[int]) -> tuple[Array, Ints]:
+def stage_features(t: Table, members: Sequence[int], *, by_member: bool = False
+                   ) -> tuple[Array, Ints]:
     """The acceptance features of a cascade stage's answer (a vote when it has several
-    members, as ``LearnedCheck`` reads them live) and the member whose answer it is."""
-    if len(members) == 1:
+    members, as ``LearnedCheck`` reads them live) and the member whose answer it is;
+    ``by_member``: then one 0/1 per member, it gave the winning answer."""
+    if len(members) == 1 and not by_member:
         j = members[0]
         answered = t.labels[:, j] > 0
-        feats = [answer_features(int(a), 1, bool(a), 1) for a in answered]
-        return np.asarray(feats, dtype=np.float64), np.full(len(t), j, dtype=np.int64)
+        one = [answer_features(int(a), 1, bool(a), 1) for a in answered]
+        return np.asarray(one, dtype=np.float64), np.full(len(t), j, dtype=np.int64)
     v = vote(t, members)
-    feats = [answer_features(int(c), len(members), bool(w >= 0), int(d))
-             for c, w, d in zip(v.count, v.winner, v.distinct, strict=True)]
-    return np.asarray(feats, dtype=np.float64), v.winner
+    feats: Array = np.asarray([answer_features(int(c), len(members), bool(w >= 0), int(d))
+                               for c, w, d in zip(v.count, v.winner, v.distinct,
+                                                  strict=True)],
+                              dtype=np.float64).reshape(len(t), -1)
+    if by_member:
+        won = np.where(v.winner >= 0, t.labels[np.arange(len(t)), np.maximum(v.winner, 0)], -1)
+        agrees = (t.labels[:, list(members)] == won[:, None]) & (won[:, None] > 0)
+        feats = np.hstack([feats, agrees.astype(np.float64)])
+    return feats, v.winner
 
 
 def accepted(t: Table, members: Sequence[int], accept: npt.NDArray[np.bool_],

@@ -12,7 +12,9 @@ The families searched:
   kept when enough of them agree, else the strongest model answers;
 - learned-acceptance cascades (the FrugalGPT idea): a cheap stage (one model, or a vote
   of cheap models) answers, a logistic model reads the prompt's embedding and the answer
-  (how many of the stage agree) and accepts it or escalates; one threshold per budget;
+  (how many of the stage agree, and which of them) and accepts it or escalates, alone or
+  weighed against a second model's P(the strongest model is right | prompt), so that
+  escalations go where they gain most; one threshold per budget;
 - learned routers (kNN on the prompt's embedding) over the efficient models, over the
   five best ones, and routers whose routes include the best cascades.
 
@@ -188,31 +190,25 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
         stages += [m for c, m in consensus_cands if c in front_c][:3]
 
     step("learned-acceptance cascades")
+    # Stages of two or three cheap models whose agreement is the signal: the models
+    # costing at most 15 % of the strongest, best first, the stage at most 30 % of it.
+    value = [j for j in ranked if j != strong and cost[j] <= 0.15 * cost[strong]][:5]
+    for size in (2, 3) if extract else ():
+        for group in itertools.combinations(value, size):
+            if cost[list(group)].sum() <= 0.3 * cost[strong] and group not in stages:
+                stages.append(group)
+    # P(the strongest model is right | prompt): a check may weigh it against the stage's
+    # own chance, escalating where escalating gains most.
+    try:
+        rival: AcceptanceModel | None = AcceptanceModel.fit(
+            xa, np.zeros((len(a), 0)), a.scores[:, strong] > 0.5, names=())
+    except ValueError:
+        rival = None
     cascades: list[tuple[Candidate, rp.Run]] = []
     for stage in stages:
-        feats_a, who_a = rp.stage_features(a, stage)
-        right = np.where(who_a >= 0, a.scores[np.arange(len(a)), np.maximum(who_a, 0)], 0.0)
-        try:
-            model = AcceptanceModel.fit(xa, feats_a, right > 0.5)
-        except ValueError:
-            continue
-        feats_b, _ = rp.stage_features(b, stage)
-        p = model.predict(xb, feats_b)
-        label = _name([names[j] for j in stage])
-        stage_model: str | dict[str, Any] = names[stage[0]] if len(stage) == 1 else {
-            "kind": "vote", "models": [names[j] for j in stage], **extract_spec}
-        runs = []
-        for thr in sorted({round(float(q), 4) for q in np.quantile(p, np.linspace(0.05, 0.95,
-                                                                                   19))}):
-            run = rp.accepted(b, stage, p >= thr, strong_b)
-            path = f"accept/{label}"
-            check: dict[str, Any] = {"type": "learned", "path": path, "threshold": thr,
-                                     **extract_spec}
-            spec = {"kind": "cascade", "stages": [{"model": stage_model, "check": check},
-                                                  {"model": names[strong]}]}
-            runs.append(Candidate(f"cascade-{label}-{thr:.2f}", "learned cascade",
-                                  "sequential", spec, run, {path: model}))
-        for c in frontier(runs):
+        cands_stage = _acceptance_cascades(a, b, xa, xb, stage, names, strong, rival,
+                                           extract_spec)
+        for c in cands_stage:
             cands.append(c)
             cascades.append((c, c.held_out))
 
@@ -249,6 +245,48 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     return Search(cands, frontier(cands), names[strong], len(ia), len(ib))
 
 
+#: The weights a check may give the escalation's chance (0: the stage's own alone).
+GAINS = (0.0, 0.5, 1.0)
+
+
+def _acceptance_cascades(a: rp.Table, b: rp.Table, xa: Array, xb: Array,
+                         stage: tuple[int, ...], names: list[str], strong: int,
+                         rival: AcceptanceModel | None, extract_spec: dict[str, Any]
+                         ) -> list[Candidate]:
+    """Cascades ``stage`` -> the strongest model, accepted by a learned model fitted on
+    slice ``a`` (with the members' agreement when the stage is a vote), one per gain and
+    threshold, replayed on ``b``; the ones on ``b``'s frontier."""
+    by_member = len(stage) > 1
+    members = [names[j] for j in stage] if by_member else []
+    feats_a, who_a = rp.stage_features(a, stage, by_member=by_member)
+    right = np.where(who_a >= 0, a.scores[np.arange(len(a)), np.maximum(who_a, 0)], 0.0)
+    try:
+        base = AcceptanceModel.fit(xa, feats_a, right > 0.5, members=members)
+    except ValueError:
+        return []
+    feats_b, _ = rp.stage_features(b, stage, by_member=by_member)
+    label = _name([names[j] for j in stage])
+    stage_model: str | dict[str, Any] = names[stage[0]] if len(stage) == 1 else {
+        "kind": "vote", "models": [names[j] for j in stage], **extract_spec}
+    strong_b = rp.single(b, strong)
+    runs = []
+    for gain in GAINS if rival is not None else (0.0,):
+        model = base.with_rival(rival, gain) if gain else base
+        p = model.score(xb, feats_b)
+        tag = "" if not gain else f"-g{gain:g}"
+        path = f"accept/{label}{tag}"
+        for thr in sorted({round(float(q), 4) for q in np.quantile(p, np.linspace(0.025, 0.975,
+                                                                                   39))}):
+            run = rp.accepted(b, stage, p >= thr, strong_b)
+            check: dict[str, Any] = {"type": "learned", "path": path, "threshold": thr,
+                                     **extract_spec}
+            spec = {"kind": "cascade", "stages": [{"model": stage_model, "check": check},
+                                                  {"model": names[strong]}]}
+            runs.append(Candidate(f"cascade-{label}{tag}-{thr:.3f}", "learned cascade",
+                                  "sequential", spec, run, {path: model}))
+    return frontier(runs)
+
+
 def _replay_on(c: Candidate, t: rp.Table, x: Array, names: list[str]) -> rp.Run | None:
     """A consensus or learned cascade candidate replayed on another slice."""
     spec = c.spec
@@ -264,8 +302,8 @@ def _replay_on(c: Candidate, t: rp.Table, x: Array, names: list[str]) -> rp.Run 
                else [names.index(m) for m in stage["model"]["models"]])
     model = c.parts[stage["check"]["path"]]
     assert isinstance(model, AcceptanceModel)
-    feats, _ = rp.stage_features(t, members)
-    return rp.accepted(t, members, model.predict(x, feats) >= stage["check"]["threshold"],
+    feats, _ = rp.stage_features(t, members, by_member=bool(model.members))
+    return rp.accepted(t, members, model.score(x, feats) >= stage["check"]["threshold"],
                        strong)
 
 

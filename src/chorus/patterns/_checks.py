@@ -260,7 +260,10 @@ class LearnedCheck(Check):
         attrs = answer.trace.attributes if answer.trace is not None else {}
         tally = attrs.get("tally") if isinstance(attrs.get("tally"), dict) else None
         asked = int(attrs.get("votes", 0)) + len(attrs.get("failed") or {}) if tally else 1
-        features = tally_features(tally, asked, bool(self.extract(answer.text)))
-        p = float(self.model.predict(x, [features])[0])
-        return Verdict(answer, p, [], note=f"P(right) {p:.3f}; {features[0]:.2f} of "
+        winner = attrs.get("winner") if isinstance(attrs.get("winner"), str) else None
+        features = tally_features(tally, asked, bool(self.extract(answer.text)),
+                                  winner=winner, members=self.model.members)
+        p = float(self.model.score(x, [features])[0])
+        what = "P(right)" if self.model.rival is None else "score"
+        return Verdict(answer, p, [], note=f"{what} {p:.3f}; {features[0]:.2f} of "
                                            f"{asked} agree")

@@ -4,7 +4,12 @@ the cascade stops when the score clears a threshold).
 
 The model is a logistic regression over the prompt's embedding and a few features of
 the answer: how many of the stage's models agree with it, whether an answer could be
-read from it at all, and how many distinct answers the stage gave. Fitted on recorded
+read from it at all, how many distinct answers the stage gave and, when it names the
+stage's ``members``, which of them agree with it (a strong member agreeing counts for
+more than a weak one). It may carry a ``rival``: P(the escalation's answer is right |
+prompt), so that the check escalates where escalating gains most, not only where the
+cheap answer is weakest; its score is then ``(P + gain * (1 - P_rival)) / (1 + gain)``,
+in [0, 1] and equal to P when ``gain`` is 0. Fitted on recorded
 outcomes (``chorus tune`` does it), saved as a folder, and used live by a cascade stage:
 
     check: {type: learned, path: accept/flash-deepseek, threshold: 0.7, extract: choice}
@@ -13,8 +18,8 @@ outcomes (``chorus tune`` does it), saved as a folder, and used live by a cascad
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +35,32 @@ _FORMAT = "chorus-acceptance/1"
 ANSWER_FEATURES = ("agree_share", "answered", "distinct_share")
 
 
-def answer_features(agreeing: int, asked: int, answered: bool, distinct: int) -> list[float]:
+def answer_features(agreeing: int, asked: int, answered: bool, distinct: int,
+                    agrees: Sequence[bool] = ()) -> list[float]:
     """The answer's features: the share of the stage's ``asked`` models that gave this
-    answer, whether an answer label was found in it, and the share of distinct answers
-    (1 / asked when all agree)."""
+    answer, whether an answer label was found in it, the share of distinct answers
+    (1 / asked when all agree), then one 0/1 per named member: it gave this answer."""
     asked = max(asked, 1)
-    return [agreeing / asked, 1.0 if answered else 0.0, max(distinct, 1) / asked]
+    return [agreeing / asked, 1.0 if answered else 0.0, max(distinct, 1) / asked,
+            *(1.0 if a else 0.0 for a in agrees)]
 
 
 def tally_features(tally: Mapping[str, Mapping[str, Any]] | None, asked: int,
-                   answered: bool) -> list[float]:
-    """``answer_features`` from a vote's tally (label -> {count, ...}); a stage without a
-    tally is one model, agreeing with itself when it answered."""
+                   answered: bool, *, winner: str | None = None,
+                   members: Sequence[str] = ()) -> list[float]:
+    """``answer_features`` from a vote's tally (label -> {count, models, ...}) and its
+    ``winner`` label; a stage without a tally is one model, agreeing with itself when it
+    answered."""
     if not tally:
-        return answer_features(1 if answered else 0, 1, answered, 1)
+        return answer_features(1 if answered else 0, 1, answered, 1,
+                               [answered] * len(members))
     counts = [int(row.get("count", 0)) for row in tally.values()]
-    return answer_features(max(counts), asked, answered, len(counts))
+    won = tally.get(winner) if winner is not None else None
+    if won is None:  # no winner named: the largest group
+        won = max(tally.values(), key=lambda row: int(row.get("count", 0)))
+    voters = set(won.get("models") or ())
+    return answer_features(max(counts), asked, answered, len(counts),
+                           [m in voters for m in members])
 
 
 def _sigmoid(z: Array) -> Array:
@@ -81,15 +96,30 @@ class AcceptanceModel:
     mean: Array
     scale: Array
     info: dict[str, Any] = field(default_factory=dict)
+    #: The names of the features after the embedding.
+    features: tuple[str, ...] = ANSWER_FEATURES
+    #: The stage's models whose agreement with the answer is a feature, in order.
+    members: tuple[str, ...] = ()
+    #: P(the escalation is right | prompt), weighed by ``gain`` in ``score``.
+    rival: AcceptanceModel | None = None
+    gain: float = 0.0
 
     @classmethod
     def fit(cls, x: npt.ArrayLike, features: npt.ArrayLike, right: npt.ArrayLike, *,
-            l2: float | None = None, seed: int = 0) -> AcceptanceModel:
-        """Fit on embeddings ``x`` (items x dims), answer features (items x 3) and
-        whether each answer was right (0/1): a logistic regression by Newton's method.
-        Without ``l2`` the penalty is the one of ``L2_GRID`` with the best log loss on a
-        held-out quarter of the items (then refitted on all of them)."""
-        z = np.hstack([np.asarray(x, dtype=np.float64), np.asarray(features, dtype=np.float64)])
+            l2: float | None = None, seed: int = 0, members: Sequence[str] = (),
+            names: Sequence[str] | None = None) -> AcceptanceModel:
+        """Fit on embeddings ``x`` (items x dims), answer features (items x 3, then one
+        column per name in ``members``) and whether each answer was right (0/1): a
+        logistic regression by Newton's method. ``names`` overrides the feature names
+        (``()``: the prompt alone, as a rival is fitted). Without ``l2`` the penalty is
+        the one of ``L2_GRID`` with the best log loss on a held-out quarter of the items
+        (then refitted on all of them)."""
+        if names is None:
+            names = (*ANSWER_FEATURES, *(f"agrees:{m}" for m in members))
+        f = np.asarray(features, dtype=np.float64).reshape(len(np.asarray(x)), -1)
+        if f.shape[1] != len(names):
+            raise ValueError(f"expected {len(names)} answer features, got {f.shape[1]}")
+        z = np.hstack([np.asarray(x, dtype=np.float64), f])
         y = np.asarray(right, dtype=np.float64)
         if z.shape[0] < 20 or z.shape[0] != y.shape[0]:
             raise ValueError(f"need at least 20 answers with outcomes, got {z.shape[0]}")
@@ -108,19 +138,42 @@ class AcceptanceModel:
         w = _newton(zs, y, l2)
         return cls(w[:-1], float(w[-1]), mean, scale,
                    {"items": int(len(y)), "l2": l2, "mean_right": float(y.mean()),
-                    "l2_chosen_from": {str(k): round(v, 5) for k, v in losses.items()}})
+                    "l2_chosen_from": {str(k): round(v, 5) for k, v in losses.items()}},
+                   tuple(names), tuple(members))
+
+    def with_rival(self, rival: AcceptanceModel | None, gain: float) -> AcceptanceModel:
+        """This model, its score weighing ``rival`` (fitted with ``names=()``) by ``gain``."""
+        if rival is not None and rival.features:
+            raise ValueError("a rival reads the prompt alone (fit it with names=())")
+        if gain < 0:
+            raise ValueError(f"gain must be at least 0, got {gain}")
+        return replace(self, rival=rival, gain=gain if rival is not None else 0.0)
 
     def predict(self, x: npt.ArrayLike, features: npt.ArrayLike) -> Array:
-        z = np.hstack([np.atleast_2d(np.asarray(x, dtype=np.float64)),
-                       np.atleast_2d(np.asarray(features, dtype=np.float64))])
+        """P(the answer is right) per row."""
+        xs = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        f = np.asarray(features, dtype=np.float64).reshape(len(xs), -1)
+        z = np.hstack([xs, f])
         return _sigmoid(((z - self.mean) / self.scale) @ self.weights + self.bias)
+
+    def score(self, x: npt.ArrayLike, features: npt.ArrayLike) -> Array:
+        """What the check compares with its threshold: ``predict`` without a rival, else
+        ``(P + gain * (1 - P_rival)) / (1 + gain)`` (high: accepting loses little)."""
+        p = self.predict(x, features)
+        if self.rival is None or self.gain == 0:
+            return p
+        xs = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        pr = self.rival.predict(xs, np.zeros((len(xs), 0)))
+        return np.asarray((p + self.gain * (1 - pr)) / (1 + self.gain))
 
     def save(self, folder: str | Path) -> Path:
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         np.save(out / "weights.npy", np.stack([self.weights, self.mean, self.scale]))
-        meta = {"format": _FORMAT, "bias": self.bias, "features": list(ANSWER_FEATURES),
-                "info": self.info}
+        meta = {"format": _FORMAT, "bias": self.bias, "features": list(self.features),
+                "members": list(self.members), "gain": self.gain, "info": self.info}
+        if self.rival is not None:
+            self.rival.save(out / "rival")
         (out / "acceptance.json").write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
         return out
 
@@ -134,10 +187,14 @@ class AcceptanceModel:
             raise ValueError(f"{str(root)!r} is not a saved acceptance model ({exc})") from None
         if meta.get("format") != _FORMAT:
             raise ValueError(f"{str(root)!r}: unknown format {meta.get('format')!r}")
+        rival = cls.load(root / "rival") if (root / "rival").is_dir() else None
         return cls(arrays[0], float(meta["bias"]), arrays[1], arrays[2],
-                   dict(meta.get("info", {})))
+                   dict(meta.get("info", {})),
+                   tuple(meta.get("features", ANSWER_FEATURES)),
+                   tuple(meta.get("members", ())), rival,
+                   float(meta.get("gain", 0.0)) if rival is not None else 0.0)
 
     @property
     def dims(self) -> int:
         """The embedding size it was fitted on."""
-        return int(self.weights.shape[0] - len(ANSWER_FEATURES))
+        return int(self.weights.shape[0] - len(self.features))
