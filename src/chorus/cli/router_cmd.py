@@ -20,8 +20,11 @@ def add_parser(sub: Any) -> None:
     fit = rsub.add_parser("fit", help="learn which model to call from an outcome table",
                           description="Fit a router on local MiniLM embeddings of the "
                                       "prompts; a held-out split calibrates the cost knob.")
-    fit.add_argument("--outcomes", required=True, metavar="TRAIN.jsonl",
-                     help="the outcome table to fit on")
+    src = fit.add_mutually_exclusive_group(required=True)
+    src.add_argument("--outcomes", metavar="TRAIN.jsonl", help="the outcome table to fit on")
+    src.add_argument("--intents", metavar="TRAIN",
+                     help="an intent router instead: labelled utterances (JSONL of "
+                          "{text, label}, or YAML/JSON label -> utterances)")
     fit.add_argument("--out", required=True, metavar="ROUTER", help="folder to write")
     fit.add_argument("--kind", choices=["knn", "mlp", "mf"], default="knn",
                      help="nearest neighbours (default), a small MLP, or matrix factorisation")
@@ -36,12 +39,24 @@ def add_parser(sub: Any) -> None:
     fit.add_argument("--epochs", type=int, default=40, help="training epochs (mlp, mf)")
     fit.add_argument("--seed", type=int, default=0, metavar="N",
                      help="seed of the holdout split and the fit (default 0)")
+    it = fit.add_argument_group("intent routers (--intents)")
+    it.add_argument("--val", metavar="VAL", help="labelled utterances that choose C and the "
+                    "abstention threshold (out-of-scope ones labelled --abstain)")
+    it.add_argument("--abstain", default="oos", metavar="LABEL",
+                    help="the label of out-of-scope utterances (oos)")
+    it.add_argument("--tune-encoder", action="store_true",
+                    help="fine-tune MiniLM on the examples first (contrastive, torch)")
+    it.add_argument("--tune-epochs", type=int, default=None, metavar="N",
+                    help="passes over the examples when fine-tuning (4)")
 
     ev = rsub.add_parser("eval", help="APGR, CPT(50%%), CPT(80%%) and AIQ on a test table")
     ev.add_argument("--router", required=True, metavar="ROUTER",
                     help="the folder router fit wrote")
-    ev.add_argument("--outcomes", required=True, metavar="TEST.jsonl",
-                    help="the outcome table to evaluate on")
+    esrc = ev.add_mutually_exclusive_group(required=True)
+    esrc.add_argument("--outcomes", metavar="TEST.jsonl",
+                      help="the outcome table to evaluate on")
+    esrc.add_argument("--intents", metavar="TEST",
+                      help="labelled utterances, for an intent router")
     ev.add_argument("--json", metavar="OUT", help="write the metrics and curve as JSON")
     ev.add_argument("--plot", metavar="PNG",
                     help="the curve's PNG (default: ROUTER/curve-<table>.png)")
@@ -68,6 +83,10 @@ def cmd_router(args: argparse.Namespace) -> int:
     from chorus.eval.routers import evaluate_router, fit_router
     from chorus.routing.predictor import Neighbours, OutcomePredictor
 
+    if getattr(args, "intents", None):
+        from chorus.cli.router_intents import cmd_intents
+
+        return cmd_intents(args)
     if args.router_command == "fit":
         rows = read_outcomes(args.outcomes)
         out = Path(args.out)

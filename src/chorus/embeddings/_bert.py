@@ -11,12 +11,19 @@ A text longer than the model's window (256 word pieces for MiniLM) is embedded w
 cut: its word pieces are split into windows, each run on its own, and the token vectors of
 all windows averaged together (the mean pooling the model was trained with, over the whole
 text).
+
+A small call (a query or a few: at most ``ONE_THREAD_TOKENS`` word pieces) runs BLAS on
+one thread (threadpoolctl). On two idle cores a second thread saves about a quarter of a
+query's encode (7.0 -> 5.3 ms); on two busy cores its waits made it 20 times slower
+(15 -> 350 ms), so one thread is the bounded choice (BENCHMARKS.md, "CLINC150").
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +35,27 @@ __all__ = ["BertEncoder", "supported"]
 
 F32 = np.float32
 Array = np.ndarray[Any, np.dtype[np.float32]]
+
+#: Calls with at most this many word pieces in all run BLAS on one thread.
+ONE_THREAD_TOKENS = 256
+_controller: list[Any] = []
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread inside the block (no-op without threadpoolctl)."""
+    if not _controller:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _controller.append(None)
+        else:
+            _controller.append(ThreadpoolController())
+    if _controller[0] is None:
+        yield
+        return
+    with _controller[0].limit(limits=1, user_api="blas"):
+        yield
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -47,9 +75,13 @@ def supported(folder: Path) -> bool:
     if kinds not in (["Transformer", "Pooling", "Normalize"], ["Transformer", "Pooling"]):
         return False
     pooling = _json(folder / str(modules[1].get("path", "")) / "config.json")
-    modes = {k for k, v in pooling.items() if k.startswith("pooling_mode") and v}
+    # sentence-transformers < 6 writes pooling_mode_mean_tokens: true; 6 writes
+    # pooling_mode: mean (a folder it saved, e.g. a fine-tuned intent encoder).
+    modes = {k for k, v in pooling.items() if k.startswith("pooling_mode_") and v is True}
+    mean = (modes == {"pooling_mode_mean_tokens"}
+            or (not modes and pooling.get("pooling_mode") == "mean"))
     cfg = _json(folder / "config.json")
-    return (modes == {"pooling_mode_mean_tokens"} and cfg.get("model_type") == "bert"
+    return (mean and cfg.get("model_type") == "bert"
             and cfg.get("hidden_act") == "gelu"
             and cfg.get("position_embedding_type", "absolute") == "absolute"
             and (folder / "model.safetensors").is_file()
@@ -182,12 +214,14 @@ class BertEncoder:
         counts = np.zeros(len(texts), dtype=np.float64)
         # Shortest first, so each batch pads little.
         order = sorted(range(len(seqs)), key=lambda j: len(seqs[j]))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            total, n = self._forward([seqs[j] for j in chunk])
-            for row, j in enumerate(chunk):
-                sums[owner[j]] += total[row]
-                counts[owner[j]] += n[row]
+        small = sum(len(s) for s in seqs) <= ONE_THREAD_TOKENS
+        with _one_blas_thread() if small else contextlib.nullcontext():
+            for start in range(0, len(order), batch_size):
+                chunk = order[start:start + batch_size]
+                total, n = self._forward([seqs[j] for j in chunk])
+                for row, j in enumerate(chunk):
+                    sums[owner[j]] += total[row]
+                    counts[owner[j]] += n[row]
         out = (sums / np.maximum(counts, 1.0)[:, None]).astype(F32)
         if self.normalise:
             norms = np.linalg.norm(out, axis=1, keepdims=True)

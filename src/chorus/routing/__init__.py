@@ -3,8 +3,9 @@ which of a route's candidate models to call. The ``Router`` pattern uses both.
 
 Classifiers: ``LLMClassifier`` (a model picks a label), ``EmbeddingClassifier``
 (example utterances, centroid or k nearest), ``KeywordClassifier`` (ordered keyword and
-regex rules), ``FunctionClassifier`` (a Python callable). Selection: ``select`` by
-capability tags, price or measured latency (``LatencyStats``).
+regex rules), ``FunctionClassifier`` (a Python callable), ``IntentClassifier`` (a head
+trained on example utterances, ``chorus router fit --intents``). Selection: ``select``
+by capability tags, price or measured latency (``LatencyStats``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from chorus.routing._base import Classifier, Decision, resolve
 from chorus.routing.embedding import EmbeddingClassifier
 from chorus.routing.function import FunctionClassifier
+from chorus.routing.intent import IntentClassifier, IntentHead
 from chorus.routing.keyword import KeywordClassifier, Rule
 from chorus.routing.llm import LLMClassifier, find_label
 from chorus.routing.selection import (
@@ -33,6 +35,8 @@ __all__ = [
     "Decision",
     "EmbeddingClassifier",
     "FunctionClassifier",
+    "IntentClassifier",
+    "IntentHead",
     "KeywordClassifier",
     "LLMClassifier",
     "LatencyStats",

@@ -15,6 +15,8 @@ from chorus.providers.function import import_callable
 from chorus.routing._base import Classifier
 from chorus.routing.embedding import EmbeddingClassifier
 from chorus.routing.function import FunctionClassifier
+from chorus.routing.intent import IntentClassifierConfig
+from chorus.routing.intent import build_classifier as build_intent
 from chorus.routing.keyword import KeywordClassifier, Rule, compile_rule
 from chorus.routing.learned import LearnedClassifierConfig
 from chorus.routing.learned import build_classifier as build_learned
@@ -117,3 +119,5 @@ def register(registry: Registry) -> None:
                             "a Python callable returns the label")
     registry.classifier("learned", LearnedClassifierConfig, _learned,
                         "a router fitted on outcome tables (chorus router fit)")
+    registry.classifier("intent", IntentClassifierConfig, build_intent,
+                        "a head trained on intent examples (chorus router fit --intents)")

@@ -1,0 +1,175 @@
+"""Fitting and evaluating intent routers (``chorus router fit --intents`` and
+``chorus router eval --intents``): labelled utterances in, a saved ``IntentHead`` out.
+
+An intent file is JSONL, one ``{"text": ..., "label": ...}`` per line, or a JSON/YAML
+mapping of label to a list of utterances (the ``examples:`` of an embedding classifier).
+Out-of-scope utterances in a validation or test file carry the abstention label (``oos``
+by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from chorus.embeddings import Embedder, Vectors
+from chorus.routing.intent import IntentHead, fit_head
+
+__all__ = ["IntentEval", "embed_texts", "evaluate_intents", "fit_intents", "read_intents"]
+
+
+def read_intents(path: str | Path) -> list[tuple[str, str]]:
+    """(text, label) pairs from a JSONL file or a JSON/YAML mapping label -> texts."""
+    p = Path(path)
+    try:
+        raw = p.read_text("utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
+    if p.suffix == ".jsonl":
+        pairs = []
+        for n, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{p}:{n}: not JSON ({exc.msg})") from None
+            if not (isinstance(row, dict) and isinstance(row.get("text"), str)
+                    and isinstance(row.get("label"), str)):
+                raise ValueError(f"{p}:{n}: each line needs a string \"text\" and \"label\"")
+            pairs.append((row["text"], row["label"]))
+    else:
+        try:
+            doc = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{p}: not YAML or JSON ({exc})") from None
+        if not isinstance(doc, dict) or not all(
+                isinstance(v, list) and all(isinstance(t, str) for t in v)
+                for v in doc.values()):
+            raise ValueError(f"{p}: expected a mapping of label to a list of utterances "
+                             "(or a .jsonl file of {\"text\", \"label\"} lines)")
+        pairs = [(t, str(label)) for label, texts in doc.items() for t in texts]
+    if not pairs:
+        raise ValueError(f"{p}: no utterances")
+    return pairs
+
+
+def _key(texts: Sequence[str], embedder: Embedder) -> str:
+    made_by = (f"intents:{type(embedder).__name__}:{embedder.name}:"
+               f"{getattr(embedder, 'backend', '')}:{getattr(embedder, 'path', '')}")
+    h = hashlib.sha1(made_by.encode())
+    for t in texts:
+        h.update(t.encode("utf-8", "replace") + b"\0")
+    return h.hexdigest()[:16]
+
+
+async def embed_texts(texts: Sequence[str], embedder: Embedder,
+                      cache_dir: str | Path | None = None, batch: int = 256,
+                      on_batch: Callable[[int], None] | None = None) -> Vectors:
+    """One unit row per text, read from / written to ``cache_dir`` when given."""
+    path = Path(cache_dir) / f"intents-{_key(texts, embedder)}.npy" if cache_dir else None
+    if path is not None and path.is_file():
+        cached = np.load(path)
+        if cached.shape[0] == len(texts):
+            return np.asarray(cached, dtype=np.float32)
+    parts = []
+    for i in range(0, len(texts), batch):
+        parts.append(await embedder.embed(list(texts[i:i + batch])))
+        if on_batch is not None:
+            on_batch(len(parts[-1]))
+    x = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, x)
+    return x
+
+
+def fit_intents(train: Sequence[tuple[str, str]], out: str | Path,
+                embed: Callable[[list[str]], Vectors] | None = None, *,
+                val: Sequence[tuple[str, str]] | None = None, abstain: str = "oos",
+                c: float | None = None, tune_epochs: int = 0, encoder: Path | None = None,
+                seed: int = 0, on_step: Callable[[int, int], None] | None = None
+                ) -> IntentHead:
+    """Fit a head on ``train`` (embedded with ``embed``) and save it to ``out``. With
+    ``tune_epochs`` > 0 the encoder in the folder ``encoder`` is first fine-tuned on the
+    examples (``chorus.routing.intent_tune``), saved in ``out/encoder``, and embeds
+    everything after."""
+    texts = [t for t, _ in train]
+    labels = [lb for _, lb in train]
+    if abstain in labels:
+        raise ValueError(f"training utterances are labelled {abstain!r}, the abstention "
+                         "label: out-of-scope examples belong in --val")
+    folder = Path(out)
+    info: dict[str, Any] = {}
+    staged: Path | None = None
+    if tune_epochs > 0:
+        from chorus.routing.intent_tune import finetune
+
+        if encoder is None:
+            raise ValueError("fine-tuning needs the encoder's model folder")
+        staged = Path(tempfile.mkdtemp(prefix="chorus-intent-"))
+        embed = finetune(encoder, texts, labels, staged / "encoder",
+                         epochs=tune_epochs, seed=seed, on_step=on_step)
+        info["encoder_tuned"] = {"epochs": tune_epochs, "from": str(encoder)}
+    if embed is None:
+        raise ValueError("give an embed function, or tune_epochs to fine-tune the encoder")
+    try:
+        x = embed(texts)
+        vx = embed([t for t, _ in val]) if val else None
+        head = fit_head(x, labels, val_x=vx, val_labels=[lb for _, lb in val] if val else None,
+                        abstain=abstain, c=c, seed=seed)
+        head.info.update(info)
+        head.info["labels"] = len(head.labels)
+        folder.mkdir(parents=True, exist_ok=True)
+        if staged is not None:
+            shutil.rmtree(folder / "encoder", ignore_errors=True)
+            shutil.move(str(staged / "encoder"), str(folder / "encoder"))
+        head.save(folder)
+    finally:
+        if staged is not None:
+            shutil.rmtree(staged, ignore_errors=True)
+    return IntentHead.load(folder)
+
+
+@dataclass
+class IntentEval:
+    items: int
+    in_scope: int
+    out_of_scope: int
+    accuracy: float  # all items, abstention right on out-of-scope ones
+    in_scope_accuracy: float  # right label, at the threshold
+    in_scope_accuracy_no_threshold: float
+    oos_precision: float | None
+    oos_recall: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def evaluate_intents(head: IntentHead, x: Vectors, labels: Sequence[str],
+                     abstain: str = "oos", threshold: float | None = None) -> IntentEval:
+    """Accuracy of the head on embedded utterances; ``abstain``-labelled ones are right
+    when the head abstains."""
+    gold = np.asarray(list(labels))
+    said = np.asarray([abstain if p is None else p
+                       for p in head.predict(x, threshold)])
+    raw = np.asarray(head.labels)[head.proba(x).argmax(axis=1)]
+    ins = gold != abstain
+    n_in, n_out = int(ins.sum()), int((~ins).sum())
+    abst = said == abstain
+    tp = int(np.sum(abst & ~ins))
+    return IntentEval(
+        len(gold), n_in, n_out, float(np.mean(said == gold)),
+        float(np.mean(said[ins] == gold[ins])) if n_in else 0.0,
+        float(np.mean(raw[ins] == gold[ins])) if n_in else 0.0,
+        tp / int(abst.sum()) if abst.any() else None,
+        tp / n_out if n_out else None)
