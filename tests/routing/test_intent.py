@@ -217,6 +217,13 @@ def test_cli_refuses_bad_intent_files(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["router", "fit", "--intents", str(tmp_path / "ok.yaml"), "--out",
                  str(tmp_path / "r"), "--tune-epochs", "2"]) == 1
     assert "--tune-epochs needs --tune-encoder" in capsys.readouterr().err
+    assert main(["router", "fit", "--intents", str(tmp_path / "ok.yaml"), "--out",
+                 str(tmp_path / "r"), "--kind", "mlp"]) == 1
+    assert "--kind is for outcome tables, not --intents" in capsys.readouterr().err
+    (tmp_path / "t.jsonl").write_text("")
+    assert main(["router", "fit", "--outcomes", str(tmp_path / "t.jsonl"), "--out",
+                 str(tmp_path / "r"), "--val", str(tmp_path / "ok.yaml")]) == 1
+    assert "--val is for --intents, not outcome tables" in capsys.readouterr().err
 
 
 # -- the real MiniLM ---------------------------------------------------------------------

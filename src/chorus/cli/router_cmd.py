@@ -88,6 +88,11 @@ def cmd_router(args: argparse.Namespace) -> int:
 
         return cmd_intents(args)
     if args.router_command == "fit":
+        for flag, default in (("val", None), ("abstain", "oos"), ("tune_encoder", False),
+                              ("tune_epochs", None)):
+            if getattr(args, flag) != default:
+                raise ChorusError(f"--{flag.replace('_', '-')} is for --intents, "
+                                  "not outcome tables")
         rows = read_outcomes(args.outcomes)
         out = Path(args.out)
         models = [m.strip() for m in args.models.split(",")] if args.models else None

@@ -47,8 +47,9 @@ def _fit(args: argparse.Namespace) -> int:
     from chorus.eval.intents import fit_intents
     from chorus.routing.intent_tune import EPOCHS
 
-    for flag in ("models", "k"):
-        if getattr(args, flag) is not None:
+    for flag, default in (("models", None), ("k", None), ("kind", "knn"),
+                          ("holdout", 0.2), ("tolerance", 0.01), ("epochs", 40)):
+        if getattr(args, flag) != default:
             raise ChorusError(f"--{flag} is for outcome tables, not --intents")
     train = _read(args.intents)
     val = _read(args.val) if args.val else None
