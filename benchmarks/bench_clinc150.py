@@ -240,9 +240,10 @@ async def main() -> None:
             cfg_path = folder.with_suffix(".yaml")
             cfg_path.write_text(_yaml({"type": "intent", "path": str(folder)}, intents))
             r = await run_router(cfg_path, test_texts, xt, items, gold)
-            raw = float(np.mean(np.array(head.predict(xt[in_scope], 0.0)) == gold[in_scope]))
+            raw = float(np.mean(np.array(head.predict(xt[in_scope], -np.inf)) == gold[in_scope]))
             results.append({"examples_per_intent": label, "router": name,
                             "threshold": head.threshold, "c": head.info["c"],
+                            "mix": head.mix,
                             "val_balanced_accuracy": head.info["val_score"],
                             "accuracy_no_threshold": raw, "fit_s": round(fit_s, 1), **r})
             heads[f"{name}, {label}"] = folder
@@ -269,13 +270,13 @@ async def main() -> None:
           f"first run)\n")
     print("| examples per intent | router | in-scope accuracy, no threshold | in-scope "
           "accuracy at threshold (95 % CI) | overall accuracy with abstention | threshold "
-          "(val) | out-of-scope precision | out-of-scope recall | fit s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "(val) | mix (val) | out-of-scope precision | out-of-scope recall | fit s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['examples_per_intent']} | {r['router']} | "
               f"{r['accuracy_no_threshold']:.3f} | {r['in_scope_accuracy']:.3f} "
               f"({r['in_scope_ci'][0]:.3f}-{r['in_scope_ci'][1]:.3f}) | "
-              f"{r['overall_accuracy']:.3f} | {r['threshold']:.3f} | "
+              f"{r['overall_accuracy']:.3f} | {r['threshold']:.3f} | {r.get('mix', '')} | "
               f"{r['oos_precision']:.3f} | {r['oos_recall']:.3f} | {r.get('fit_s', '')} |")
     print(f"\nLatency of one decision, {lat['queries']} queries, load average "
           f"{lat['load_average_before']} before, {lat['load_average_after']} after:\n")

@@ -87,12 +87,54 @@ def test_threshold_and_c_come_from_validation_and_abstain_out_of_scope() -> None
     head = fit_head(x, y, val_x=vx, val_labels=vy)
     assert head.threshold is not None and 0 < head.threshold < 1
     assert head.info["c"] in (1.0, 10.0, 100.0)
-    assert set(head.info["val_scores"]) == {"1", "10", "100"}
+    assert set(head.info["val_scores"]) == {f"C={c} mix={m}" for c in ("1", "10", "100")
+                                            for m in ("1", "0.75", "0.5", "0.25")}
     said = head.predict(_far(50, centres, 5))
     assert sum(s is None for s in said) >= 40
     tx, ty, _ = _clusters(6, 10, 2)
     kept = head.predict(tx + np.random.default_rng(6).normal(0, 0.05, tx.shape))
     assert np.mean([s == t for s, t in zip(kept, ty, strict=True)]) > 0.9
+
+
+def _confident_far(head: IntentHead, n: int, seed: int) -> np.ndarray:
+    """Unit vectors along the difference of two labels' weight columns: far from every
+    example, yet the head is sure of one label."""
+    rng = np.random.default_rng(seed)
+    w = head.weights.T.astype(np.float64)
+    pick = rng.integers(0, len(w), (n, 2))
+    pick[:, 1] = (pick[:, 0] + 1 + pick[:, 1] % (len(w) - 1)) % len(w)
+    x = w[pick[:, 0]] - w[pick[:, 1]] + rng.normal(0, 0.1, (n, w.shape[1]))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_nearest_example_similarity_joins_the_score_when_val_prefers_it(
+        tmp_path: Path) -> None:
+    x, y, centres = _clusters(6, 15, 2)
+    plain = fit_head(x, y)
+    far = _confident_far(plain, 60, 11)
+    assert np.median(plain.proba(far).max(axis=1)) > 0.9  # the head alone is sure
+    vx, vy, _ = _clusters(6, 10, 2)
+    vx = np.vstack([vx + np.random.default_rng(3).normal(0, 0.05, vx.shape), far[:30]])
+    head = fit_head(x, y, val_x=vx, val_labels=vy + ["oos"] * 30)
+    assert head.mix < 1.0 and head.examples is not None
+    assert head.info["val_scores"][f"C={head.info['c']:g} mix=1"] < head.info["val_score"]
+    # The score is mix * top probability + (1 - mix) * nearest training example's cosine.
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    want = head.mix * head.proba(far).max(axis=1) + (1 - head.mix) * (far @ unit.T).max(axis=1)
+    assert np.allclose(head.score(far), want, atol=1e-5)
+    said = head.predict(far[30:])  # held-out far queries
+    assert sum(s is None for s in said) >= 25
+    tx, ty, _ = _clusters(6, 10, 2)
+    kept = head.predict(tx + np.random.default_rng(6).normal(0, 0.05, tx.shape))
+    assert np.mean([s == t for s, t in zip(kept, ty, strict=True)]) > 0.9
+    head.save(tmp_path / "h")
+    back = IntentHead.load(tmp_path / "h")
+    assert back.mix == head.mix and np.allclose(back.score(far), head.score(far))
+    (tmp_path / "h" / "examples.npy").unlink()
+    with pytest.raises(ValueError, match="examples' vectors are missing"):
+        IntentHead.load(tmp_path / "h")
+    with pytest.raises(ValueError, match="needs its training examples"):
+        IntentHead(head.labels, head.weights, head.bias, mix=0.5)
 
 
 def test_balanced_threshold_matches_brute_force() -> None:
@@ -290,7 +332,7 @@ async def test_real_minilm_head_routes_held_out_phrasings_and_abstains() -> None
                     val_labels=[lb for _, lb in VAL])
     assert head.threshold is not None
     clf = IntentClassifier(head, emb)
-    raw = head.predict(await emb.embed([t for t, _ in HELD_OUT]), threshold=0.0)
+    raw = head.predict(await emb.embed([t for t, _ in HELD_OUT]), threshold=-np.inf)
     assert sum(s == g for s, (_, g) in zip(raw, HELD_OUT, strict=True)) >= 8, raw
     said = [(await clf.classify(Request.of(t))).label for t, _ in HELD_OUT]
     right = sum(s == g for s, (_, g) in zip(said, HELD_OUT, strict=True))

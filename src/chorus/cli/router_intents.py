@@ -73,7 +73,10 @@ def _fit(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ChorusError(str(exc)) from None
     t = head.threshold
-    how = (f"threshold {t:.3f} (val balanced accuracy {head.info['val_score']:.3f})"
+    score = ("probability" if head.mix >= 1.0 else
+             f"{head.mix:g} x probability + {1 - head.mix:g} x nearest example's similarity")
+    how = (f"threshold {t:.3f} on {score} (val balanced accuracy "
+           f"{head.info['val_score']:.3f})"
            if t is not None else "no threshold (no out-of-scope utterances in --val)"
            if val else "no threshold (give --val with out-of-scope utterances to set one)")
     enc = f"MiniLM fine-tuned {epochs} epochs" if epochs else "MiniLM"

@@ -3,18 +3,26 @@ sentence embeddings of example utterances per label, with an abstention threshol
 probability, optionally over a MiniLM fine-tuned on the same examples
 (``chorus.routing.intent_tune``: contrastive, in-batch negatives, as SetFit does).
 
-The head's one hyper-parameter (``C``, the inverse L2 strength) and the threshold are
-chosen on a validation set when one is given: ``C`` from ``C_GRID`` by balanced accuracy (in-scope
-accuracy and out-of-scope recall, when the validation set has out-of-scope utterances,
-labelled ``abstain``), else by accuracy; the threshold is the probability with the best
-balanced accuracy. Without a validation set ``C`` is ``DEFAULT_C`` and there is no threshold.
+The abstention score is ``mix * p + (1 - mix) * s``: ``p`` the head's top probability and
+``s`` the cosine similarity of the query to its nearest training example (a distance
+signal the linear head lacks: a query far from every example is out of scope even when
+the head is sure which side of its planes it falls). ``mix`` = 1 is the probability alone.
 
-A head is saved as a folder (``intent.json`` + ``.npy`` arrays, plus ``encoder/`` when the
-encoder was fine-tuned) and used in YAML:
+The head's hyper-parameters (``C``, the inverse L2 strength, and ``mix``) and the
+threshold are chosen on a validation set when one is given: ``C`` from ``C_GRID`` and
+``mix`` from ``MIX_GRID`` by balanced accuracy (in-scope accuracy and out-of-scope recall,
+when the validation set has out-of-scope utterances, labelled ``abstain``), else ``C`` by
+accuracy; the threshold is the score with the best balanced accuracy. Without a
+validation set ``C`` is ``DEFAULT_C`` and there is no threshold.
+
+A head is saved as a folder (``intent.json`` + ``.npy`` arrays, the training examples'
+vectors among them when ``mix`` < 1, plus ``encoder/`` when the encoder was fine-tuned)
+and used in YAML:
 
     classifier: {type: intent, path: routers/clinc-10}
 
-The decision is one encode of the query and one (dimension x labels) product.
+The decision is one encode of the query and one (dimension x labels) product, plus one
+(dimension x examples) product when ``mix`` < 1.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from chorus.routing._base import Classifier, Decision
 __all__ = [
     "C_GRID",
     "DEFAULT_C",
+    "MIX_GRID",
     "IntentClassifier",
     "IntentClassifierConfig",
     "IntentHead",
@@ -53,18 +62,31 @@ _FORMAT = "chorus-intent/1"
 C_GRID = (1.0, 10.0, 100.0)
 #: C without a validation set.
 DEFAULT_C = 10.0
+#: The weights of the top probability in the abstention score tried on the validation
+#: set (the rest goes to the nearest example's cosine similarity; 1.0 is tried first).
+MIX_GRID = (1.0, 0.75, 0.5, 0.25)
 
 
 @dataclass
 class IntentHead:
     """A fitted linear head: probabilities ``softmax(x @ weights + bias)`` over ``labels``,
-    abstaining below ``threshold``."""
+    abstaining when ``score`` is below ``threshold``."""
 
     labels: list[str]
     weights: npt.NDArray[np.float32]  # (dimension, labels)
     bias: npt.NDArray[np.float32]  # (labels,)
     threshold: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: The weight of the top probability in the abstention score.
+    mix: float = 1.0
+    #: Unit rows of the training examples (needed when ``mix`` < 1).
+    examples: npt.NDArray[np.float32] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.mix <= 1.0:
+            raise ValueError(f"mix must be in [0, 1], got {self.mix}")
+        if self.mix < 1.0 and self.examples is None:
+            raise ValueError("a head with mix < 1 needs its training examples' vectors")
 
     def proba(self, x: npt.ArrayLike) -> Array:
         """Each label's probability (columns) for each embedded utterance (rows)."""
@@ -73,12 +95,25 @@ class IntentHead:
         e = np.exp(z.astype(np.float64))
         return np.asarray(e / e.sum(axis=1, keepdims=True))
 
+    def score(self, x: npt.ArrayLike, p: Array | None = None) -> Array:
+        """The abstention score of each row: ``mix`` * its top probability + (1 - ``mix``)
+        * its cosine similarity to the nearest training example (``p``: ``proba(x)``
+        when already computed)."""
+        p = self.proba(x) if p is None else p
+        top = p.max(axis=1)
+        if self.mix >= 1.0 or self.examples is None:
+            return np.asarray(top)
+        near = (np.asarray(x, dtype=np.float32) @ self.examples.T).max(axis=1)
+        return np.asarray(self.mix * top + (1.0 - self.mix) * near.astype(np.float64))
+
     def predict(self, x: npt.ArrayLike, threshold: float | None = None) -> list[str | None]:
-        """The label of each row, or None below the threshold (the head's own by default)."""
+        """The label of each row, or None when its score is below the threshold (the
+        head's own by default)."""
         t = self.threshold if threshold is None else threshold
         p = self.proba(x)
         best = p.argmax(axis=1)
-        return [None if t is not None and p[i, j] < t else self.labels[int(j)]
+        s = self.score(x, p)
+        return [None if t is not None and s[i] < t else self.labels[int(j)]
                 for i, j in enumerate(best)]
 
     @property
@@ -92,8 +127,11 @@ class IntentHead:
         out.mkdir(parents=True, exist_ok=True)
         np.save(out / "weights.npy", self.weights)
         np.save(out / "bias.npy", self.bias)
+        if self.mix < 1.0 and self.examples is not None:
+            np.save(out / "examples.npy", self.examples)
         info = {k: v for k, v in self.info.items() if k != "encoder_folder"}
         meta = {"format": _FORMAT, "labels": self.labels, "threshold": self.threshold,
+                "mix": self.mix,
                 "encoder": "encoder" if (out / "encoder" / "config.json").is_file() else None,
                 "info": info}
         (out / "intent.json").write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
@@ -118,7 +156,18 @@ class IntentHead:
         if meta.get("encoder"):
             info["encoder_folder"] = str(root / meta["encoder"])
         t = meta.get("threshold")
-        return cls(labels, weights, bias, None if t is None else float(t), info)
+        mix = float(meta.get("mix", 1.0))
+        examples = None
+        if mix < 1.0:
+            try:
+                examples = np.load(root / "examples.npy").astype(np.float32)
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{str(root)!r}: its examples' vectors are missing "
+                                 f"({exc})") from None
+            if examples.ndim != 2 or examples.shape[1] != weights.shape[0]:
+                raise ValueError(f"{str(root)!r}: examples.npy does not match its weights")
+        return cls(labels, weights, bias, None if t is None else float(t), info, mix,
+                   examples)
 
 
 def balanced_threshold(top: Array, right: npt.NDArray[np.bool_],
@@ -182,26 +231,34 @@ def fit_head(x: npt.ArrayLike, labels: Sequence[str], *,
         raise ValueError(f"validation labels with no training examples: "
                          f"{', '.join(unknown[:5])} (out-of-scope ones must be {abstain!r})")
     is_out = vy == abstain
-    best: tuple[float, float, list[str], Any, float | None] | None = None
-    # Ties go to the C nearest DEFAULT_C (tried first).
+    has_out = bool(is_out.any() and not is_out.all())
+    unit = xs / np.maximum(np.linalg.norm(xs, axis=1, keepdims=True), 1e-12)
+    near = (vx @ unit.T).max(axis=1) if has_out else None
+    best: tuple[float, float, float, list[str], Any, float | None] | None = None
+    # Ties go to the C nearest DEFAULT_C and to mix 1 (tried first).
     grid = sorted(C_GRID, key=lambda v: abs(np.log(v / DEFAULT_C))) if c is None else [c]
     for cv in grid:
         names, model = _logistic(xs, ys, cv, seed)
         p = model.predict_proba(vx)
         right = np.asarray(names)[p.argmax(axis=1)] == vy
-        if is_out.any() and not is_out.all():
-            t, score = balanced_threshold(p.max(axis=1), right, is_out)
-        else:
-            t, score = None, float(right[~is_out].mean())
-        info.setdefault("val_scores", {})[f"{cv:g}"] = round(score, 4)
-        if best is None or score > best[0] + 1e-9:
-            best = (score, cv, names, model, t)
+        for mix in (MIX_GRID if near is not None else (1.0,)):
+            if near is not None:
+                s = mix * p.max(axis=1) + (1.0 - mix) * near
+                t, score = balanced_threshold(s, right, is_out)
+            else:
+                t, score = None, float(right[~is_out].mean())
+            info.setdefault("val_scores", {})[f"C={cv:g} mix={mix:g}"] = round(score, 4)
+            if best is None or score > best[0] + 1e-9:
+                best = (score, cv, mix, names, model, t)
     assert best is not None
-    score, cv, names, model, t = best
-    info.update({"c": cv, "val_items": len(vy), "val_out_of_scope": int(is_out.sum()),
-                 "val_score": score,
+    score, cv, mix, names, model, t = best
+    info.update({"c": cv, "mix": mix, "val_items": len(vy),
+                 "val_out_of_scope": int(is_out.sum()), "val_score": score,
                  "val_score_is": "balanced accuracy" if t is not None else "accuracy"})
-    return _head(names, model, t, info)
+    head = _head(names, model, t, info)
+    if mix < 1.0:
+        head.mix, head.examples = mix, unit.astype(np.float32)
+    return head
 
 
 def _head(names: list[str], model: Any, threshold: float | None,
@@ -237,22 +294,26 @@ class IntentClassifier(Classifier):
 
     async def classify(self, request: Request) -> Decision:
         x = await self.embedder.embed([request.prompt])
-        p = self.head.proba(x)[0]
+        ps = self.head.proba(x)
+        p = ps[0]
         j = int(p.argmax())
-        best, conf = self.names[j], float(p[j])
+        best = self.names[j]
+        conf = float(self.head.score(x, ps)[0])
+        what = "probability" if self.head.mix >= 1.0 else "score"
         top = np.argsort(-p)[:5]
         scores = {self.names[int(i)]: float(p[int(i)]) for i in top}
         if self.threshold is not None and conf < self.threshold:
-            return Decision(None, f"{best} probability {conf:.2f} < threshold "
+            return Decision(None, f"{best} {what} {conf:.2f} < threshold "
                             f"{self.threshold:g}", conf, scores)
-        return Decision(best, f"{best} probability {conf:.2f}", conf, scores)
+        return Decision(best, f"{best} {what} {conf:.2f}", conf, scores)
 
 
 class IntentClassifierConfig(Node):
     type: Literal["intent"]
     #: The folder ``chorus router fit --intents`` wrote (relative to the config file).
     path: str
-    #: Abstain below this probability (default: the one chosen on validation, if any).
+    #: Abstain below this score (the top probability, mixed with the nearest example's
+    #: similarity when the head was fitted so; default: the one chosen on validation).
     threshold: float | None = Field(None, ge=0, le=1)
     #: Rename labels: fitted intent -> route name.
     labels: dict[str, str] = Field(default_factory=dict)
