@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from chorus.gateway.completions_api import CompletionsRequest
 from chorus.gateway.openai_wire import ChatRequest, EmbeddingsRequest
 from chorus.gateway.responses_api import ResponsesRequest
 
@@ -45,9 +46,10 @@ def openapi_document(names: list[str], *, secured: bool) -> dict[str, Any]:
     chat = _schema(ChatRequest, components)
     emb = _schema(EmbeddingsRequest, components)
     responses = _schema(ResponsesRequest, components)
+    legacy = _schema(CompletionsRequest, components)
     if names:
-        components["ChatRequest"]["properties"]["model"]["enum"] = names
-        components["ResponsesRequest"]["properties"]["model"]["enum"] = names
+        for request in ("ChatRequest", "ResponsesRequest", "CompletionsRequest"):
+            components[request]["properties"]["model"]["enum"] = names
     json_ok = {"application/json": {"schema": _ANY_OBJECT}}
     fail = (400, 401, 403, 404, 429, 502, 503, 504)
     paths: dict[str, Any] = {
@@ -66,6 +68,16 @@ def openapi_document(names: list[str], *, secured: bool) -> dict[str, Any]:
             "requestBody": {"required": True,
                             "content": {"application/json": {"schema": responses}}},
             "responses": {"200": {"description": "a response, or an SSE stream of events",
+                                  "content": {**json_ok,
+                                              "text/event-stream": {"schema": {
+                                                  "type": "string"}}}},
+                          **_errors(*fail)},
+        }},
+        "/v1/completions": {"post": {
+            "operationId": "createCompletion",
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": legacy}}},
+            "responses": {"200": {"description": "a text completion, or an SSE stream",
                                   "content": {**json_ok,
                                               "text/event-stream": {"schema": {
                                                   "type": "string"}}}},
@@ -100,8 +112,8 @@ def openapi_document(names: list[str], *, secured: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "chorus gateway", "version": "1",
-                 "description": "OpenAI-compatible Chat Completions, Responses and "
-                                "Embeddings over chorus systems."},
+                 "description": "OpenAI-compatible Chat Completions, Responses, "
+                                "Completions and Embeddings over chorus systems."},
         "paths": paths,
         "components": {"schemas": components},
     }

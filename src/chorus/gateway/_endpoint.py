@@ -1,0 +1,223 @@
+"""What the gateway's ASGI endpoints share: reading a JSON body within its deadline,
+answering an error in OpenAI's shape, the ``chorus`` block and headers of an answer, and
+the base class that does auth, errors and metrics around each endpoint's ``handle``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from orjson import dumps
+from pydantic import ValidationError
+
+from chorus.core import instrument
+from chorus.core.context import scope as chorus_scope
+from chorus.core.errors import ChorusError
+from chorus.core.model import Model, call
+from chorus.core.types import Completion, Request, Span
+from chorus.gateway.auth import KeyInfo
+from chorus.gateway.metrics import Metrics
+from chorus.gateway.openai_wire import (
+    WireError,
+    decision_summary,
+    error_response,
+    internal_error,
+    models_answered,
+    validation_error,
+)
+from chorus.gateway.service import WRAPPER_PREFIX, Gateway
+
+__all__ = ["BODY_TIMEOUT_S", "ClientGone"]
+
+log = logging.getLogger("chorus.gateway")
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+_JSON = [(b"content-type", b"application/json")]
+_SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
+        (b"x-accel-buffering", b"no")]
+_MAX_BODY = 32 * 1024 * 1024
+#: Seconds a client has to send a request's body (its head: ``server.HEAD_TIMEOUT_S``).
+BODY_TIMEOUT_S = 15.0
+# Completion ids need to be unique, not secret: a seeded PRNG spares uuid4's
+# os.urandom call on every request.
+_ids = random.Random()
+
+
+def _completion_id() -> str:
+    return f"chatcmpl-{_ids.getrandbits(128):032x}"
+
+
+def _ascii(value: str) -> bytes:
+    return value.encode("ascii", "replace")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope["headers"]:
+        if k == name:
+            return str(v.decode("latin-1"))
+    return None
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body was read."""
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/")
+                                           and kind.endswith("+json"))
+
+
+async def _body(receive: Receive) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size > _MAX_BODY:
+            raise WireError(413, "request body too large", code="body_too_large")
+        parts.append(chunk)
+        if not msg.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _send(send: Send, status: int, body: bytes,
+                headers: list[tuple[bytes, bytes]] = _JSON) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _answer(model: Model, request: Request, timeout: float | None) -> Completion:
+    """``model``'s answer, in a context of its own with the request's deadline."""
+    with chorus_scope(deadline_s=timeout):
+        return await call(model, request)
+
+
+def _root(span: Span | None) -> Span | None:
+    """The system's own span: below the gateway's per-key wrappers."""
+    while span is not None and span.name.startswith(WRAPPER_PREFIX) and span.children:
+        span = span.children[0]
+    return span
+
+
+def _join_trace(scope: Scope) -> Callable[[], None] | None:
+    """Make the caller's trace (its W3C ``traceparent`` header) the current one; returns
+    what undoes that, or None when the request came without one."""
+    if not any(k == b"traceparent" for k, _ in scope["headers"]):
+        return None
+    from chorus.telemetry.propagation import join
+
+    return join({k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]})
+
+
+def _wants_trace(scope: Scope, body: Any) -> bool:
+    opts = getattr(body, "chorus", None)
+    if opts is not None and opts.trace:
+        return True
+    return (_header(scope, b"x-chorus-trace") or "").lower() in ("1", "true", "yes")
+
+
+def _chorus(system: str, answer: Completion, overhead_ms: float, trace: bool
+            ) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "system": system, "model": answer.model,
+        "models": models_answered(answer.trace, answer.model),
+        "decision": decision_summary(_root(answer.trace)),
+        "cost_usd": answer.cost_usd, "latency_s": round(answer.latency_s, 6),
+        "overhead_ms": round(overhead_ms, 3),
+    }
+    if trace and answer.trace is not None:
+        out["trace"] = answer.trace.to_dict()
+    return out
+
+
+def _chorus_headers(info: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
+    return [(b"x-chorus-system", _ascii(info["system"])),
+            (b"x-chorus-model", _ascii(info["model"])),
+            (b"x-chorus-models", _ascii(",".join(info["models"]))),
+            (b"x-chorus-cost-usd", f"{info['cost_usd']:.8f}".encode()),
+            (b"x-chorus-latency-s", f"{info['latency_s']:.4f}".encode()),
+            (b"x-chorus-overhead-ms", f"{info['overhead_ms']:.3f}".encode()),
+            (b"x-chorus-decision", _ascii(info["decision"]))]
+
+
+class _Endpoint:
+    """Shared by the ASGI endpoints: auth, errors, metrics."""
+
+    def __init__(self, gw: Gateway, metrics: Metrics, name: str) -> None:
+        self.gw, self.metrics, self.name = gw, metrics, name
+        self.timeout = gw.settings.timeout_s
+        #: How long a client may take to send its body (a slow client holds a connection).
+        self.body_timeout = BODY_TIMEOUT_S if self.timeout is None else min(
+            BODY_TIMEOUT_S, self.timeout)
+        self.log_content = gw.settings.log_content
+
+    async def _error(self, send: Send, err: WireError, system: str, started: float) -> None:
+        headers = [*_JSON, *((k.encode(), v.encode()) for k, v in err.headers.items())]
+        await _send(send, err.status, dumps(err.body()), headers)
+        self.metrics.error(system, err.code or err.type)
+        self.metrics.record(self.name, system, "", err.status, time.perf_counter() - started)
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s %s -> %d %s", self.name, system or "-", err.status,
+                     err.code or err.type)
+
+    async def _parse(self, receive: Receive, cls: type[Any], scope: Scope) -> Any:
+        kind = _header(scope, b"content-type")
+        if kind is not None and not _is_json(kind):
+            raise WireError(415, f"content-type {kind.split(';')[0].strip()!r}: send the "
+                            "body as application/json", code="unsupported_media_type")
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                raw = await _body(receive)
+        except TimeoutError:
+            raise WireError(408, f"the request body did not arrive within "
+                            f"{self.body_timeout:g}s", code="request_timeout") from None
+        try:
+            # Parsed and validated in one pass, without a dict of the body in between.
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            if first["type"] == "json_invalid":
+                raise WireError(400, "the body is not valid JSON", code="invalid_json") from None
+            if first["type"] == "model_type" and not first["loc"]:
+                raise WireError(400, "the body must be a JSON object",
+                                code="invalid_json") from None
+            raise validation_error(exc) from None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        state = {"system": ""}
+        # With telemetry on, the request's spans continue the caller's trace (traceparent).
+        joined = None if instrument.active() is None else _join_trace(scope)
+        try:
+            key = self.gw.keys.check(_header(scope, b"authorization"))
+            await self.handle(scope, receive, send, key, started, state)
+        except ClientGone:
+            # Nobody to answer: a note, not an error with a traceback.
+            log.info("%s %s: the client disconnected before its request was read",
+                     self.name, state["system"] or "-")
+            self.metrics.error(state["system"], "client_disconnected")
+        except WireError as err:
+            await self._error(send, err, state["system"], started)
+        except ChorusError as exc:
+            await self._error(send, error_response(exc), state["system"], started)
+        except Exception as exc:  # the last resort: a typed 500, logged
+            log.exception("%s %s: unexpected error", self.name, state["system"] or "-")
+            await self._error(send, internal_error(exc, state["system"]), state["system"],
+                              started)
+        finally:
+            if joined is not None:
+                joined()
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, key: KeyInfo,
+                     started: float, state: dict[str, str]) -> None:
+        raise NotImplementedError
