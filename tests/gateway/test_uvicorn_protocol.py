@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from typing import Any
 
 import httpx
 
-from chorus.gateway._uvicorn import CoalescingHttpToolsProtocol, _Coalescing
-from chorus.gateway.server import _options
+from chorus.config.schema import GatewayConfig
+from chorus.gateway._uvicorn import GatewayHttpToolsProtocol, _Coalescing
+from chorus.gateway.server import uvicorn_options
 from tests.gateway.conftest import serving
 
 
@@ -57,8 +59,12 @@ async def test_close_sends_what_was_written_first_and_nothing_after() -> None:
     assert raw.writes == [b"last words"]
 
 
-def test_the_server_uses_it() -> None:
-    assert _options()["http"] == "chorus.gateway._uvicorn:CoalescingHttpToolsProtocol"
+def test_the_server_uses_it_with_the_configured_limits() -> None:
+    http = uvicorn_options(GatewayConfig(head_timeout_s=3, body_timeout_s=40, timeout_s=20))
+    assert isinstance(http["http"], functools.partial)
+    assert http["http"].func is GatewayHttpToolsProtocol
+    # the body's limit is at most the request's deadline
+    assert http["http"].keywords == {"head_timeout_s": 3, "body_timeout_s": 20}
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -85,7 +91,7 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def test_answers_streams_and_closes_through_uvicorn() -> None:
-    with serving(_app, lifespan="off", http=CoalescingHttpToolsProtocol) as base, \
+    with serving(_app, lifespan="off", http=GatewayHttpToolsProtocol) as base, \
             httpx.Client(base_url=base) as client:
         assert [client.get("/a").json(), client.get("/b").json()] == [{"path": "/a"},
                                                                       {"path": "/b"}]

@@ -89,5 +89,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"chorus: warning: no gateway.keys configured: anyone can call this gateway"
               f"{where}", file=sys.stderr)
     sys.stderr.flush()
-    server.run(app, path=path, host=args.host, port=args.port, workers=args.workers)
+    server.run(app, path=path, host=args.host, port=args.port, settings=gateway.settings,
+               workers=args.workers)
     return 0

@@ -134,6 +134,12 @@ class GatewayConfig(Node):
     embedder: str | None = None
     #: Deadline of one request, in seconds.
     timeout_s: float | None = Field(default=600.0, gt=0)
+    #: Seconds a client may take to send a request's head (from the connection, or from
+    #: the request's first byte on a kept-alive one) before a 408 and a closed connection.
+    head_timeout_s: float = Field(default=10.0, gt=0)
+    #: Seconds a client may take to send a request's body once the head is in (at most
+    #: ``timeout_s``); past it, a 408 and a closed connection.
+    body_timeout_s: float = Field(default=15.0, gt=0)
 
 
 class TelemetryConfig(Node):

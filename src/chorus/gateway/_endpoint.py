@@ -31,7 +31,7 @@ from chorus.gateway.openai_wire import (
 )
 from chorus.gateway.service import WRAPPER_PREFIX, Gateway
 
-__all__ = ["BODY_TIMEOUT_S", "ClientGone"]
+__all__ = ["ClientGone"]
 
 log = logging.getLogger("chorus.gateway")
 Scope = dict[str, Any]
@@ -41,8 +41,6 @@ _JSON = [(b"content-type", b"application/json")]
 _SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
         (b"x-accel-buffering", b"no")]
 _MAX_BODY = 32 * 1024 * 1024
-#: Seconds a client has to send a request's body (its head: ``server.HEAD_TIMEOUT_S``).
-BODY_TIMEOUT_S = 15.0
 # Completion ids need to be unique, not secret: a seeded PRNG spares uuid4's
 # os.urandom call on every request.
 _ids = random.Random()
@@ -156,9 +154,10 @@ class _Endpoint:
     def __init__(self, gw: Gateway, metrics: Metrics, name: str) -> None:
         self.gw, self.metrics, self.name = gw, metrics, name
         self.timeout = gw.settings.timeout_s
-        #: How long a client may take to send its body (a slow client holds a connection).
-        self.body_timeout = BODY_TIMEOUT_S if self.timeout is None else min(
-            BODY_TIMEOUT_S, self.timeout)
+        #: How long a client may take to send its body (a slow client holds a connection;
+        #: under ``chorus serve`` the protocol closes it a moment later, gateway/_uvicorn.py).
+        self.body_timeout = gw.settings.body_timeout_s if self.timeout is None else min(
+            gw.settings.body_timeout_s, self.timeout)
         self.log_content = gw.settings.log_content
 
     async def _error(self, send: Send, err: WireError, system: str, started: float) -> None:

@@ -33,7 +33,6 @@ from chorus.gateway._deadline import caller_deadline
 from chorus.gateway._endpoint import (
     _JSON,
     _SSE,
-    BODY_TIMEOUT_S,
     ClientGone,
     Receive,
     Scope,
@@ -65,7 +64,7 @@ from chorus.gateway.openapi import openapi_document
 from chorus.gateway.responses_api import ResponsesRequest
 from chorus.gateway.service import Gateway
 
-__all__ = ["BODY_TIMEOUT_S", "ClientGone", "create_app"]
+__all__ = ["ClientGone", "create_app"]
 
 log = logging.getLogger("chorus.gateway")
 
