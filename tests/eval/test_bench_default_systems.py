@@ -2,9 +2,12 @@
 behaviour is known (the real run on the bundled models is in BENCHMARKS.md)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+from chorus.providers._bundled import GEMMA_TEMPLATE
 
 ROOT = Path(__file__).resolve().parents[2]
 TWO = ('{"steps": [{"id": "s1", "type": "default", "prompt": "Capital of France?", '
@@ -55,3 +58,18 @@ def test_job_checks_on_known_systems(tmp_path: Path) -> None:
     table = proc.stdout.splitlines()
     assert table[0].startswith("# 3 prompts from p.jsonl")
     assert any(line.startswith("planner1") and "2/3" in line for line in table)
+
+
+def _asked(text: str) -> set[str]:
+    return {" ".join(q.lower().split()) for q in re.findall(r"Question: (.+?)\n", text)}
+
+
+def test_bundled_few_shot_examples_are_not_benchmark_prompts() -> None:
+    # A few-shot example that is also a benchmark prompt hands the model its answer.
+    asked = _asked(GEMMA_TEMPLATE)
+    assert len(asked) >= 2
+    for name in ("simple.jsonl", "simple_heldout.jsonl"):
+        lines = (ROOT / "benchmarks" / "prompts" / name).read_text().splitlines()
+        prompts = {" ".join(json.loads(line)["prompt"].lower().split())
+                   for line in lines if line.strip()}
+        assert asked.isdisjoint(prompts), (name, asked & prompts)

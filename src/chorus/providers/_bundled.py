@@ -111,10 +111,11 @@ class Builtin:
     system: str | None = None
 
 
-#: Gemma 3 270M is a base model: a few solved examples make it answer in one line.
+#: Gemma 3 270M is a base model: a few solved examples make it answer in one line. The
+#: examples are in neither prompt set of benchmarks/bench_default_systems.py (a test checks).
 GEMMA_TEMPLATE: Final = (
-    "Question: What is the capital of Italy?\nAnswer: Rome\n\n"
-    "Question: How many legs does a spider have?\nAnswer: Eight\n\n"
+    "Question: What is the largest ocean on Earth?\nAnswer: The Pacific Ocean\n\n"
+    "Question: How many wheels does a bicycle have?\nAnswer: Two\n\n"
     "Question: {prompt}\nAnswer:"
 )
 
