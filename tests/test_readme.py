@@ -2,10 +2,12 @@
 
 import re
 import shutil
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from chorus import Config, Request, run_sync
 from chorus.eval.outcomes import Outcome, OutcomeItem, write_outcomes
@@ -38,6 +40,22 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
                                         if p.name != "measure.yaml"))
 def test_every_example_config_builds(path: str) -> None:
     assert Config.load(EXAMPLES / path).check()
+
+
+def test_vote_example_votes_with_the_default_votes_voters() -> None:
+    default = yaml.safe_load(resources.files("chorus.config").joinpath("default.yaml")
+                             .read_text("utf-8"))
+    example = yaml.safe_load((EXAMPLES / "vote.yaml").read_text("utf-8"))
+    voters = default["systems"]["vote"]["models"]
+    keys = ("provider", "model", "system", "params")
+    for name, system in example["systems"].items():
+        members = system.get("models") or [system["model"]]
+        assert set(members) <= set(voters), name
+        if "models" in system:
+            assert system["models"] == voters, name
+    for name in voters:
+        assert ({k: example["models"][name].get(k) for k in keys}
+                == {k: default["models"][name].get(k) for k in keys}), name
 
 
 def test_measure_example_builds_next_to_its_tables(tmp_path: Path) -> None:
