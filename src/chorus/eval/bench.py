@@ -18,7 +18,7 @@ from typing import TextIO
 from chorus.core.context import scope
 from chorus.core.errors import ChorusError
 from chorus.core.model import FAMILIES, Model, call
-from chorus.core.types import Completion, Span
+from chorus.core.types import Completion, Span, ToolCall
 from chorus.eval.datasets import Item
 from chorus.eval.outcomes import Outcome, OutcomeItem
 from chorus.eval.scorers import Scorer
@@ -69,6 +69,7 @@ class ItemResult:
     model: str | None = None
     output_tokens: int = 0
     error: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class Progress:
@@ -129,7 +130,7 @@ async def _one(name: str, model: Model, item: Item, scorer: Scorer,
         score, error = None, f"scorer: {exc}"
     return ItemResult(name, item.id, score, answer.cost_usd, latency,
                       max(1, leaf_calls(answer.trace)), answer.text, answer.model,
-                      answer.usage.output_tokens, error)
+                      answer.usage.output_tokens, error, answer.tool_calls)
 
 
 async def run_bench(
@@ -177,6 +178,7 @@ def to_outcomes(items: Sequence[Item], results: Mapping[str, Sequence[ItemResult
     for name, rs in results.items():
         for r in rs:
             by_item[r.item_id][name] = Outcome(
-                r.score, r.cost_usd, r.text, r.output_tokens if r.error is None else None)
+                r.score, r.cost_usd, r.text, r.output_tokens if r.error is None else None,
+                r.tool_calls)
     return [OutcomeItem(it.id, it.prompt, it.category, it.reference, by_item[it.id])
             for it in items]

@@ -2,7 +2,11 @@
 
     {"id": str, "prompt": str, "category": str|null, "reference": str|null,
      "outcomes": {MODEL: {"score": float|null, "cost_usd": float|null,
-                          "response": str|null, "output_tokens": int|null}}}
+                          "response": str|null, "output_tokens": int|null,
+                          "tool_calls": [{"id": str, "name": str, "arguments": str|object}]}}}
+
+``tool_calls`` (optional) are the calls the model made: ``arguments`` as the JSON text the
+model wrote (an object is taken as its JSON), ``id`` optional (one is made when absent).
 
 The ``replay`` provider answers from such a table, ``chorus router fit`` learns from
 one, and ``chorus bench --record`` writes one. Converters build tables from the public
@@ -11,6 +15,7 @@ MMLU-Pro outputs and the RouteLLM evaluation sets (``convert.py``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chorus.core.errors import ChorusError
+from chorus.core.types import ToolCall
 from chorus.eval.datasets import Item
 
 __all__ = [
@@ -44,10 +50,15 @@ class Outcome:
     cost_usd: float | None = None
     response: str | None = None
     output_tokens: int | None = None
+    #: The tool calls the model made (its ``response`` is then often null).
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"score": self.score, "cost_usd": self.cost_usd, "response": self.response,
-                "output_tokens": self.output_tokens}
+        out: dict[str, Any] = {"score": self.score, "cost_usd": self.cost_usd,
+                               "response": self.response, "output_tokens": self.output_tokens}
+        if self.tool_calls:
+            out["tool_calls"] = [c.to_dict() for c in self.tool_calls]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +86,42 @@ def _number(value: Any, where: str, key: str) -> float | None:
     return float(value)
 
 
+_KEYS = {"score", "cost_usd", "response", "output_tokens", "tool_calls"}
+_call_ids = itertools.count(1)
+
+
+def _tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ChorusError(f"{where}: tool_calls must be a list of {{name, arguments, id}}")
+    calls = []
+    for i, c in enumerate(raw):
+        at = f"{where}: tool_calls[{i}]"
+        if not isinstance(c, Mapping):
+            raise ChorusError(f"{at}: must be an object with name, arguments and id")
+        unknown = set(c) - {"id", "name", "arguments"}
+        if unknown:
+            raise ChorusError(f"{at}: unknown key(s) {', '.join(sorted(unknown))} (expected "
+                              "name, arguments, id)")
+        name, args, call_id = c.get("name"), c.get("arguments", "{}"), c.get("id")
+        if not isinstance(name, str) or not name:
+            raise ChorusError(f"{at}: name must be a non-empty string")
+        if isinstance(args, Mapping):
+            args = json.dumps(args, ensure_ascii=False)
+        elif not isinstance(args, str):
+            raise ChorusError(f"{at}: arguments must be an object or its JSON text")
+        if call_id is not None and (not isinstance(call_id, str) or not call_id):
+            raise ChorusError(f"{at}: id must be a non-empty string when given")
+        calls.append(ToolCall(call_id or f"call_replay_{next(_call_ids)}", name, args))
+    return tuple(calls)
+
+
 def _outcome(raw: Any, where: str) -> Outcome:
     if not isinstance(raw, Mapping):
         raise ChorusError(f"{where}: each outcome must be an object with score, cost_usd, "
                           "response, output_tokens")
-    unknown = set(raw) - {"score", "cost_usd", "response", "output_tokens"}
+    unknown = set(raw) - _KEYS
     if unknown:
         raise ChorusError(f"{where}: unknown outcome key(s) {', '.join(sorted(unknown))}")
     tokens = raw.get("output_tokens")
@@ -89,7 +131,8 @@ def _outcome(raw: Any, where: str) -> Outcome:
     if response is not None and not isinstance(response, str):
         raise ChorusError(f"{where}: response must be a string or null")
     return Outcome(_number(raw.get("score"), where, "score"),
-                   _number(raw.get("cost_usd"), where, "cost_usd"), response, tokens)
+                   _number(raw.get("cost_usd"), where, "cost_usd"), response, tokens,
+                   _tool_calls(raw.get("tool_calls"), where))
 
 
 def parse_row(row: Any, where: str) -> OutcomeItem:

@@ -5,7 +5,11 @@
 The item is found by the request's ``metadata["item_id"]`` (set by ``chorus bench``),
 else by the exact text of the last user message. The answer carries the recorded cost
 and output tokens, so any pattern built from replay models is evaluated at no inference
-cost. A recorded model that gave no response answers with empty text.
+cost. A recorded model that gave no response answers with empty text; one that called
+tools (``tool_calls`` in the table) answers with those calls and ``finish_reason:
+"tool_calls"``, streamed as tool-call pieces, provided the request offers those tools.
+A row answers every request with its prompt, so a test of a whole agent loop gives each
+turn its own ``item_id``.
 
     models:
       gpt4: {provider: replay, outcomes: routellm_gsm8k.jsonl, model: gpt-4-1106-preview}
@@ -25,7 +29,7 @@ from pydantic import Field
 from chorus.config.schema import ProviderConfig
 from chorus.core.errors import BadRequestError
 from chorus.core.registry import BuildContext
-from chorus.core.types import Completion, Request, Usage
+from chorus.core.types import Completion, ForcedTool, Request, ToolCall, Usage
 from chorus.eval.outcomes import OutcomeItem, read_outcomes
 from chorus.providers import Provider, common_kwargs
 
@@ -73,8 +77,30 @@ class ReplayModel(Provider):
         self.recorded = model or name
         self.latency_s = latency_s
 
+    def _check_offered(self, request: Request, calls: Sequence[ToolCall], item: str) -> None:
+        """A recorded call answers only a request that could have made it: one that
+        offers the tool and lets the model call it (else the caller has no use for it)."""
+        if not calls:
+            return
+        p = request.params
+        offered = {t.name for t in p.tools} if isinstance(p.tools, tuple) else set()
+        choice = p.tool_choice
+        for call in calls:
+            if call.name not in offered:
+                raise BadRequestError(
+                    f"item {item!r}: the recorded answer calls {call.name}, which this "
+                    f"request does not offer (tools: {', '.join(sorted(offered)) or 'none'})",
+                    model=self.name)
+            forced = choice.name if isinstance(choice, ForcedTool) else None
+            if choice == "none" or forced not in (None, call.name):
+                shown = "none" if forced is None else f"forcing {forced}"
+                raise BadRequestError(
+                    f"item {item!r}: the recorded answer calls {call.name}, which "
+                    f"tool_choice ({shown}) does not allow", model=self.name)
+
     async def complete(self, request: Request) -> Completion:
         started = time.perf_counter()
+        self.check_accepts(request)
         row = self.index.find(request)
         if row is None:
             raise BadRequestError(
@@ -84,14 +110,17 @@ class ReplayModel(Provider):
         if outcome is None:
             raise BadRequestError(f"item {row.id!r} has no outcome for {self.recorded!r}",
                                   model=self.name)
+        self._check_offered(request, outcome.tool_calls, row.id)
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
         text = outcome.response or ""
         usage = Usage(max(1, len(row.prompt) // _CHARS_PER_TOKEN),
                       outcome.output_tokens or 0)
-        done = self.finish(text, usage, started, attributes={
-            "item_id": row.id, "recorded_model": self.recorded,
-            "recorded_score": outcome.score})
+        calls = outcome.tool_calls
+        done = self.finish(text, usage, started, tool_calls=calls,
+                           finish_reason="tool_calls" if calls else "stop", attributes={
+                               "item_id": row.id, "recorded_model": self.recorded,
+                               "recorded_score": outcome.score})
         # The recorded cost wins over the price table: it is what the call cost then.
         cost = outcome.cost_usd if outcome.cost_usd is not None else done.cost_usd
         if done.trace is not None:
