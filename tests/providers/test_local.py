@@ -183,7 +183,8 @@ def test_generation_checks_for_a_stop_between_tokens(smollm2: LocalModel) -> Non
     prompt, _ = loaded.chat_prompt([Message("user", COUNT)])
     pieces: list[str] = []
     sampling = _llama.Sampling(temperature=0, top_p=1.0, max_tokens=200, seed=0, stop=())
-    result = loaded.generate(prompt, sampling, lambda: len(pieces) >= 5, pieces.append)
+    result = loaded.generate(prompt, sampling, lambda: len(pieces) >= 5,
+                             lambda piece, _logprobs: pieces.append(piece))
     assert result.finish_reason == "cancelled"
     assert 5 <= result.completion_tokens < 12
     assert result.text == "".join(pieces)

@@ -193,7 +193,8 @@ def deltas_of(completion: Completion) -> list[TextDelta | ToolCallDelta]:
     """A whole answer as stream pieces: its text, then each tool call in one piece."""
     out: list[TextDelta | ToolCallDelta] = []
     if completion.text or not completion.tool_calls:
-        out.append(TextDelta(completion.text, completion.model))
+        out.append(TextDelta(completion.text, completion.model,
+                             completion.logprobs if completion.text else None))
     out.extend(ToolCallDelta(i, c.id, c.name, c.arguments)
                for i, c in enumerate(completion.tool_calls))
     return out

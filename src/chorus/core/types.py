@@ -466,7 +466,9 @@ class TextDelta:
 
     text: str
     model: str = ""
-
+    #: The log-probabilities of this piece's tokens, when the request asked and the
+    #: source gives them per piece (they are in the final ``Completion.logprobs`` too).
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,6 +136,7 @@ class CompletionsEndpoint(ChatEndpoint):
                         head = request.messages[-1].content if body.echo else ""
                         final: Completion | None = None
                         events = stream_or_complete(model, request)
+                        at, sent_lp = 0, 0  # characters sent, tokens whose logprobs were
                         try:
                             async for ev in events:
                                 if isinstance(ev, Completion):
@@ -143,7 +144,14 @@ class CompletionsEndpoint(ChatEndpoint):
                                     break
                                 if isinstance(ev, TextDelta) and (ev.text or head):
                                     leaf = ev.model or leaf
-                                    await chunk(index, head + ev.text)
+                                    # Each piece with its own tokens' logprobs (echo is
+                                    # refused with logprobs, so ``head`` is empty then).
+                                    lp = ev.logprobs if body.logprobs is not None and \
+                                        ev.text else None
+                                    await chunk(index, head + ev.text,
+                                                logprobs=legacy_logprobs(lp, at))
+                                    at += len(head + ev.text)
+                                    sent_lp += len(lp or ())
                                     head = ""
                         finally:
                             await events.aclose()
@@ -153,8 +161,10 @@ class CompletionsEndpoint(ChatEndpoint):
                         leaf = final.model
                         if head:
                             await chunk(index, head)
-                        if final.logprobs is not None:
-                            await chunk(index, "", logprobs=legacy_logprobs(final.logprobs))
+                        if final.logprobs is not None and len(final.logprobs) > sent_lp:
+                            # Those no piece carried, in one chunk.
+                            await chunk(index, "", logprobs=legacy_logprobs(
+                                final.logprobs[sent_lp:], 0 if sent_lp == 0 else at))
                         answers.append(final)
                         if index < len(requests) - 1:  # the last one goes with the info
                             await chunk(index, "", finish=final.finish_reason or "stop")

@@ -111,6 +111,7 @@ class ChatEndpoint(_Endpoint):
         events = stream_or_complete(model, request)
         opened = False
         leaf = system  # each chunk names the leaf that produced it, once one says
+        asked_logprobs, sent_logprobs = bool(body.logprobs), 0
 
         async def event(obj: Any, more: bool = True) -> None:
             await send({"type": "http.response.body", "body": b"data: " + dumps(obj) + b"\n\n",
@@ -124,11 +125,16 @@ class ChatEndpoint(_Endpoint):
                         if isinstance(ev, Completion):
                             final = ev
                             break
+                        logprobs = None
                         if isinstance(ev, ToolCallDelta):
                             call, text = ev, None
                         else:
                             call, text = None, ev.text
                             leaf = ev.model or leaf
+                            if text and asked_logprobs and ev.logprobs:
+                                # Each chunk with its own tokens' logprobs, as OpenAI's.
+                                logprobs = ev.logprobs
+                                sent_logprobs += len(logprobs)
                         if not opened:
                             # Headers only now: an error before the first piece is still
                             # an ordinary error response with its status code.
@@ -137,13 +143,13 @@ class ChatEndpoint(_Endpoint):
                                                     (b"x-chorus-system", _ascii(system))]})
                             opened = True
                             await event(chunk_body(
-                                cid, created, leaf, text=text,
-                                role=True, tool_call=call, include_usage=include_usage))
+                                cid, created, leaf, text=text, role=True, tool_call=call,
+                                include_usage=include_usage, logprobs=logprobs))
                             continue
                         if call is not None or text:
                             await event(chunk_body(
-                                cid, created, leaf, text=text,
-                                tool_call=call, include_usage=include_usage))
+                                cid, created, leaf, text=text, tool_call=call,
+                                include_usage=include_usage, logprobs=logprobs))
             if final is None:
                 raise MalformedResponse(f"{model.name!r} ended its stream without an answer")
         except TimeoutError:
@@ -167,8 +173,11 @@ class ChatEndpoint(_Endpoint):
                         "headers": [*_SSE, (b"x-chorus-system", _ascii(system))]})
             await event(chunk_body(cid, created, final.model, text="", role=True,
                                    include_usage=include_usage))
-        if final.logprobs is not None:
-            await event(chunk_body(cid, created, final.model, logprobs=final.logprobs,
+        if final.logprobs is not None and len(final.logprobs) > sent_logprobs:
+            # Those no piece carried (a source that gives them only with the whole answer,
+            # a tool call's arguments): in one chunk before the finish.
+            await event(chunk_body(cid, created, final.model,
+                                   logprobs=final.logprobs[sent_logprobs:],
                                    include_usage=include_usage))
         await event(chunk_body(cid, created, final.model, finish=final.finish_reason or "stop",
                                include_usage=include_usage,
@@ -240,7 +249,7 @@ class ResponsesEndpoint(ChatEndpoint):
                         if isinstance(ev, ToolCallDelta):
                             await emit(state.call_delta(ev))
                         elif ev.text:
-                            await emit(state.text_delta(ev.text))
+                            await emit(state.text_delta(ev.text, ev.logprobs))
             if final is None:
                 raise MalformedResponse(f"{model.name!r} ended its stream without an answer")
         except (TimeoutError, ChorusError) as exc:

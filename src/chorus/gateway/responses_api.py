@@ -242,9 +242,13 @@ def _usage(usage: Usage) -> dict[str, Any]:
 
 
 def _logprobs(c: Completion) -> list[dict[str, Any]]:
+    return token_logprobs(c.logprobs)
+
+
+def token_logprobs(tokens: tuple[T.TokenLogprob, ...] | None) -> list[dict[str, Any]]:
     return [{"token": t.token, "logprob": t.logprob, "bytes": list(t.token.encode()),
              "top_logprobs": [{"token": a, "logprob": lp, "bytes": list(a.encode())}
-                              for a, lp in t.top]} for t in c.logprobs or ()]
+                              for a, lp in t.top]} for t in tokens or ()]
 
 
 def message_item(mid: str, text: str, status: str, logprobs: list[Any] | None = None
@@ -303,6 +307,8 @@ class StreamState:
         self.items: list[dict[str, Any]] = []
         self.text_item: tuple[int, str] | None = None  # (output index, item id)
         self.text = ""
+        #: The text's tokens' logprobs, as the pieces brought them (when asked).
+        self.logprobs: list[dict[str, Any]] = []
         self.calls: dict[int, tuple[int, str, T.ToolCall]] = {}
 
     def event(self, kind: str, **fields: Any) -> dict[str, Any]:
@@ -318,17 +324,21 @@ class StreamState:
         if self.text_item is None:
             return []
         index, mid = self.text_item
-        part = {"type": "output_text", "text": self.text, "annotations": [], "logprobs": []}
-        item = message_item(mid, self.text, "completed")
+        part = {"type": "output_text", "text": self.text, "annotations": [],
+                "logprobs": self.logprobs}
+        item = message_item(mid, self.text, "completed", self.logprobs)
         self.items[index] = item
         self.text_item = None
         return [self.event("response.output_text.done", item_id=mid, output_index=index,
-                           content_index=0, text=self.text, logprobs=[]),
+                           content_index=0, text=self.text, logprobs=self.logprobs),
                 self.event("response.content_part.done", item_id=mid, output_index=index,
                            content_index=0, part=part),
                 self.event("response.output_item.done", output_index=index, item=item)]
 
-    def text_delta(self, piece: str) -> list[dict[str, Any]]:
+    def text_delta(self, piece: str, tokens: tuple[T.TokenLogprob, ...] | None = None
+                   ) -> list[dict[str, Any]]:
+        """Events for a piece of text (with its tokens' logprobs when the request asked
+        for ``top_logprobs``)."""
         out = []
         if self.text_item is None:
             mid = _id("msg")
@@ -341,9 +351,11 @@ class StreamState:
                                part={"type": "output_text", "text": "", "annotations": [],
                                      "logprobs": []})]
         self.text += piece
+        lp = token_logprobs(tokens) if self.body.top_logprobs is not None else []
+        self.logprobs += lp
         index, mid = self.text_item
         out.append(self.event("response.output_text.delta", item_id=mid, output_index=index,
-                              content_index=0, delta=piece, logprobs=[]))
+                              content_index=0, delta=piece, logprobs=lp))
         return out
 
     def call_delta(self, d: T.ToolCallDelta) -> list[dict[str, Any]]:

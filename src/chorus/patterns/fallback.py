@@ -390,7 +390,12 @@ class Fallback(Model):
                             called = True  # a half-sent tool call cannot be continued
                             yield event
                             continue
-                        text = event.text if seam is None else seam.feed(event.text)
+                        if seam is None:  # as it came, its logprobs with it
+                            if event.text:
+                                sent.append(event.text)
+                                yield event
+                            continue
+                        text = seam.feed(event.text)
                         if text:
                             sent.append(text)
                             yield TextDelta(text, event.model)

@@ -33,6 +33,7 @@ from chorus.core.errors import (
 from chorus.core.types import Message, TokenLogprob
 
 __all__ = [
+    "Emit",
     "Generated",
     "LoadedModel",
     "Sampling",
@@ -112,6 +113,9 @@ def _grammar(schema_json: str) -> Any:
 
 
 # -- one loaded model ------------------------------------------------------------------
+
+#: Takes each piece of final text and its tokens' log-probabilities (empty unless asked).
+Emit = Callable[[str, tuple[TokenLogprob, ...]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,11 +267,12 @@ class LoadedModel:
         prompt: list[int],
         s: Sampling,
         should_stop: Callable[[], bool],
-        emit: Callable[[str], None] | None = None,
+        emit: Emit | None = None,
     ) -> Generated:
         """Generate from ``prompt`` tokens, holding the model's lock. Checks
         ``should_stop`` before each token; ``emit`` receives the text as it becomes
-        final (never part of a stop sequence)."""
+        final (never part of a stop sequence) with the log-probabilities of the tokens
+        decoded since its last call (when asked: ``top_logprobs`` set)."""
         with self.lock:
             return self._generate(prompt, s, should_stop, emit)
 
@@ -276,7 +281,7 @@ class LoadedModel:
         prompt: list[int],
         s: Sampling,
         should_stop: Callable[[], bool],
-        emit: Callable[[str], None] | None,
+        emit: Emit | None,
     ) -> Generated:
         import llama_cpp
 
@@ -297,8 +302,10 @@ class LoadedModel:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
         stops = tuple(x for x in s.stop if x)
         longest = max((len(x) for x in stops), default=0)
-        text, sent, n, total_lp = "", 0, 0, 0.0
+        text, sent, n, total_lp, lp_sent = "", 0, 0, 0.0, 0
         per_token: list[TokenLogprob] | None = None if s.top_logprobs is None else []
+        ends: list[int] = []  # where each token's text ends (a piece carries the tokens
+        # it spells, not those of text still held back)
         finish = "length"
         tokens = llm.generate(
             prompt, top_k=40, top_p=s.top_p, min_p=0.05, typical_p=1.0, temp=s.temperature,
@@ -321,6 +328,8 @@ class LoadedModel:
                 new = decoder.decode(self._piece(token))
                 if s.lstrip and not text:
                     new = new.lstrip()
+                if per_token is not None:
+                    ends.append(len(text) + len(new))
                 if new:
                     scan = max(0, len(text) - longest + 1)
                     text += new
@@ -333,14 +342,18 @@ class LoadedModel:
                     if emit is not None:
                         ready = len(text) - held_back(text, stops)
                         if ready > sent:
-                            emit(text[sent:ready])
-                            sent = ready
+                            upto = lp_sent
+                            while upto < len(ends) and ends[upto] <= ready:
+                                upto += 1
+                            emit(text[sent:ready],
+                                 tuple(per_token[lp_sent:upto]) if per_token else ())
+                            sent, lp_sent = ready, upto
                 if n >= limit:
                     break
         finally:
             tokens.close()
         if emit is not None and len(text) > sent:
-            emit(text[sent:])
+            emit(text[sent:], tuple(per_token[lp_sent:]) if per_token else ())
         logprob = total_lp / n if (s.logprobs or per_token is not None) and n else None
         return Generated(text, len(prompt), n, finish, logprob,
                          None if per_token is None else tuple(per_token))

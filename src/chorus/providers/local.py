@@ -48,6 +48,7 @@ from chorus.core.types import (
     Message,
     Request,
     TextDelta,
+    TokenLogprob,
     ToolCall,
     ToolCallDelta,
     Usage,
@@ -187,7 +188,7 @@ class LocalModel(Provider):
         loaded: _llama.LoadedModel,
         request: Request,
         should_stop: Callable[[], bool],
-        emit: Callable[[str], None] | None,
+        emit: _llama.Emit | None,
     ) -> _llama.Generated:
         """Runs on the model's worker thread: build the prompt, then generate."""
         sampling = self._sampling(request)
@@ -216,7 +217,7 @@ class LocalModel(Provider):
             raise ProviderError(f"llama.cpp failed: {exc}", model=self.name) from None
 
     async def _run(
-        self, request: Request, emit: Callable[[str], None] | None, cancel: threading.Event
+        self, request: Request, emit: _llama.Emit | None, cancel: threading.Event
     ) -> _llama.Generated:
         loaded = await self._load()
         flag = context.current().cancelled
@@ -268,12 +269,12 @@ class LocalModel(Provider):
 
     async def _stream(self, request: Request, started: float) -> AsyncIterator[StreamEvent]:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[str, tuple[TokenLogprob, ...]] | None] = asyncio.Queue()
         cancel = threading.Event()
 
-        def emit(piece: str) -> None:
+        def emit(piece: str, logprobs: tuple[TokenLogprob, ...]) -> None:
             try:
-                loop.call_soon_threadsafe(queue.put_nowait, piece)
+                loop.call_soon_threadsafe(queue.put_nowait, (piece, logprobs))
             except RuntimeError:  # the loop closed: nobody is reading any more
                 cancel.set()
 
@@ -287,9 +288,10 @@ class LocalModel(Provider):
         job.add_done_callback(lambda _: queue.put_nowait(None))
         try:
             first = True
-            while (piece := await queue.get()) is not None:
+            while (got := await queue.get()) is not None:
+                piece, logprobs = got
                 if forced is None:
-                    yield TextDelta(piece, self.name)
+                    yield TextDelta(piece, self.name, logprobs or None)
                 else:
                     yield ToolCallDelta(0, call_id if first else None,
                                         forced if first else None, piece)

@@ -159,6 +159,8 @@ class _StreamState:
     calls: CallPieces = field(default_factory=CallPieces)
     #: Tool-call pieces of the last chunk, for the stream to pass on.
     pending: list[ToolCallDelta] = field(default_factory=list)
+    #: The log-probabilities of the last chunk's tokens.
+    piece_logprobs: tuple[TokenLogprob, ...] | None = None
 
     def add(self, chunk: Any, *, model: str) -> str:
         """Take one chunk; return its new text (its tool-call pieces go to ``pending``)."""
@@ -175,6 +177,7 @@ class _StreamState:
         delta = choice.get("delta") or {}
         self.pending = self.calls.add(delta)
         logprobs = read_logprobs(choice)
+        self.piece_logprobs = logprobs or None
         if logprobs:
             self.calls.logprobs.extend(logprobs)
         text = delta.get("content") if isinstance(delta, dict) else None
@@ -301,7 +304,7 @@ class OpenAIModel(KeyedProvider):
                             whole, logprobs = parse_extras(chunk, model=self.name)
                             state.calls.logprobs.extend(logprobs or ())
                             if text:
-                                yield TextDelta(text, self.name)
+                                yield TextDelta(text, self.name, logprobs or None)
                             for i, c in enumerate(whole):
                                 state.calls.add({"tool_calls": [{
                                     "index": i, "id": c.id, "function": {
@@ -310,7 +313,7 @@ class OpenAIModel(KeyedProvider):
                             continue
                         piece = state.add(chunk, model=self.name)
                         if piece:
-                            yield TextDelta(piece, self.name)
+                            yield TextDelta(piece, self.name, state.piece_logprobs)
                         for call in state.pending:
                             yield call
             except (BadRequestError, ServerError) as exc:
