@@ -162,6 +162,28 @@ def test_temperature_out_of_range_is_refused(cfg: Path, value: str,
     assert "argument --temperature" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args", [["--temperature", "9"], ["--max-tokens", "many"]])
+def test_run_json_prints_usage_errors_as_json(cfg: Path, args: list[str],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["run", "-c", str(cfg), "--json", *args, "hi"])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)["error"]
+    assert error["type"] == "UsageError"
+    assert error["message"].startswith(f"argument {args[0]}: ")
+    assert error["message"].endswith("(see 'chorus run --help')")
+    assert captured.err == ""
+
+
+def test_json_that_names_a_file_keeps_usage_errors_on_stderr(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["router", "eval", "--json", "out.json"])
+    captured = capsys.readouterr()
+    assert captured.out == "" and "--router" in captured.err
+
+
 def test_temperature_bound_is_the_gateways() -> None:
     from chorus.core.types import MAX_TEMPERATURE
     from chorus.gateway.chat_request import ChatRequest

@@ -13,6 +13,8 @@ def _missing(parser: argparse.ArgumentParser, prog: str) -> list[str]:
             for name, sub in action.choices.items():
                 if name not in helped:
                     out.append(f"{prog} {name}: no help in the command list")
+                if not sub.description:
+                    out.append(f"{prog} {name}: no description in its --help")
                 out += _missing(sub, f"{prog} {name}")
         elif not isinstance(action, argparse._HelpAction | argparse._VersionAction) \
                 and not action.help:
@@ -30,4 +32,13 @@ def test_the_walk_finds_a_missing_help() -> None:
     sub = p.add_subparsers()
     sub.add_parser("thing").add_argument("file")
     assert _missing(p, "x") == ["x --quiet: no help", "x thing: no help in the command list",
+                                "x thing: no description in its --help",
                                 "x thing file: no help"]
+
+
+def test_a_command_without_a_description_opens_its_help_with_its_list_line() -> None:
+    text = build_parser()._subparsers._group_actions[0].choices["feedback"].format_help()
+    assert "\n\nUpdate a weighted ensemble's weights and a learned router's" in text
+    ev = build_parser()._subparsers._group_actions[0].choices["router"]
+    text = ev._subparsers._group_actions[0].choices["eval"].format_help()
+    assert "CPT(50%)" in text and "%%" not in text

@@ -24,9 +24,37 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
+class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose own --help opens with the line the command list shows."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        line = kwargs.get("help")
+        if line and not kwargs.get("description"):
+            kwargs["description"] = line[0].upper() + line[1:].replace("%%", "%") + "."
+        parser: argparse.ArgumentParser = super().add_parser(name, **kwargs)
+        return parser
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Commands)
+        self._words: list[str] = []
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None,
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        self._words = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"chorus: {message} (see '{self.prog} --help')\n")
+        line = f"{message} (see '{self.prog} --help')"
+        flag = self._option_string_actions.get("--json")
+        if isinstance(flag, argparse._StoreTrueAction) and "--json" in self._words:
+            # Whoever asked for JSON reads stdout as JSON, usage errors included.
+            print(dump_json({"error": {"type": "UsageError", "message": line}}))
+            self.exit(EXIT_USAGE)
+        self.exit(EXIT_USAGE, f"chorus: {line}\n")
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
