@@ -185,3 +185,28 @@ def test_config_errors_say_where(old: str, new: str, message: str) -> None:
     assert old in YAML
     with pytest.raises(ConfigError, match=message):
         Config.from_text(YAML.replace(old, new)).get("p")
+
+
+@pytest.mark.parametrize("path", [None, "examples/pipeline.yaml"])
+def test_shipped_pipelines_do_not_wrap_a_templated_model_twice(path: str | None) -> None:
+    # A step prompt that repeats its model's own "Question: ... Answer:" frame made
+    # Gemma continue the template's solved examples instead of answering.
+    from pathlib import Path
+
+    from chorus.providers.local import LocalModel
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = Config.load(None if path is None else root / path)
+    checked = 0
+    for name in cfg.system_names:
+        system = cfg.get(name)
+        for step in getattr(system, "steps", []) if isinstance(system, Pipeline) else []:
+            model = step.model
+            if isinstance(model, LocalModel) and model.prompt_template:
+                frame = model.prompt_template.split("{prompt}")[0].rsplit("\n\n", 1)[-1]
+                if not frame.strip():
+                    continue
+                sent = model.prompt_template.replace("{prompt}", step.prompt)
+                assert sent.count(frame) == model.prompt_template.count(frame), (name, step.name)
+                checked += 1
+    assert checked >= 1
