@@ -80,8 +80,10 @@ def test_openai_sdk_agent_loop_with_a_function_tool(served: str, model: str) -> 
 
 @pytest.mark.local
 @pytest.mark.server
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_streamed"])
 @pytest.mark.parametrize("api", ["responses", "chat"])
-async def test_openai_agents_sdk_runs_an_agent_with_one_tool(served: str, api: str) -> None:
+async def test_openai_agents_sdk_runs_an_agent_with_one_tool(served: str, api: str,
+                                                            streamed: bool) -> None:
     agents = pytest.importorskip("agents")
     agents.set_tracing_disabled(True)
     called: list[str] = []
@@ -99,8 +101,30 @@ async def test_openai_agents_sdk_runs_an_agent_with_one_tool(served: str, api: s
     agent = agents.Agent(name="weather", instructions="Answer questions about the weather.",
                          tools=[get_weather], model=model,
                          model_settings=agents.ModelSettings(tool_choice="get_weather"))
+    kinds: list[str] = []
     try:
-        result = await agents.Runner.run(agent, "What is the weather in Paris?", max_turns=4)
+        if streamed:
+            # Runner.run_streamed: /v1/responses (or chat) with stream=true, the tool call
+            # and the answer's text arriving as events.
+            result = agents.Runner.run_streamed(agent, "What is the weather in Paris?",
+                                                max_turns=4)
+            text_deltas: list[str] = []
+            async for ev in result.stream_events():
+                if ev.type == "raw_response_event":
+                    kinds.append(ev.data.type)
+                    if ev.data.type == "response.output_text.delta":
+                        text_deltas.append(ev.data.delta)
+                elif ev.type == "run_item_stream_event":
+                    kinds.append(ev.name)
+            assert "tool_called" in kinds and "tool_output" in kinds
+            # The call's arguments and the answer arrive in pieces, not at once.
+            assert kinds.count("response.function_call_arguments.delta") > 1
+            assert len(text_deltas) > 1
+            assert "".join(text_deltas).strip() == str(result.final_output).strip()
+            assert result.is_complete
+        else:
+            result = await agents.Runner.run(agent, "What is the weather in Paris?",
+                                             max_turns=4)
     finally:
         await client.close()
     assert len(called) == 1 and called[0]
