@@ -66,7 +66,8 @@ def test_a_connection_that_sends_nothing_is_closed_within_the_limit(url: str) ->
         t0 = time.monotonic()
         answer = _until_closed(s)
         took = time.monotonic() - t0
-    assert answer.startswith(b"HTTP/1.1 408 ") and took < LIMIT + 2
+    # closed without a word, as an idle kept-alive connection is
+    assert answer == b"" and LIMIT * 0.8 < took < LIMIT + 2
 
 
 def test_a_head_trickled_one_byte_at_a_time_does_not_reset_the_limit(url: str) -> None:

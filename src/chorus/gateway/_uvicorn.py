@@ -6,9 +6,10 @@ head (or nothing at all, or a body a byte at a time) holds its connection, and i
 among the open connections, for as long as it likes. Here the head must arrive within
 ``head_timeout_s`` of the connection or of the request's first byte, and the body within
 ``body_timeout_s`` of the head's end; past either, a 408 in OpenAI's error shape goes
-out and the connection is closed. The gateway's endpoints time the body themselves and
-answer their own 408 (counted in /metrics); this protocol's body limit, a moment later,
-is the backstop for every other route and closes the connection of a body still coming.
+out and the connection is closed (one that sent nothing is closed silently). The
+gateway's endpoints time the body themselves and answer their own 408 (counted in
+/metrics); this protocol's body limit, a moment later, is the backstop for every other
+route and closes the connection of a body still coming.
 
 **One write.** uvicorn writes a response's head as soon as the app sends
 ``http.response.start`` and its body on the next message: two syscalls and two TCP
@@ -95,10 +96,11 @@ class GatewayHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_s, self._body_s = head_timeout_s, body_timeout_s
         self._reading: asyncio.TimerHandle | None = None
+        self._begun = False  # whether a byte of the request being read has come
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_Coalescing(transport, self.loop))  # type: ignore[arg-type]
-        self._arm("head")  # a connection that never sends a byte is a slow head too
+        self._arm("head")  # a connection that never sends a byte is let go too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -107,6 +109,7 @@ class GatewayHttpToolsProtocol(HttpToolsProtocol):
     # The parser's callbacks, in the order a request makes them.
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._begun = True
         if self._reading is None:  # the first byte of a request after a kept-alive one
             self._arm("head")
 
@@ -116,6 +119,7 @@ class GatewayHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._disarm()
+        self._begun = False
         super().on_message_complete()
 
     def _arm(self, what: Literal["head", "body"]) -> None:
@@ -138,6 +142,11 @@ class GatewayHttpToolsProtocol(HttpToolsProtocol):
             # An earlier request is still being answered, and uvicorn may have paused
             # reading until it is: the wait is the gateway's, not the client's.
             self._arm(what)
+            return
+        if what == "head" and not self._begun:
+            # Not a byte of a request: nothing to answer, closed as an idle connection
+            # is (an answer could cross a request a client sends just then).
+            self.transport.close()
             return
         if what == "head":
             message = f"the request head did not arrive within {self._head_s:g}s"
