@@ -5,7 +5,10 @@ import json
 import re
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
+
+import yaml
 
 from chorus.providers._bundled import GEMMA_TEMPLATE
 
@@ -64,12 +67,34 @@ def _asked(text: str) -> set[str]:
     return {" ".join(q.lower().split()) for q in re.findall(r"Question: (.+?)\n", text)}
 
 
-def test_bundled_few_shot_examples_are_not_benchmark_prompts() -> None:
-    # A few-shot example that is also a benchmark prompt hands the model its answer.
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _routed_examples(node: object) -> set[str]:
+    """Every classifier example of a config, wherever it sits."""
+    out: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "examples" and isinstance(value, dict):
+                out |= {_norm(t) for texts in value.values() for t in texts}
+            else:
+                out |= _routed_examples(value)
+    elif isinstance(node, list):
+        for value in node:
+            out |= _routed_examples(value)
+    return out
+
+
+def test_few_shot_and_router_examples_are_not_benchmark_prompts() -> None:
+    # An example that is also a benchmark prompt hands the model its answer (or the
+    # router its route) and inflates the figure.
     asked = _asked(GEMMA_TEMPLATE)
-    assert len(asked) >= 2
+    routed = _routed_examples(yaml.safe_load(
+        resources.files("chorus.config").joinpath("default.yaml").read_text("utf-8")))
+    assert len(asked) >= 2 and len(routed) >= 8
     for name in ("simple.jsonl", "simple_heldout.jsonl"):
         lines = (ROOT / "benchmarks" / "prompts" / name).read_text().splitlines()
-        prompts = {" ".join(json.loads(line)["prompt"].lower().split())
-                   for line in lines if line.strip()}
+        prompts = {_norm(json.loads(line)["prompt"]) for line in lines if line.strip()}
         assert asked.isdisjoint(prompts), (name, asked & prompts)
+        assert routed.isdisjoint(prompts), (name, routed & prompts)
