@@ -117,6 +117,15 @@ def test_console_script_has_no_traceback(cfg: Path) -> None:
     assert proc.stderr.count("\n") == 1 and "not found" in proc.stderr
 
 
+def test_config_check_counts_in_the_singular_too(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "one.yaml"
+    path.write_text("models:\n  m: {provider: scripted, default: hi}\n"
+                    "systems:\n  s: m\n")
+    assert main(["config", "check", str(path)]) == 0
+    assert capsys.readouterr().out == f"ok: {path}: 1 model, 1 system (m, s)\n"
+
+
 def test_config_check_takes_dash_c_like_every_command(cfg: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", "-c", str(cfg)]) == 0

@@ -42,3 +42,19 @@ def test_a_command_without_a_description_opens_its_help_with_its_list_line() -> 
     ev = build_parser()._subparsers._group_actions[0].choices["router"]
     text = ev._subparsers._group_actions[0].choices["eval"].format_help()
     assert "CPT(50%)" in text and "%%" not in text
+
+
+def test_serve_help_names_every_api_route() -> None:
+    from starlette.routing import Route
+
+    from chorus.config.builder import Config
+    from chorus.gateway import Gateway, create_app
+
+    app = create_app(Gateway.from_config(Config.from_text(
+        "models:\n  m: {provider: scripted, default: hi}\n", "g.yaml")))
+    paths = {r.path for r in app.routes
+             if isinstance(r, Route) and r.path.startswith("/v1/") and "{" not in r.path}
+    assert len(paths) >= 5
+    serve = build_parser()._subparsers._group_actions[0].choices["serve"]
+    text = " ".join(serve.format_help().split())
+    assert [p for p in sorted(paths) if p not in text] == []

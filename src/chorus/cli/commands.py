@@ -165,8 +165,9 @@ def cmd_config(args: argparse.Namespace) -> int:
         names = cfg.check()
         if not names:
             raise ConfigError("the config defines no models or systems", file=cfg.file)
-        print(f"ok: {cfg.file}: {len(cfg.model_names)} models, {len(cfg.system_names)} systems "
-              f"({', '.join(names)})")
+        counts = [f"{n} {word}{'' if n == 1 else 's'}" for n, word in
+                  ((len(cfg.model_names), "model"), (len(cfg.system_names), "system"))]
+        print(f"ok: {cfg.file}: {', '.join(counts)} ({', '.join(names)})")
         return 0
     print(yaml.safe_dump(cfg.doc.data, sort_keys=False, allow_unicode=True), end="")
     return 0

@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser(
         "serve", help="serve every system over an OpenAI-compatible HTTP API",
         description="Serve every system and model of a config at /v1/chat/completions, "
-                    "/v1/embeddings and /v1/models (OpenAI's wire format).")
+                    "/v1/completions, /v1/responses, /v1/embeddings and /v1/models "
+                    "(OpenAI's wire format).")
     p.add_argument("-c", "--config", metavar="FILE",
                    help="YAML config file (default: $CHORUS_CONFIG, else the embedded default)")
     p.add_argument("--host", default="127.0.0.1",
