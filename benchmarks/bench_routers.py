@@ -8,6 +8,14 @@ Data (from ../shared/data, never copied here):
 - MMLU-Pro: gemini-1.5-pro-002, Meta-Llama-3.1-70B-Instruct and gemini-1.5-flash-002,
   a random sample of 4,000 of the 12,032 questions (seed 0) split 50/50.
 
+On RouteLLM GSM8K, whose table records the weak model's whole answers, a cascade runs
+beside the routers: the weak model always, then the strong one when a learned acceptance
+check (chorus.routing.acceptance, the check `chorus tune` fits and a cascade runs live)
+doubts the weak answer. The check reads the prompt's embedding and the answer's shape
+(length, stated final answer, whether its worked arithmetic holds); whether the prompt's
+embedding helps is decided on a held-out fifth of train. Its curve sweeps the check's
+threshold and pays for the weak call on every item.
+
 Prompts are embedded with the local MiniLM (cached in $CHORUS_BENCH_CACHE, default
 ~/.cache/chorus/embeddings as for chorus router fit). Each router is fitted on the train
 half (20 % of it held out to calibrate the cost knob) and evaluated on the test half.
@@ -29,17 +37,22 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
 from _machine import machine  # noqa: E402
 
 from chorus.embeddings.local import MiniLMEmbedder  # noqa: E402
+from chorus.eval import _replay as rp  # noqa: E402
 from chorus.eval.convert import mmlu_pro_outcomes, routellm_outcomes  # noqa: E402
-from chorus.eval.outcomes import OutcomeItem  # noqa: E402
+from chorus.eval.metrics import Point, RouterMetrics, router_metrics  # noqa: E402
+from chorus.eval.outcomes import OutcomeItem, matrices  # noqa: E402
 from chorus.eval.routers import (  # noqa: E402
     embed_rows,
     embedding_cache,
     evaluate_router,
     fit_router,
 )
+from chorus.patterns.agreement import extractor  # noqa: E402
+from chorus.routing.acceptance import AcceptanceModel  # noqa: E402
 
 MMLU_PRO_MODELS = ["gemini-1.5-pro-002", "Meta-Llama-3_1-70B-Instruct", "gemini-1.5-flash-002"]
 
@@ -52,6 +65,61 @@ def split(rows: list[OutcomeItem], sample: int | None, seed: int = 0
         rows = rows[:sample]
     half = len(rows) // 2
     return rows[half:], rows[:half]
+
+
+def cascade_metrics(rows: list[OutcomeItem], accept_p: np.ndarray, weak: int, strong: int,
+                    models: list[str]) -> RouterMetrics:
+    """The cascade weak -> strong over every threshold of ``accept_p`` (escalate the
+    least likely right first), against the two models alone."""
+    scores, costs = matrices(rows, models)
+    q, c = np.nan_to_num(scores), np.nan_to_num(costs)
+    escalate = np.zeros(len(rows), dtype=bool)
+    points = []
+    for i in [None, *np.argsort(accept_p, kind="stable")]:
+        if i is not None:
+            escalate[i] = True
+        points.append(Point(float(c[:, weak].sum() + c[escalate, strong].sum()),
+                            float(np.where(escalate, q[:, strong], q[:, weak]).mean())))
+    singles = {models[j]: Point(float(c[:, j].sum()), float(q[:, j].mean())) for j in (0, 1)}
+    return router_metrics(points, singles)
+
+
+def fit_acceptance(rows: list[OutcomeItem], x: np.ndarray, weak: int, models: list[str],
+                   *, prompt: bool) -> AcceptanceModel:
+    t = rp.Table.of(rows, models, extractor("number"))
+    feats, _ = rp.stage_features(t, [weak])
+    x_used = x if prompt else np.zeros((len(rows), 0))
+    return AcceptanceModel.fit(x_used, feats, t.scores[:, weak] > 0.5, shape=True)
+
+
+def accept_scores(model: AcceptanceModel, rows: list[OutcomeItem], x: np.ndarray, weak: int,
+                  models: list[str]) -> np.ndarray:
+    t = rp.Table.of(rows, models, extractor("number"))
+    feats, _ = rp.stage_features(t, [weak])
+    return model.predict(x if model.dims else np.zeros((len(rows), 0)), feats)
+
+
+def learned_cascade(train: list[OutcomeItem], x_train: np.ndarray, test: list[OutcomeItem],
+                    x_test: np.ndarray) -> tuple[str, RouterMetrics]:
+    """The weak -> strong cascade with a learned acceptance check; with or without the
+    prompt's embedding, whichever has the higher APGR on a held-out fifth of train."""
+    models = sorted({m for r in train for m in r.outcomes})
+    q, _ = matrices(train, models)
+    strong = int(np.argmax(np.nanmean(q, axis=0)))
+    weak = 1 - strong
+    cut = len(train) * 4 // 5
+    held = {}
+    for prompt in (True, False):
+        m = fit_acceptance(train[:cut], x_train[:cut], weak, models, prompt=prompt)
+        p = accept_scores(m, train[cut:], x_train[cut:], weak, models)
+        held[prompt] = cascade_metrics(train[cut:], p, weak, strong, models).apgr
+    prompt = held[True] >= held[False]
+    model = fit_acceptance(train, x_train, weak, models, prompt=prompt)
+    p = accept_scores(model, test, x_test, weak, models)
+    label = ("cascade, learned check on the answer"
+             + (" and the prompt" if prompt else " alone")
+             + f" (held-out APGR {held[True]:.3f} with the prompt, {held[False]:.3f} without)")
+    return label, cascade_metrics(test, p, weak, strong, models)
 
 
 def fmt(v: float | None) -> str:
@@ -110,6 +178,13 @@ async def main() -> None:
                             "fit_s": round(fit_s, 2), "embed_s": round(embed_s, 1),
                             "default_knob": {"willingness_to_pay": d.knob,
                                              "quality": d.quality, "cost_usd": d.cost_usd}})
+        if all(o.response for r in train[:50] for o in r.outcomes.values()) and not models:
+            t1 = time.time()
+            label, m = learned_cascade(train, np.asarray(x_train), test, np.asarray(x_test))
+            results.append({"dataset": name, "router": label, "train": len(train),
+                            "test": len(test), "weak": m.weak, "strong": m.strong,
+                            "apgr": m.apgr, "cpt50": m.cpt50, "cpt80": m.cpt80, "aiq": m.aiq,
+                            "fit_s": round(time.time() - t1, 2)})
     cmd = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
     print(f"Command: `{cmd}`  \nMachine: {machine()}  \n"
           f"Total time: {time.time() - started:.0f} s\n")

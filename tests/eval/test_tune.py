@@ -81,6 +81,11 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
     acc2 = AcceptanceModel.fit(x, feats2, t.scores[:, 0] > 0.5,
                                members=["cheap", "other", "mid"]).with_rival(rival, 1.0)
     acc2.save(tmp_path / "accept2")
+    # A single model's stage: its answer's text is read whole (the shape features).
+    feats1 = rp.stage_features(t, [0])[0]
+    acc1 = AcceptanceModel.fit(x, feats1, t.scores[:, 0] > 0.5, shape=True)
+    assert acc1.reads_text and feats1.shape[1] == len(acc1.features)
+    acc1.save(tmp_path / "accept1")
     doc = {
         "models": {m: {"provider": "replay", "outcomes": "t.jsonl", "model": m} for m in models},
         "systems": {
@@ -100,13 +105,17 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
                  "check": {"type": "learned", "path": "accept2", "threshold": 0.55,
                            "extract": "choice"}},
                 {"model": "strong"}]},
+            "casc1": {"kind": "cascade", "stages": [
+                {"model": "cheap", "check": {"type": "learned", "path": "accept1",
+                                             "threshold": 0.5, "extract": "choice"}},
+                {"model": "strong"}]},
         },
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(doc), "utf-8")
     cfg = Config.load(tmp_path / "c.yaml")
-    systems = {n: cfg.get(n) for n in ("cons", "wvote", "casc", "casc2")}
+    systems = {n: cfg.get(n) for n in ("cons", "wvote", "casc", "casc2", "casc1")}
     # The learned check embeds live; here through a fixed table of vectors.
-    for n in ("casc", "casc2"):
+    for n in ("casc", "casc2", "casc1"):
         check = systems[n].stages[0].check  # type: ignore[attr-defined]
         check.embedder = VectorEmbedder({r.prompt: x[i] for i, r in enumerate(rows)})
     res = await run_bench(systems, as_items(rows),
@@ -119,7 +128,10 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
     assert np.allclose(p2, acc2.score(x, feats2))
     # The rival changes the decision: not the stage's P(right) alone.
     assert not np.allclose(p2, acc2.predict(x, feats2))
+    p1 = AcceptanceModel.load(tmp_path / "accept1").predict(x, feats1)
+    assert np.allclose(p1, acc1.predict(x, feats1))
     expected = {
+        "casc1": rp.accepted(t, [0], p1 >= 0.5, strong),
         "casc2": rp.accepted(t, [0, 1, 2], p2 >= 0.55, strong),
         "cons": rp.consensus(t, [0, 1, 2], 0.66, strong),
         "wvote": rp.voted(t, [3, 2, 0], [1.5, 0.5, 0.6]),
@@ -133,6 +145,7 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
     # The cascade did accept some cheap answers and escalate others.
     assert 0 < (p >= 0.6).mean() < 1
     assert 0 < (p2 >= 0.55).mean() < 1
+    assert 0 < (p1 >= 0.5).mean() < 1
 
 
 def test_search_finds_the_cheap_path_and_keeps_only_the_frontier() -> None:

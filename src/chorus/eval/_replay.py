@@ -16,6 +16,7 @@ import numpy.typing as npt
 from chorus.eval.outcomes import OutcomeItem, matrices
 from chorus.patterns.agreement import Extractor
 from chorus.routing.acceptance import answer_features
+from chorus.routing.answer_shape import SHAPE_FEATURES, shape_features
 
 __all__ = ["Table", "Run", "VoteOutcome", "vote", "consensus", "accepted", "route"]
 
@@ -25,13 +26,15 @@ Ints = npt.NDArray[np.int64]
 
 @dataclass
 class Table:
-    """Scores, costs and extracted answer labels (0: none) as items x models arrays."""
+    """Scores, costs and extracted answer labels (0: none) as items x models arrays, and
+    the ``SHAPE_FEATURES`` of each recorded response (items x models x features)."""
 
     models: list[str]
     scores: Array
     costs: Array
     labels: Ints
     prompts: list[str]
+    shapes: Array
 
     @classmethod
     def of(cls, rows: Sequence[OutcomeItem], models: Sequence[str], extract: Extractor
@@ -39,18 +42,21 @@ class Table:
         scores, costs = matrices(rows, models)
         ids: dict[str, int] = {}
         labels = np.zeros((len(rows), len(models)), dtype=np.int64)
+        shapes = np.zeros((len(rows), len(models), len(SHAPE_FEATURES)))
         for i, row in enumerate(rows):
             for j, m in enumerate(models):
                 out = row.outcomes.get(m)
-                key = extract(out.response) if out is not None and out.response else None
+                text = out.response if out is not None else None
+                shapes[i, j] = shape_features(text)
+                key = extract(text) if text else None
                 if key:
                     labels[i, j] = ids.setdefault(key, len(ids) + 1)
         return cls(list(models), np.nan_to_num(scores, nan=0.0),
-                   np.nan_to_num(costs, nan=0.0), labels, [r.prompt for r in rows])
+                   np.nan_to_num(costs, nan=0.0), labels, [r.prompt for r in rows], shapes)
 
     def take(self, idx: Ints) -> Table:
         return Table(self.models, self.scores[idx], self.costs[idx], self.labels[idx],
-                     [self.prompts[i] for i in idx])
+                     [self.prompts[i] for i in idx], self.shapes[idx])
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -126,13 +132,16 @@ def consensus(t: Table, members: Sequence[int], threshold: float, escalate: Run)
 def stage_features(t: Table, members: Sequence[int], *, by_member: bool = False
                    ) -> tuple[Array, Ints]:
     """The acceptance features of a cascade stage's answer (a vote when it has several
-    members, as ``LearnedCheck`` reads them live) and the member whose answer it is;
-    ``by_member``: then one 0/1 per member, it gave the winning answer."""
+    members, as ``LearnedCheck`` reads them live; a single model's then the
+    ``SHAPE_FEATURES`` of its answer's text, which a vote with an extractor replaces with
+    the bare label) and the member whose answer it is; ``by_member``: then one 0/1 per
+    member, it gave the winning answer."""
     if len(members) == 1 and not by_member:
         j = members[0]
         answered = t.labels[:, j] > 0
-        one = [answer_features(int(a), 1, bool(a), 1) for a in answered]
-        return np.asarray(one, dtype=np.float64), np.full(len(t), j, dtype=np.int64)
+        one = np.asarray([answer_features(int(a), 1, bool(a), 1) for a in answered],
+                         dtype=np.float64).reshape(len(t), -1)
+        return (np.hstack([one, t.shapes[:, j]]), np.full(len(t), j, dtype=np.int64))
     v = vote(t, members)
     feats: Array = np.asarray([answer_features(int(c), len(members), bool(w >= 0), int(d))
                                for c, w, d in zip(v.count, v.winner, v.distinct,

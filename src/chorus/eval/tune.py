@@ -261,7 +261,10 @@ def _acceptance_cascades(a: rp.Table, b: rp.Table, xa: Array, xb: Array,
     feats_a, who_a = rp.stage_features(a, stage, by_member=by_member)
     right = np.where(who_a >= 0, a.scores[np.arange(len(a)), np.maximum(who_a, 0)], 0.0)
     try:
-        base = AcceptanceModel.fit(xa, feats_a, right > 0.5, members=members)
+        # A single model's answer is read whole (its length, its final answer, its
+        # arithmetic); a vote's is the bare label it settled on.
+        base = AcceptanceModel.fit(xa, feats_a, right > 0.5, members=members,
+                                   shape=not by_member)
     except ValueError:
         return []
     feats_b, _ = rp.stage_features(b, stage, by_member=by_member)

@@ -262,7 +262,8 @@ class LearnedCheck(Check):
         asked = int(attrs.get("votes", 0)) + len(attrs.get("failed") or {}) if tally else 1
         winner = attrs.get("winner") if isinstance(attrs.get("winner"), str) else None
         features = tally_features(tally, asked, bool(self.extract(answer.text)),
-                                  winner=winner, members=self.model.members)
+                                  winner=winner, members=self.model.members,
+                                  text=answer.text if self.model.reads_text else None)
         p = float(self.model.score(x, [features])[0])
         what = "P(right)" if self.model.rival is None else "score"
         return Verdict(answer, p, [], note=f"{what} {p:.3f}; {features[0]:.2f} of "

@@ -6,11 +6,13 @@ The model is a logistic regression over the prompt's embedding and a few feature
 the answer: how many of the stage's models agree with it, whether an answer could be
 read from it at all, how many distinct answers the stage gave and, when it names the
 stage's ``members``, which of them agree with it (a strong member agreeing counts for
-more than a weak one). It may carry a ``rival``: P(the escalation's answer is right |
-prompt), so that the check escalates where escalating gains most, not only where the
-cheap answer is weakest; its score is then ``(P + gain * (1 - P_rival)) / (1 + gain)``,
-in [0, 1] and equal to P when ``gain`` is 0. Fitted on recorded
-outcomes (``chorus tune`` does it), saved as a folder, and used live by a cascade stage:
+more than a weak one), and the shape of the answer's text (``routing.answer_shape``: its
+length, whether it states a final answer, whether its worked arithmetic holds). It may
+carry a ``rival``: P(the escalation's answer is right | prompt), so that the check
+escalates where escalating gains most, not only where the cheap answer is weakest; its
+score is then ``(P + gain * (1 - P_rival)) / (1 + gain)``, in [0, 1] and equal to P when
+``gain`` is 0. Fitted on recorded outcomes (``chorus tune`` does it), saved as a folder,
+and used live by a cascade stage:
 
     check: {type: learned, path: accept/flash-deepseek, threshold: 0.7, extract: choice}
 """
@@ -26,7 +28,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["AcceptanceModel", "answer_features", "tally_features", "ANSWER_FEATURES"]
+from chorus.routing.answer_shape import SHAPE_FEATURES, shape_features
+
+__all__ = ["AcceptanceModel", "answer_features", "tally_features", "ANSWER_FEATURES",
+           "SHAPE_FEATURES"]
 
 Array = npt.NDArray[np.float64]
 _FORMAT = "chorus-acceptance/1"
@@ -36,31 +41,34 @@ ANSWER_FEATURES = ("agree_share", "answered", "distinct_share")
 
 
 def answer_features(agreeing: int, asked: int, answered: bool, distinct: int,
-                    agrees: Sequence[bool] = ()) -> list[float]:
+                    agrees: Sequence[bool] = (), *, text: str | None = None
+                    ) -> list[float]:
     """The answer's features: the share of the stage's ``asked`` models that gave this
     answer, whether an answer label was found in it, the share of distinct answers
-    (1 / asked when all agree), then one 0/1 per named member: it gave this answer."""
+    (1 / asked when all agree), then, when ``text`` is given, the ``SHAPE_FEATURES`` of
+    the answer's text, then one 0/1 per named member: it gave this answer."""
     asked = max(asked, 1)
+    shape = shape_features(text) if text is not None else []
     return [agreeing / asked, 1.0 if answered else 0.0, max(distinct, 1) / asked,
-            *(1.0 if a else 0.0 for a in agrees)]
+            *shape, *(1.0 if a else 0.0 for a in agrees)]
 
 
 def tally_features(tally: Mapping[str, Mapping[str, Any]] | None, asked: int,
                    answered: bool, *, winner: str | None = None,
-                   members: Sequence[str] = ()) -> list[float]:
+                   members: Sequence[str] = (), text: str | None = None) -> list[float]:
     """``answer_features`` from a vote's tally (label -> {count, models, ...}) and its
     ``winner`` label; a stage without a tally is one model, agreeing with itself when it
-    answered."""
+    answered. ``text``: the answer's text, for a model fitted with ``SHAPE_FEATURES``."""
     if not tally:
         return answer_features(1 if answered else 0, 1, answered, 1,
-                               [answered] * len(members))
+                               [answered] * len(members), text=text)
     counts = [int(row.get("count", 0)) for row in tally.values()]
     won = tally.get(winner) if winner is not None else None
     if won is None:  # no winner named: the largest group
         won = max(tally.values(), key=lambda row: int(row.get("count", 0)))
     voters = set(won.get("models") or ())
     return answer_features(max(counts), asked, answered, len(counts),
-                           [m in voters for m in members])
+                           [m in voters for m in members], text=text)
 
 
 def _sigmoid(z: Array) -> Array:
@@ -107,15 +115,16 @@ class AcceptanceModel:
     @classmethod
     def fit(cls, x: npt.ArrayLike, features: npt.ArrayLike, right: npt.ArrayLike, *,
             l2: float | None = None, seed: int = 0, members: Sequence[str] = (),
-            names: Sequence[str] | None = None) -> AcceptanceModel:
-        """Fit on embeddings ``x`` (items x dims), answer features (items x 3, then one
-        column per name in ``members``) and whether each answer was right (0/1): a
-        logistic regression by Newton's method. ``names`` overrides the feature names
-        (``()``: the prompt alone, as a rival is fitted). Without ``l2`` the penalty is
-        the one of ``L2_GRID`` with the best log loss on a held-out quarter of the items
-        (then refitted on all of them)."""
+            names: Sequence[str] | None = None, shape: bool = False) -> AcceptanceModel:
+        """Fit on embeddings ``x`` (items x dims), answer features (items x 3, then the
+        ``SHAPE_FEATURES`` when ``shape``, then one column per name in ``members``) and
+        whether each answer was right (0/1): a logistic regression by Newton's method.
+        ``names`` overrides the feature names (``()``: the prompt alone, as a rival is
+        fitted). Without ``l2`` the penalty is the one of ``L2_GRID`` with the best log
+        loss on a held-out quarter of the items (then refitted on all of them)."""
         if names is None:
-            names = (*ANSWER_FEATURES, *(f"agrees:{m}" for m in members))
+            names = (*ANSWER_FEATURES, *(SHAPE_FEATURES if shape else ()),
+                     *(f"agrees:{m}" for m in members))
         f = np.asarray(features, dtype=np.float64).reshape(len(np.asarray(x)), -1)
         if f.shape[1] != len(names):
             raise ValueError(f"expected {len(names)} answer features, got {f.shape[1]}")
@@ -198,3 +207,9 @@ class AcceptanceModel:
     def dims(self) -> int:
         """The embedding size it was fitted on."""
         return int(self.weights.shape[0] - len(self.features))
+
+    @property
+    def reads_text(self) -> bool:
+        """Whether it was fitted with the ``SHAPE_FEATURES`` of the answer's text (a model
+        saved before they existed was not)."""
+        return SHAPE_FEATURES[0] in self.features
