@@ -31,6 +31,7 @@ from chorus.core.errors import (
     MissingDependency,
 )
 from chorus.core.types import Message, TokenLogprob
+from chorus.providers._int_range import int_bounds, range_gbnf
 
 __all__ = [
     "Emit",
@@ -99,6 +100,28 @@ def grammar_for(response_format: Mapping[str, Any]) -> Any:
     return _grammar(json.dumps(schema) if schema else "")
 
 
+def schema_gbnf(schema: Mapping[str, Any]) -> str:
+    """The GBNF text of a JSON schema: llama-cpp-python's converter, with the integer
+    bounds it ignores (``minimum``, ``maximum``, exclusive ones) kept (_int_range.py)."""
+    from llama_cpp.llama_grammar import RESERVED_NAMES, SchemaConverter
+
+    class Converter(SchemaConverter):  # type: ignore[misc]
+        def visit(self, schema: Any, name: str) -> Any:
+            if isinstance(schema, Mapping) and schema.get("type") == "integer" and not any(
+                    k in schema for k in ("enum", "const", "$ref", "oneOf", "anyOf")):
+                lo, hi = int_bounds(schema)
+                if lo is not None or hi is not None:
+                    rule = name + "-" if name in RESERVED_NAMES else name or "root"
+                    return self._add_rule(  # type: ignore[no-untyped-call]
+                        rule, f"{range_gbnf(lo, hi)} space")
+            return super().visit(schema, name)  # type: ignore[no-untyped-call]
+
+    converter = Converter(  # type: ignore[no-untyped-call]
+        prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    converter.visit(converter.resolve_refs(dict(schema), "schema"), "")
+    return str(converter.format_grammar())  # type: ignore[no-untyped-call]
+
+
 @functools.lru_cache(maxsize=64)
 def _grammar(schema_json: str) -> Any:
     # A grammar is immutable text; llama.cpp builds a fresh sampler from it per call.
@@ -107,7 +130,7 @@ def _grammar(schema_json: str) -> Any:
     if not schema_json:
         return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
     try:
-        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+        return LlamaGrammar.from_string(schema_gbnf(json.loads(schema_json)), verbose=False)
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise BadRequestError(f"cannot turn the JSON schema into a grammar: {exc}") from None
 

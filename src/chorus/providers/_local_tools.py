@@ -12,6 +12,8 @@ follows, and how the answer becomes ``ToolCall``s. Plain functions, no I/O.
   else is the text answer. Right after a tool's result, ``auto`` answers in words: the
   small bundled models otherwise copy the call they see and loop.
 
+Integer ``minimum``/``maximum`` are kept in the grammar (llama-cpp-python's converter
+drops them; see _int_range.py); number bounds are not (a float may fall outside them).
 Strings the schema leaves unbounded get a ``maxLength`` in the grammar (a subset of the
 schema, so the arguments still fit it), so that a small model cannot run a string until
 ``max_tokens`` cuts the JSON off.
