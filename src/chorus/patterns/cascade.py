@@ -25,12 +25,11 @@ from pydantic import Field
 
 from chorus.config.schema import ModelRef, Node, PatternConfig
 from chorus.core.capabilities import missing
-from chorus.core.compose import combine, failed_span
+from chorus.core.compose import Relay, combine, failed_span, open_stream
 from chorus.core.errors import (
     AllModelsFailed,
     CapabilityMissing,
     ChorusError,
-    MalformedResponse,
 )
 from chorus.core.model import (
     Model,
@@ -38,7 +37,6 @@ from chorus.core.model import (
     call,
     deltas_of,
     error_span,
-    stream_or_complete,
 )
 from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, Span
@@ -147,17 +145,14 @@ class Cascade(Model):
             t0 = time.perf_counter()
             try:
                 if stage.check is None and stream:
-                    answer = None
-                    async with aclosing(stream_or_complete(stage.model, request)) as events:
-                        async for event in events:
-                            if isinstance(event, Completion):
-                                answer = event
-                                continue
-                            sent = True
-                            yield event
-                    if answer is None:
-                        raise MalformedResponse("the stream ended without a final completion",
-                                                model=stage.model.name)
+                    async with aclosing(open_stream(stage.model, request)) as events:
+                        relay = Relay(events, stage.model)
+                        try:
+                            async for piece in relay:
+                                yield piece
+                        finally:
+                            sent = relay.sent
+                    answer = relay.final
                     verdict = Verdict(answer, None, [answer], note="last stage")
                 elif stage.check is None:
                     answer = await call(stage.model, request)

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from chorus.config.schema import ModelRef, Node, PatternConfig
 from chorus.core.capabilities import missing
-from chorus.core.compose import combine
+from chorus.core.compose import Relay, combine, open_stream
 from chorus.core.errors import (
     BudgetExceeded,
     Cancelled,
@@ -30,10 +30,9 @@ from chorus.core.errors import (
     ChorusError,
     DeadlineExceeded,
     GuardrailViolation,
-    MalformedResponse,
     StepFailed,
 )
-from chorus.core.model import Model, StreamEvent, call, error_span, stream_or_complete
+from chorus.core.model import Model, StreamEvent, call, error_span
 from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request, Span
 from chorus.routing import (
@@ -165,17 +164,12 @@ class Router(Model):
         started = time.perf_counter()
         decision, model, label, attrs = await self._decide(request, started)
         t0 = time.perf_counter()
-        answer: Completion | None = None
         try:
-            async with aclosing(stream_or_complete(model, request)) as events:
-                async for event in events:
-                    if isinstance(event, Completion):
-                        answer = event
-                    else:
-                        yield event
-            if answer is None:
-                raise MalformedResponse("the stream ended without a final completion",
-                                        model=model.name)
+            async with aclosing(open_stream(model, request)) as events:
+                relay = Relay(events, model)
+                async for piece in relay:
+                    yield piece
+            answer = relay.final
         except _REQUEST_LEVEL:
             raise
         except ChorusError as exc:
