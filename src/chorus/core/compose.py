@@ -176,6 +176,11 @@ class Relay:
             return event
 
     @property
+    def received(self) -> Completion | None:
+        """The final Completion once the stream has sent it, else None."""
+        return self._final
+
+    @property
     def final(self) -> Completion:
         """The final Completion; a stream that ended without one is malformed."""
         if self._final is None:

@@ -34,7 +34,7 @@ from pydantic import Field
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core import context
 from chorus.core.capabilities import missing
-from chorus.core.compose import combine
+from chorus.core.compose import Relay, combine
 from chorus.core.errors import (
     AllModelsFailed,
     BadRequestError,
@@ -380,12 +380,9 @@ class Fallback(Model):
                 seam = Seam("".join(sent)) if form is not None else None
                 req = request if form is None else continuation(request, "".join(sent), form)
                 got = len(sent)
-                final: Completion | None = None
+                relay = Relay(self._attempt_stream(model, req, self._limit(run, pos)), model)
                 try:
-                    async for event in self._attempt_stream(model, req, self._limit(run, pos)):
-                        if isinstance(event, Completion):
-                            final = event
-                            continue
+                    async for event in relay:
                         if isinstance(event, ToolCallDelta):
                             called = True  # a half-sent tool call cannot be continued
                             yield event
@@ -402,10 +399,9 @@ class Fallback(Model):
                     tail = seam.flush() if seam is not None else ""
                     if tail:
                         sent.append(tail)
-                        yield TextDelta(tail, final.model if final else model.name)
-                    if final is None:
-                        raise MalformedResponse("the stream ended without a final completion",
-                                                model=model.name)
+                        done = relay.received
+                        yield TextDelta(tail, done.model if done else model.name)
+                    final = relay.final
                 except BadRequestError as exc:
                     if form == "prefix" and len(sent) == got:
                         # The model refused the prefill: ask it to continue instead.
