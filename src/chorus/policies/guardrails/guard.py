@@ -36,15 +36,14 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from chorus.core.compose import Wrapper, combine
-from chorus.core.errors import ChorusError, GuardrailViolation, MalformedResponse
+from chorus.core.compose import Relay, Wrapper, combine, open_stream
+from chorus.core.errors import ChorusError, GuardrailViolation
 from chorus.core.model import (
     Model,
     StreamEvent,
     call,
     deltas_of,
     error_span,
-    stream_or_complete,
 )
 from chorus.core.types import (
     Completion,
@@ -335,13 +334,10 @@ class Guardrails(Wrapper):
             req = checked.subject
             assert isinstance(req, Request)
             mapping = checked.restore
-            final: Completion | None = None
             # aclosing: a consumer that stops early closes the inner stream now.
-            async with aclosing(stream_or_complete(self.inner, req)) as events:
-                async for event in events:
-                    if isinstance(event, Completion):
-                        final = event
-                        continue
+            async with aclosing(open_stream(self.inner, req)) as events:
+                relay = Relay(events, self.inner)
+                async for event in relay:
                     if isinstance(event, ToolCallDelta):
                         calls.append(event)
                         continue
@@ -354,9 +350,7 @@ class Guardrails(Wrapper):
                         if piece:
                             sent.append(restore_text(piece, mapping))
                             yield TextDelta(sent[-1], leaf)
-            if final is None:
-                raise MalformedResponse("the stream ended without a final completion",
-                                        model=self.inner.name)
+            final = relay.final
             parts.append(final)
             if released < len(raw) or not raw:
                 windows += 1
