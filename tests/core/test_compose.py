@@ -22,6 +22,7 @@ from chorus.core import (
     combine,
     error_span,
     failed_span,
+    raise_if_sent,
     stream_or_complete,
     with_trace,
 )
@@ -135,3 +136,16 @@ async def test_a_bare_wrapper_passes_through() -> None:
 def test_a_wrapper_needs_its_inner_model() -> None:
     with pytest.raises(TypeError):
         Wrapper("bare")  # type: ignore[call-arg]
+
+
+def test_raise_if_sent_lets_a_composite_go_on_only_before_the_first_piece() -> None:
+    error = ServerError("down")
+    assert raise_if_sent(error, False, note="never added") is None
+    assert not getattr(error, "__notes__", None)
+    with pytest.raises(ServerError) as info:
+        raise_if_sent(error, True, note="the stream broke after its first piece")
+    assert info.value is error
+    assert info.value.__notes__ == ["the stream broke after its first piece"]
+    with pytest.raises(ServerError) as bare:
+        raise_if_sent(ServerError("again"), True)
+    assert not getattr(bare.value, "__notes__", None)

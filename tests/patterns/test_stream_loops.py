@@ -11,7 +11,7 @@ import pytest
 from chorus.core.errors import MalformedResponse, ServerError, StepFailed
 from chorus.core.model import Model, StreamEvent
 from chorus.core.types import Completion, Request, TextDelta
-from chorus.patterns.cascade import Cascade, LogprobCheck, Stage
+from chorus.patterns.cascade import Cascade, FunctionCheck, LogprobCheck, Stage
 from chorus.patterns.router import Router
 from chorus.providers.scripted import ScriptedModel
 from chorus.routing import KeywordClassifier, Rule
@@ -97,3 +97,41 @@ async def test_a_cascade_closes_the_last_stage_s_stream_when_the_consumer_stops(
     assert isinstance(first, TextDelta) and not slow.closed
     await events.aclose()  # type: ignore[attr-defined]
     assert slow.closed
+
+
+class BreaksAfter(Model):
+    """Streams ``pieces`` and then fails (a server error), or fails before any piece."""
+
+    can_stream = True
+
+    def __init__(self, name: str, pieces: list[str]) -> None:
+        super().__init__(name)
+        self.pieces = pieces
+
+    async def complete(self, request: Request) -> Completion:
+        raise ServerError("down", model=self.name)
+
+    async def stream(self, request: Request) -> AsyncIterator[StreamEvent]:
+        for piece in self.pieces:
+            yield TextDelta(piece, self.name)
+        raise ServerError("down", model=self.name)
+
+
+def doubted_then(last: Model) -> Cascade:
+    """A cascade whose first stage answers but is escalated, then ``last``."""
+    first = ScriptedModel("first", default="early answer")
+    return Cascade("c", [Stage(first, FunctionCheck(lambda r, c: False)), Stage(last)])
+
+
+async def test_a_cascade_falls_back_to_an_earlier_answer_only_before_the_first_piece() -> None:
+    events = [e async for e in doubted_then(BreaksAfter("last", [])).stream(Request.of("q"))]
+    last = events[-1]
+    assert isinstance(last, Completion) and last.text == "early answer"
+    assert "".join(e.text for e in events[:-1] if isinstance(e, TextDelta)) == "early answer"
+
+    seen: list[str] = []
+    with pytest.raises(ServerError, match="down"):
+        async for event in doubted_then(BreaksAfter("last", ["half "])).stream(Request.of("q")):
+            assert isinstance(event, TextDelta)
+            seen.append(event.text)
+    assert seen == ["half "]  # the earlier answer is not sent after a piece of this one

@@ -6,6 +6,7 @@ from chorus.core.compose import (
     combine,
     failed_span,
     open_stream,
+    raise_if_sent,
     replay_pieces,
     with_trace,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "error_span",
     "failed_span",
     "open_stream",
+    "raise_if_sent",
     "replay_pieces",
     "run_sync",
     "scope",

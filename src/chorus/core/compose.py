@@ -49,7 +49,7 @@ from chorus.core.model import Model, StreamEvent, call, error_span, stream_or_co
 from chorus.core.types import Completion, Request, Span, TextDelta, ToolCallDelta, Usage
 
 __all__ = ["Relay", "Wrapper", "aclose", "call", "combine", "error_span", "failed_span",
-           "open_stream", "replay_pieces", "stream_or_complete", "with_trace"]
+           "open_stream", "raise_if_sent", "replay_pieces", "stream_or_complete", "with_trace"]
 
 E = TypeVar("E", bound=ChorusError)
 #: A wrapper's state for one call (``Wrapper.enter`` makes it; the other steps get it).
@@ -187,6 +187,22 @@ class Relay:
             raise MalformedResponse("the stream ended without a final completion",
                                     model=self.model.name)
         return self._final
+
+
+def raise_if_sent(error: ChorusError, sent: bool, *, note: str | None = None) -> None:
+    """A composite's stream may try its next child after ``error`` only while nothing of
+    the failed stream was passed on: a stream under way cannot be taken back. When
+    ``sent``, ``error`` is raised here (with ``note`` added, when given); otherwise this
+    returns and the caller goes on to its next child. Call it in the ``except`` block.
+
+        except ChorusError as exc:
+            raise_if_sent(exc, relay.sent)
+            failed.append(error_span(child, exc, t0))  # and try the next child
+    """
+    if sent:
+        if note is not None:
+            error.add_note(note)
+        raise error
 
 
 def replay_pieces(text: str) -> list[str]:

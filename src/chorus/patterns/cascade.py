@@ -25,7 +25,7 @@ from pydantic import Field
 
 from chorus.config.schema import ModelRef, Node, PatternConfig
 from chorus.core.capabilities import missing
-from chorus.core.compose import Relay, combine, failed_span, open_stream
+from chorus.core.compose import Relay, combine, failed_span, open_stream, raise_if_sent
 from chorus.core.errors import (
     AllModelsFailed,
     CapabilityMissing,
@@ -160,8 +160,9 @@ class Cascade(Model):
                 else:
                     verdict = await stage.check.run(stage.model, request)
             except ChorusError as exc:
-                if not escalates_on(exc) or sent:
-                    raise  # a stream already under way cannot be taken back
+                if not escalates_on(exc):
+                    raise
+                raise_if_sent(exc, sent)
                 failed.append(error_span(stage.model, exc, t0))
                 errors[stage.model.name] = exc
                 record.update(decision="failed", error=str(exc))

@@ -34,7 +34,7 @@ from pydantic import Field
 from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core import context
 from chorus.core.capabilities import missing
-from chorus.core.compose import Relay, combine
+from chorus.core.compose import Relay, combine, raise_if_sent
 from chorus.core.errors import (
     AllModelsFailed,
     BadRequestError,
@@ -416,11 +416,11 @@ class Fallback(Model):
                         parts.append(partial)
                     if len(sent) > got:
                         broke = model.name
-                    if (sent or called) and not (self.rescue and not called):
-                        why = "rescue is off" if not called else "a tool call was sent"
-                        exc.add_note(f"fallback {self.name!r}: the stream broke after its "
-                                     f"first piece and {why}")
-                        raise
+                    # After the first piece only a rescue may go on (never past a tool call).
+                    why = "rescue is off" if not called else "a tool call was sent"
+                    raise_if_sent(exc, bool(sent or called) and (called or not self.rescue),
+                                  note=f"fallback {self.name!r}: the stream broke after its "
+                                  f"first piece and {why}")
                     self._failed(run, model, exc, t0)
                     break
                 if seam is not None:
