@@ -136,8 +136,59 @@ def test_the_old_name_still_imports_with_a_warning() -> None:
 
     with pytest.warns(DeprecationWarning, match="OutcomePredictor"):
         old = learned.LearnedRouter
-    assert old is OutcomePredictor
+    assert issubclass(old, OutcomePredictor)
     assert "LearnedRouter" not in learned.__all__
     with warnings.catch_warnings(), pytest.raises(AttributeError):
         warnings.simplefilter("error")
         learned.NoSuchName  # noqa: B018
+
+
+def old_router(folder: Path) -> OutcomePredictor:
+    import chorus.routing.learned as learned
+
+    with pytest.warns(DeprecationWarning):
+        cls = learned.LearnedRouter
+    router = cls.load(folder)
+    assert type(router) is cls and isinstance(router, OutcomePredictor)
+    return router
+
+
+@pytest.mark.parametrize("name", ["knn-v1", "mlp-v1"])
+def test_the_old_name_keeps_the_old_class_s_info_and_arrays(name: str) -> None:
+    router = old_router(V1 / name)
+    meta = json.loads((V1 / name / "router.json").read_text("utf-8"))
+    expected = dict(meta["info"])
+    if meta["kind"] != "knn":
+        expected.pop("k")  # the old class kept a k it never used outside kNN
+    assert router.info == expected  # type: ignore[attr-defined]
+    arrays = router.arrays  # type: ignore[attr-defined]
+    assert sorted(arrays) == sorted(meta["arrays"])
+    for n, arr in arrays.items():
+        np.testing.assert_array_equal(arr, np.load(V1 / name / f"{n}.npy"))
+
+
+def test_the_old_name_records_outcomes_in_place_like_the_old_class(tmp_path: Path) -> None:
+    router = old_router(V1 / "knn-v1")
+    probe = np.load(V1 / "probe.npy")
+    before = router.predict(probe)
+    fresh = OutcomePredictor.load(V1 / "knn-v1")
+    shifts = router.record_outcome("big", 0.0)  # type: ignore[attr-defined]
+    # The router itself changed, as the mutable old class did; the result is the shifts.
+    assert router.feedback.outcomes["big"] == (2, 1.0)
+    assert router.info["feedback"]["big"] == [2, 1.0]  # type: ignore[attr-defined]
+    expected = fresh.with_outcome("big", 0.0)
+    assert shifts == {m: float(v) for m, v in zip(router.models, expected.shifts(),
+                                                   strict=True)}
+    assert shifts["big"] < fresh.shifts()[list(fresh.models).index("big")]
+    np.testing.assert_allclose(router.predict(probe), expected.predict(probe))
+    assert not np.allclose(router.predict(probe), before)
+    with pytest.raises(ValueError, match="no model 'nope'"):
+        router.record_outcome("nope", 1.0)  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="reward must be in"):
+        router.record_outcome("big", 2.0)  # type: ignore[attr-defined]
+    # Saved and loaded, the outcome is kept.
+    again = OutcomePredictor.load(router.save(tmp_path / "saved"))
+    assert again.feedback.outcomes["big"] == (2, 1.0)
+    # It is still a predictor: the classifier takes it.
+    clf = LearnedClassifier(router, embedder=None)  # type: ignore[arg-type]
+    assert clf.predictor is router

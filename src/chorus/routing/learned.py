@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,12 +62,61 @@ __all__ = [
 Array = npt.NDArray[np.float64]
 
 
+class _LearnedRouter(OutcomePredictor):
+    """``OutcomePredictor`` under its old name (``LearnedRouter``), with what the old
+    class had and the predictor has not: ``record_outcome`` counts an outcome in place
+    and returns the shifts, ``info`` and ``arrays`` are the old folder's dictionaries.
+    New code uses ``OutcomePredictor.with_outcome``, ``training`` and ``scorer``."""
+
+    __slots__ = ()
+
+    @classmethod
+    def load(cls, folder: str | Path) -> _LearnedRouter:
+        p = OutcomePredictor.load(folder)
+        return cls(p.models, p.scorer, p.costs, p.willingness_to_pay, p.calibration,
+                   p.training, p.feedback)
+
+    def record_outcome(self, model: str, reward: float) -> dict[str, float]:
+        """Count one real outcome (reward in [0, 1]) of ``model`` in this router;
+        each model's prediction shift."""
+        # The old class was mutable: this router itself changes, as it did.
+        object.__setattr__(self, "feedback", self.with_outcome(model, reward).feedback)
+        return {m: float(v) for m, v in zip(self.models, self.shifts(), strict=True)}
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The old ``info``: training settings, the kNN's k and recorded outcomes (a copy:
+        changing it changes nothing)."""
+        t = self.training
+        out: dict[str, Any] = {}
+        if isinstance(self.scorer, Neighbours):
+            out["k"] = self.scorer.k
+        for f in fields(t):
+            value = getattr(t, f.name)
+            if value is None or (f.name == "k_chosen_from" and not value):
+                continue
+            out[f.name] = value
+        out["train_means"] = list(t.train_means)
+        if t.k_chosen_from:
+            out["k_chosen_from"] = {str(k): v for k, v in t.k_chosen_from.items()}
+        if self.feedback.outcomes:
+            out["feedback"] = {m: [n, s] for m, (n, s) in self.feedback.outcomes.items()}
+        if self.feedback.prior != FEEDBACK_PRIOR:
+            out["feedback_prior"] = self.feedback.prior
+        return out
+
+    @property
+    def arrays(self) -> dict[str, Array]:
+        """The fitted arrays by name, as the old class held them."""
+        return {name: getattr(self.scorer, name) for name in self.scorer.ARRAYS}
+
+
 def __getattr__(name: str) -> Any:
     if name == "LearnedRouter":  # its name until the predictor got its own module
         warnings.warn("chorus.routing.learned.LearnedRouter is now "
                       "chorus.routing.predictor.OutcomePredictor", DeprecationWarning,
                       stacklevel=2)
-        return OutcomePredictor
+        return _LearnedRouter
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
