@@ -4,6 +4,11 @@ function whose arguments are JSON valid for its schema. Also ``required`` with a
 tools offered: how often the model picks the tool the prompt is about.
 
     .venv/bin/python benchmarks/bench_tool_calls.py [--models smollm2-135m,gemma3-270m]
+        [--modes forced,required]
+
+"cut" counts the answers that ``max_tokens`` ended (``finish_reason: "length"``): a call
+the grammar had not finished, so not valid JSON. Results are merged into
+benchmarks/results/tool_calls.json by model and mode.
 
 Real llama.cpp inference on the CPU, one request at a time, temperature 0.
 """
@@ -83,13 +88,14 @@ def cases(n_per_tool: int = 10) -> list[tuple[str, str]]:
 
 
 async def run(model: LocalModel, mode: str) -> dict[str, float]:
-    ok = right = valid_json = 0
+    ok = right = valid_json = cut = 0
     started = time.perf_counter()
     items = cases()
     for name, prompt in items:
         choice = ForcedTool(name) if mode == "forced" else "required"
         out = await model.complete(Request.of(prompt, tools=tuple(TOOLS.values()),
                                               tool_choice=choice))
+        cut += out.finish_reason == "length"
         if not out.tool_calls:
             continue
         call = out.tool_calls[0]
@@ -108,30 +114,37 @@ async def run(model: LocalModel, mode: str) -> dict[str, float]:
         right += call.name == name
     n = len(items)
     return {"requests": n, "valid_json": valid_json / n, "valid_for_schema": ok / n,
-            "intended_tool": right / n, "s_per_request": (time.perf_counter() - started) / n}
+            "intended_tool": right / n, "cut_by_max_tokens": cut / n,
+            "s_per_request": (time.perf_counter() - started) / n}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--models", default="smollm2-135m,gemma3-270m")
+    ap.add_argument("--modes", default="forced,required")
     args = ap.parse_args()
     results: dict[str, dict[str, float]] = {}
     for name in args.models.split(","):
         model = LocalModel(name, name, params=Params(temperature=0, max_tokens=128, seed=0))
-        for mode in ("forced", "required"):
+        for mode in args.modes.split(","):
             results[f"{name} {mode}"] = asyncio.run(run(model, mode))
     cmd = "python benchmarks/bench_tool_calls.py " + " ".join(sys.argv[1:])
     print(f"\n`{cmd.strip()}` on {machine()}\n")
     print("| model, tool_choice | requests | valid JSON | valid for the schema | "
-          "the intended tool | s per request |")
-    print("|---|---|---|---|---|---|")
+          "the intended tool | cut by max_tokens | s per request |")
+    print("|---|---|---|---|---|---|---|")
     for key, r in results.items():
         print(f"| {key} | {r['requests']:.0f} | {r['valid_json']:.0%} | "
               f"{r['valid_for_schema']:.0%} | {r['intended_tool']:.0%} | "
-              f"{r['s_per_request']:.2f} |")
+              f"{r['cut_by_max_tokens']:.0%} | {r['s_per_request']:.2f} |")
     out = ROOT / "benchmarks" / "results" / "tool_calls.json"
-    out.write_text(json.dumps({"command": cmd.strip(), "machine": machine(),
-                               "results": results}, indent=2) + "\n")
+    old = json.loads(out.read_text()) if out.is_file() else {}
+    runs = old.get("runs", {})
+    for key, r in old.get("results", {}).items():  # the file's earlier shape
+        runs.setdefault(key, {"command": old["command"], "machine": old["machine"], **r})
+    for key, r in results.items():  # each model and mode: its latest run
+        runs[key] = {"command": cmd.strip(), "machine": machine(), **r}
+    out.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
     return 0
 
 
