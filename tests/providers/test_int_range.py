@@ -9,9 +9,10 @@ import re
 import jsonschema
 import pytest
 
+from chorus.core.errors import MalformedResponse
 from chorus.core.types import ForcedTool, Params, Request, Tool
 from chorus.providers._int_range import MAX_DIGITS, int_bounds, range_regex
-from chorus.providers._llama import schema_gbnf
+from chorus.providers._llama import Generated, schema_gbnf
 from chorus.providers.local import LocalModel
 
 RANGES = [(0, 23), (0, 59), (1, 12), (5, 5), (0, 0), (7, 1000), (99, 101), (-40, 125),
@@ -80,3 +81,23 @@ async def test_gemma_forced_call_keeps_the_hour_in_range(label: str) -> None:
     (call,) = out.tool_calls
     args = json.loads(call.arguments)
     jsonschema.validate(args, ALARM.parameters)
+
+
+@pytest.mark.parametrize("tool_choice", [ForcedTool("set_alarm"), "required"])
+def test_a_call_whose_decoding_stopped_inside_its_json_is_an_error(
+        tool_choice: ForcedTool | str) -> None:
+    # Gemma 3 stopped inside a 200-character string (the grammar's cap) with an end of
+    # turn; the broken arguments came back as a finished call (finish_reason tool_calls).
+    model = LocalModel("gemma", "gemma3-270m")
+    request = Request.of("Set an alarm for 14:30.", tools=(ALARM,),
+                         tool_choice=tool_choice)  # type: ignore[arg-type]
+    cut = Generated('{"hour": 14, "minute": 30, "label": "Review of the review of', 40, 30,
+                    "stop")
+    with pytest.raises(MalformedResponse, match="ended inside its arguments"):
+        model._completion(request, cut, 0.0)
+    whole = Generated('{"hour": 14, "minute": 30}', 40, 12, "stop")
+    done = model._completion(request, whole, 0.0)
+    assert done.finish_reason == "tool_calls" and json.loads(done.tool_calls[0].arguments)
+    # Cut by max_tokens: a length finish says so already, and stays as it is.
+    assert model._completion(request, Generated(cut.text, 40, 128, "length"), 0.0
+                             ).finish_reason == "length"

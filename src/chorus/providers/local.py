@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -40,7 +41,13 @@ from pydantic import Field
 
 from chorus.config.schema import ProviderConfig
 from chorus.core import context
-from chorus.core.errors import Cancelled, ConfigError, MissingDependency, ProviderError
+from chorus.core.errors import (
+    Cancelled,
+    ConfigError,
+    MalformedResponse,
+    MissingDependency,
+    ProviderError,
+)
 from chorus.core.model import StreamEvent, deltas_of
 from chorus.core.registry import BuildContext
 from chorus.core.types import (
@@ -243,6 +250,13 @@ class LocalModel(Provider):
         if plan is not None:
             text, calls = _local_tools.read_answer(plan, text, call_id)
             if calls and finish == "stop":
+                if not _is_json(calls[0].arguments):
+                    # The grammar only ends at the end of the JSON: a stop before it is
+                    # one the grammar could not prevent (the model would write none of
+                    # the tokens it allowed). Never a finished call with broken arguments.
+                    raise MalformedResponse(
+                        f"the tool call ended inside its arguments: "
+                        f"{calls[0].arguments[-60:]!r}", model=self.name)
                 finish = "tool_calls"
         return self.finish(
             text, Usage(result.prompt_tokens, result.completion_tokens), started,
@@ -307,6 +321,14 @@ class LocalModel(Provider):
             if not job.done():
                 cancel.set()
                 job.cancel()
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _looks_like_path(model: str) -> bool:
