@@ -13,9 +13,10 @@ from typing import Any
 
 from orjson import dumps
 
+from chorus.core.compose import Relay, open_stream
 from chorus.core.context import scope as chorus_scope
-from chorus.core.errors import ChorusError, DeadlineExceeded, MalformedResponse
-from chorus.core.model import Model, stream_or_complete
+from chorus.core.errors import ChorusError, DeadlineExceeded
+from chorus.core.model import Model
 from chorus.core.types import Completion, Request, TextDelta, Usage
 from chorus.gateway._deadline import caller_deadline
 from chorus.gateway._endpoint import (
@@ -134,14 +135,11 @@ class CompletionsEndpoint(ChatEndpoint):
                     for index, request in enumerate(requests):
                         # The echoed prompt goes out with the answer's first piece.
                         head = request.messages[-1].content if body.echo else ""
-                        final: Completion | None = None
-                        events = stream_or_complete(model, request)
+                        events = open_stream(model, request)
+                        relay = Relay(events, model)
                         at, sent_lp = 0, 0  # characters sent, tokens whose logprobs were
                         try:
-                            async for ev in events:
-                                if isinstance(ev, Completion):
-                                    final = ev
-                                    break
+                            async for ev in relay:
                                 if isinstance(ev, TextDelta) and (ev.text or head):
                                     leaf = ev.model or leaf
                                     # Each piece with its own tokens' logprobs (echo is
@@ -155,9 +153,7 @@ class CompletionsEndpoint(ChatEndpoint):
                                     head = ""
                         finally:
                             await events.aclose()
-                        if final is None:
-                            raise MalformedResponse(
-                                f"{model.name!r} ended its stream without an answer")
+                        final = relay.final
                         leaf = final.model
                         if head:
                             await chunk(index, head)

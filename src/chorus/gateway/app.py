@@ -24,9 +24,10 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chorus.core.compose import Relay, open_stream
 from chorus.core.context import scope as chorus_scope
-from chorus.core.errors import ChorusError, DeadlineExceeded, MalformedResponse
-from chorus.core.model import Model, stream_or_complete
+from chorus.core.errors import ChorusError, DeadlineExceeded
+from chorus.core.model import Model
 from chorus.core.types import Completion, Request, ToolCallDelta
 from chorus.gateway import responses_api
 from chorus.gateway._deadline import caller_deadline
@@ -108,7 +109,8 @@ class ChatEndpoint(_Endpoint):
                       timeout: float | None) -> None:
         system = body.model
         cid, created = _completion_id(), int(time.time())
-        events = stream_or_complete(model, request)
+        events = open_stream(model, request)
+        relay = Relay(events, model)
         opened = False
         leaf = system  # each chunk names the leaf that produced it, once one says
         asked_logprobs, sent_logprobs = bool(body.logprobs), 0
@@ -120,11 +122,7 @@ class ChatEndpoint(_Endpoint):
         try:
             with chorus_scope(deadline_s=timeout):
                 async with asyncio.timeout(timeout):
-                    final: Completion | None = None
-                    async for ev in events:
-                        if isinstance(ev, Completion):
-                            final = ev
-                            break
+                    async for ev in relay:
                         logprobs = None
                         if isinstance(ev, ToolCallDelta):
                             call, text = ev, None
@@ -150,8 +148,7 @@ class ChatEndpoint(_Endpoint):
                             await event(chunk_body(
                                 cid, created, leaf, text=text, tool_call=call,
                                 include_usage=include_usage, logprobs=logprobs))
-            if final is None:
-                raise MalformedResponse(f"{model.name!r} ended its stream without an answer")
+            final = relay.final
         except TimeoutError:
             await self._stream_error(send, opened, error_response(DeadlineExceeded(
                 f"{system!r} did not finish within {timeout:g}s")), system, started)
@@ -224,7 +221,8 @@ class ResponsesEndpoint(ChatEndpoint):
     async def _stream_events(self, send: Send, model: Model, request: Request,
                              body: ResponsesRequest, started: float, scope: Scope) -> None:
         system, state = body.model, responses_api.StreamState(body)
-        events = stream_or_complete(model, request)
+        events = open_stream(model, request)
+        relay = Relay(events, model)
         opened = False
 
         async def emit(objs: list[dict[str, Any]], more: bool = True) -> None:
@@ -235,11 +233,7 @@ class ResponsesEndpoint(ChatEndpoint):
         try:
             with chorus_scope(deadline_s=self.timeout):
                 async with asyncio.timeout(self.timeout):
-                    final: Completion | None = None
-                    async for ev in events:
-                        if isinstance(ev, Completion):
-                            final = ev
-                            break
+                    async for ev in relay:
                         if not opened:
                             await send({"type": "http.response.start", "status": 200,
                                         "headers": [*_SSE,
@@ -250,8 +244,7 @@ class ResponsesEndpoint(ChatEndpoint):
                             await emit(state.call_delta(ev))
                         elif ev.text:
                             await emit(state.text_delta(ev.text, ev.logprobs))
-            if final is None:
-                raise MalformedResponse(f"{model.name!r} ended its stream without an answer")
+            final = relay.final
         except (TimeoutError, ChorusError) as exc:
             err = error_response(exc if isinstance(exc, ChorusError) else DeadlineExceeded(
                 f"{system!r} did not finish within {self.timeout:g}s"))
