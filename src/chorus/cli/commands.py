@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from contextlib import aclosing
 from typing import Any
 
 import yaml
@@ -12,9 +13,10 @@ from rich.console import Console
 
 from chorus.cli.main import dump_json, load_config
 from chorus.cli.render import summary_line, trace_renderable
+from chorus.core.compose import Relay, open_stream
 from chorus.core.context import scope
 from chorus.core.errors import ChorusError, ConfigError
-from chorus.core.model import Leaf, Model, call, stream_or_complete
+from chorus.core.model import Leaf, Model, call
 from chorus.core.types import Completion, Request, TextDelta
 from chorus.eval.report import table
 from chorus.providers import Provider
@@ -53,23 +55,20 @@ async def _answer(model: Model, request: Request, args: argparse.Namespace) -> C
         with scope(deadline_s=args.timeout):
             if not streaming:
                 return await call(model, request)
-            final: Completion | None = None
             started = False
-            try:
-                async for event in stream_or_complete(model, request):
-                    if isinstance(event, TextDelta):
-                        started = True
-                        sys.stdout.write(event.text)
+            async with aclosing(open_stream(model, request)) as events:
+                relay = Relay(events, model)
+                try:
+                    async for event in relay:
+                        if isinstance(event, TextDelta):
+                            started = True
+                            sys.stdout.write(event.text)
+                            sys.stdout.flush()
+                finally:
+                    if started:
+                        sys.stdout.write("\n")
                         sys.stdout.flush()
-                    elif isinstance(event, Completion):
-                        final = event
-            finally:
-                if started:
-                    sys.stdout.write("\n")
-                    sys.stdout.flush()
-            if final is None:
-                raise ChorusError(f"{model.name!r} ended its stream without a final answer")
-            return final
+            return relay.final
     finally:
         await model.aclose()
 
