@@ -23,13 +23,13 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from chorus.embeddings._base import Vectors
+from chorus.embeddings.threads import one_blas_thread
 
 __all__ = ["BertEncoder", "one_blas_thread", "supported"]
 
@@ -38,25 +38,6 @@ Array = np.ndarray[Any, np.dtype[np.float32]]
 
 #: Calls with at most this many word pieces in all run BLAS on one thread.
 ONE_THREAD_TOKENS = 256
-_controller: list[Any] = []
-
-
-@contextlib.contextmanager
-def one_blas_thread() -> Iterator[None]:
-    """BLAS on one thread inside the block (no-op without threadpoolctl). The limit is
-    the process's (BLAS libraries keep one thread count), for the block's duration."""
-    if not _controller:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            _controller.append(None)
-        else:
-            _controller.append(ThreadpoolController())
-    if _controller[0] is None:
-        yield
-        return
-    with _controller[0].limit(limits=1, user_api="blas"):
-        yield
 
 
 def _json(path: Path) -> dict[str, Any]:

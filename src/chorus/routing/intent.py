@@ -42,7 +42,7 @@ from chorus.core.errors import MissingDependency
 from chorus.core.registry import BuildContext
 from chorus.core.types import Request
 from chorus.embeddings import Embedder
-from chorus.embeddings._bert import one_blas_thread
+from chorus.embeddings.threads import one_blas_thread
 from chorus.routing._base import Classifier, Decision
 
 __all__ = [
