@@ -23,6 +23,7 @@ import glob
 import json
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,9 @@ def main() -> None:
     test = random.Random(0).sample(data["test"], 1500) + data["oos_test"]
     val = data["val"] + data["oos_val"]
     # bench_clinc150.py's frozen vectors: train (15,000 rows), val (3,100), test (2,500).
-    frozen = {np.load(f).shape[0]: np.load(f) for f in glob.glob(str(CACHE / "clinc150-*.npy"))}
+    # (named clinc150-<16 hex digits>.npy; the fine-tuned vectors below are named apart).
+    frozen = {np.load(f).shape[0]: np.load(f) for f in glob.glob(str(CACHE / "clinc150-*.npy"))
+              if re.fullmatch(r"clinc150-[0-9a-f]{16}\.npy", Path(f).name)}
     x_train, x_val, x_test = frozen[15000], frozen[3100], frozen[2500]
     row = {t: j for j, t in enumerate(t for i in intents for t in by[i])}
     rng = random.Random(0)
