@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine  # noqa: E402
 
 from chorus.core.types import Request  # noqa: E402
-from chorus.embeddings import Vectors, _bert  # noqa: E402
+from chorus.embeddings import Vectors  # noqa: E402
 from chorus.embeddings.local import MiniLMEmbedder, _load, model_folder  # noqa: E402
+from chorus.embeddings.threads import one_blas_thread  # noqa: E402
 from chorus.routing.intent import IntentClassifier, IntentHead  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -93,11 +94,11 @@ async def main() -> None:
     x0 = encoder.encode(["what time is it"])
 
     def head_one_thread() -> None:
-        with _bert.one_blas_thread():
+        with one_blas_thread():
             head.score(x0, head.proba(x0))
 
     def forward_one_thread(ids: list[int]) -> None:
-        with _bert.one_blas_thread():
+        with one_blas_thread():
             encoder._forward([ids])
 
     classifier = IntentClassifier(head, now)
