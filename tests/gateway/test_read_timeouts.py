@@ -159,3 +159,22 @@ def test_the_limits_are_settings_with_sane_defaults() -> None:
     assert d.head_timeout_s == 10 and d.body_timeout_s == 15
     with pytest.raises(ValueError, match="head_timeout_s"):
         GatewayConfig(head_timeout_s=0)
+
+
+def _read_timeouts(url: str) -> dict[str, int]:
+    text = httpx.get(url + "/metrics").text
+    return {line.split('stage="')[1].split('"')[0]: int(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("chorus_gateway_read_timeouts_total{")}
+
+
+def test_the_servers_own_408s_are_counted_in_metrics(url: str) -> None:
+    before = _read_timeouts(url)
+    assert set(before) == {"head", "body"}
+    with _connect(url) as s:
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-le")
+        assert _until_closed(s).startswith(b"HTTP/1.1 408 ")
+    with _connect(url) as s:  # nothing sent: closed silently, not a 408, not counted
+        assert _until_closed(s) == b""
+    after = _read_timeouts(url)
+    assert after["head"] == before["head"] + 1 and after["body"] == before["body"]

@@ -8,8 +8,9 @@ among the open connections, for as long as it likes. Here the head must arrive w
 ``body_timeout_s`` of the head's end; past either, a 408 in OpenAI's error shape goes
 out and the connection is closed (one that sent nothing is closed silently). The
 gateway's endpoints time the body themselves and answer their own 408 (counted in
-/metrics); this protocol's body limit, a moment later, is the backstop for every other
-route and closes the connection of a body still coming.
+/metrics as an error); this protocol's body limit, a moment later, is the backstop for
+every other route and closes the connection of a body still coming. The protocol's own
+408s are counted in /metrics too, as ``chorus_gateway_read_timeouts_total{stage}``.
 
 **One write.** uvicorn writes a response's head as soon as the app sends
 ``http.response.start`` and its body on the next message: two syscalls and two TCP
@@ -31,6 +32,8 @@ import logging
 from typing import Any, Literal
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from chorus.gateway.metrics import read_timeout
 
 __all__ = ["BODY_GRACE_S", "GatewayHttpToolsProtocol"]
 
@@ -161,5 +164,6 @@ class GatewayHttpToolsProtocol(HttpToolsProtocol):
         else:
             message = f"the request body did not arrive within {self._body_s:g}s"
         log.info("%s:%s: %s; closing the connection", *(self.client or ("-", "-")), message)
+        read_timeout(what)
         self.transport.write(_timeout_answer(message))
         self.transport.close()

@@ -7,9 +7,19 @@ dict updates, so it stays off the latency budget of the hot path.
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
+from collections import Counter, defaultdict
+from typing import Literal
 
-__all__ = ["BUCKETS", "Metrics"]
+__all__ = ["BUCKETS", "Metrics", "READ_TIMEOUTS", "read_timeout"]
+
+#: The server's own 408s (gateway/_uvicorn.py): requests whose head or body came too
+#: slowly, cut off before any endpoint saw them. Kept per process, as the server is.
+READ_TIMEOUTS: Counter[str] = Counter()
+
+
+def read_timeout(stage: Literal["head", "body"]) -> None:
+    """Count one request cut off because its ``stage`` came too slowly."""
+    READ_TIMEOUTS[stage] += 1
 
 #: Latency histogram bounds in seconds.
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -64,6 +74,12 @@ class Metrics:
         for (system, code), n in sorted(self.errors.items()):
             out.append(f'chorus_gateway_errors_total{{system="{_esc(system)}",'
                        f'code="{_esc(code)}"}} {n}')
+        out += ["# HELP chorus_gateway_read_timeouts_total Requests the server answered 408 "
+                "and closed because their head or body came too slowly, by stage.",
+                "# TYPE chorus_gateway_read_timeouts_total counter"]
+        for stage in ("head", "body"):
+            out.append(f'chorus_gateway_read_timeouts_total{{stage="{stage}"}} '
+                       f"{READ_TIMEOUTS[stage]}")
         out += ["# HELP chorus_gateway_tokens_total Tokens used, by system, model and type.",
                 "# TYPE chorus_gateway_tokens_total counter"]
         for (system, model, kind), n in sorted(self.tokens.items()):
