@@ -185,6 +185,24 @@ def test_run_json_prints_usage_errors_as_json(cfg: Path, args: list[str],
     assert captured.err == ""
 
 
+def test_an_unknown_option_under_json_is_a_json_error_naming_the_subcommand(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # argparse reports unrecognised options from the top-level parser, which has no
+    # --json of its own: the subcommand's flag decides.
+    with pytest.raises(SystemExit) as info:
+        main(["models", "--json", "--bogus"])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)["error"]
+    assert error == {"type": "UsageError", "message":
+                     "unrecognized arguments: --bogus (see 'chorus models --help')"}
+    assert captured.err == ""
+    with pytest.raises(SystemExit):
+        main(["models", "--bogus"])  # no --json: one line on stderr, as before
+    captured = capsys.readouterr()
+    assert captured.out == "" and "chorus models --help" in captured.err
+
+
 def test_json_that_names_a_file_keeps_usage_errors_on_stderr(
         capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):

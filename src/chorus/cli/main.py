@@ -47,9 +47,21 @@ class _Parser(argparse.ArgumentParser):
         self._words = list(sys.argv[1:] if args is None else args)
         return super().parse_known_args(args, namespace)
 
+    def _command(self) -> argparse.ArgumentParser:
+        """The innermost subcommand the words name (``chorus router eval`` ->
+        ``router eval``'s parser): where an error argparse reports at the top level, such
+        as an unrecognised option, belongs."""
+        parser: argparse.ArgumentParser = self
+        for word in self._words:
+            subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            if subs and word in subs[0].choices:
+                parser = subs[0].choices[word]
+        return parser
+
     def error(self, message: str) -> NoReturn:
-        line = f"{message} (see '{self.prog} --help')"
-        flag = self._option_string_actions.get("--json")
+        command = self._command()
+        line = f"{message} (see '{command.prog} --help')"
+        flag = command._option_string_actions.get("--json")
         if isinstance(flag, argparse._StoreTrueAction) and "--json" in self._words:
             # Whoever asked for JSON reads stdout as JSON, usage errors included.
             print(dump_json({"error": {"type": "UsageError", "message": line}}))
