@@ -46,6 +46,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _clinc150 import load as load_clinc150  # noqa: E402
 from _machine import machine  # noqa: E402
 
 from chorus.config import Config  # noqa: E402
@@ -171,13 +172,9 @@ async def main() -> None:
     tune = {int(k) for k in args.tune.split(",") if k}
     started = time.time()
     cache = Path(os.environ.get("CHORUS_BENCH_CACHE", "/tmp/chorus-bench-cache"))
-    data = json.loads((Path(args.data) / "clinc150" / "data_full.json").read_text("utf-8"))
-    by_intent: dict[str, list[str]] = {}
-    for text, intent in data["train"]:
-        by_intent.setdefault(intent, []).append(text)
-    intents = sorted(by_intent)
-    test = random.Random(0).sample(data["test"], args.test) + data["oos_test"]
-    val = data["val"] + data["oos_val"]
+    clinc = load_clinc150(args.data, args.test)
+    data, by_intent, intents = clinc.data, clinc.by_intent, clinc.intents
+    test, val = clinc.test, clinc.val
 
     embedder = MiniLMEmbedder()
     train_texts = [t for i in intents for t in by_intent[i]]
@@ -202,9 +199,7 @@ async def main() -> None:
     results = []
     heads: dict[str, Path] = {}
     for k in (5, 10, 0):
-        rng = random.Random(0)
-        examples = {i: (rng.sample(by_intent[i], k) if k else list(by_intent[i]))
-                    for i in intents}
+        examples = clinc.examples(k)
         owners = [n for n, i in enumerate(intents) for _ in examples[i]]
         rows = np.stack([x_train[row_of[t]] for i in intents for t in examples[i]])
         cents = centroids(rows, owners, len(intents))

@@ -9,13 +9,12 @@ test figures so that the epochs can be compared on val.
 from __future__ import annotations
 
 import argparse
-import json
-import random
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _clinc150 import load as load_clinc150
 
 from chorus.embeddings.local import model_folder
 from chorus.eval.intents import fit_intents
@@ -31,16 +30,10 @@ def main() -> None:
     args = parser.parse_args()
     from sentence_transformers import SentenceTransformer
 
-    data = json.loads((Path(args.data) / "clinc150" / "data_full.json").read_text("utf-8"))
-    by: dict[str, list[str]] = {}
-    for t, i in data["train"]:
-        by.setdefault(i, []).append(t)
-    intents = sorted(by)
-    test = random.Random(0).sample(data["test"], 1500) + data["oos_test"]
-    val = data["val"] + data["oos_val"]
-    rng = random.Random(0)
-    examples = {i: rng.sample(by[i], args.k) for i in intents}
-    train = [(t, i) for i in intents for t in examples[i]]
+    clinc = load_clinc150(args.data)
+    test, val = clinc.test, clinc.val
+    examples = clinc.examples(args.k)
+    train = [(t, i) for i in clinc.intents for t in examples[i]]
     t0 = time.time()
     with tempfile.TemporaryDirectory() as out:
         head = fit_intents(train, out, val=val, tune_epochs=args.epochs,

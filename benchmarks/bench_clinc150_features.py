@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
-import random
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _clinc150 import load as load_clinc150
 
 from chorus.routing.embedding import centroids
 from chorus.routing.intent import IntentHead, fit_head
@@ -52,21 +51,15 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     args = parser.parse_args()
     k = args.k
-    data = json.loads((Path(args.data) / "clinc150" / "data_full.json").read_text("utf-8"))
-    by: dict[str, list[str]] = {}
-    for t, i in data["train"]:
-        by.setdefault(i, []).append(t)
-    intents = sorted(by)
-    test = random.Random(0).sample(data["test"], 1500) + data["oos_test"]
-    val = data["val"] + data["oos_val"]
+    clinc = load_clinc150(args.data)
+    by, intents, test, val = clinc.by_intent, clinc.intents, clinc.test, clinc.val
     # bench_clinc150.py's frozen vectors: train (15,000 rows), val (3,100), test (2,500).
     # (named clinc150-<16 hex digits>.npy; the fine-tuned vectors below are named apart).
     frozen = {np.load(f).shape[0]: np.load(f) for f in glob.glob(str(CACHE / "clinc150-*.npy"))
               if re.fullmatch(r"clinc150-[0-9a-f]{16}\.npy", Path(f).name)}
     x_train, x_val, x_test = frozen[15000], frozen[3100], frozen[2500]
     row = {t: j for j, t in enumerate(t for i in intents for t in by[i])}
-    rng = random.Random(0)
-    examples = {i: rng.sample(by[i], k) for i in intents}
+    examples = clinc.examples(k)
     train = [(t, i) for i in intents for t in examples[i]]
     feats: dict[str, tuple[Any, ...]] = {
         "frozen": (np.stack([x_train[row[t]] for t, _ in train]), x_val, x_test)}
