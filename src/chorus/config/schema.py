@@ -141,6 +141,14 @@ class GatewayConfig(Node):
     #: ``timeout_s``); past it, a 408 and a closed connection.
     body_timeout_s: float = Field(default=15.0, gt=0)
 
+    @property
+    def body_limit_s(self) -> float:
+        """The seconds a body may take in effect: ``body_timeout_s``, at most
+        ``timeout_s``."""
+        if self.timeout_s is None:
+            return self.body_timeout_s
+        return min(self.body_timeout_s, self.timeout_s)
+
 
 class TelemetryConfig(Node):
     """OpenTelemetry export (docs/telemetry.md); the standard ``OTEL_*`` variables win

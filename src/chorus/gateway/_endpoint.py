@@ -156,8 +156,7 @@ class _Endpoint:
         self.timeout = gw.settings.timeout_s
         #: How long a client may take to send its body (a slow client holds a connection;
         #: under ``chorus serve`` the protocol closes it a moment later, gateway/_uvicorn.py).
-        self.body_timeout = gw.settings.body_timeout_s if self.timeout is None else min(
-            gw.settings.body_timeout_s, self.timeout)
+        self.body_timeout = gw.settings.body_limit_s
         self.log_content = gw.settings.log_content
 
     async def _error(self, send: Send, err: WireError, system: str, started: float) -> None:

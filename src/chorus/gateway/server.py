@@ -35,11 +35,9 @@ def app_from_env() -> Starlette:
 def uvicorn_options(settings: GatewayConfig) -> dict[str, Any]:
     """uvicorn's settings for the gateway: httptools under chorus's protocol (read limits
     from ``settings``, one write per answer), uvloop where it is installed."""
-    body = settings.body_timeout_s if settings.timeout_s is None else min(
-        settings.body_timeout_s, settings.timeout_s)
     # A partial of a class at module level: picklable, so worker processes get it too.
     http = functools.partial(GatewayHttpToolsProtocol, head_timeout_s=settings.head_timeout_s,
-                             body_timeout_s=body)
+                             body_timeout_s=settings.body_limit_s)
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     return {"http": http, "loop": loop, "access_log": False, "log_level": "warning",
             "lifespan": "on", "server_header": False}
