@@ -31,7 +31,7 @@ import numpy as np
 from chorus.embeddings._base import Vectors
 from chorus.embeddings.threads import one_blas_thread
 
-__all__ = ["BertEncoder", "one_blas_thread", "supported"]
+__all__ = ["BertEncoder", "supported"]
 
 F32 = np.float32
 Array = np.ndarray[Any, np.dtype[np.float32]]

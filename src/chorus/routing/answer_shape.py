@@ -104,13 +104,10 @@ def shape_features(text: str | None) -> list[float]:
     ``no_final``)."""
     text = text or ""
     final = final_answer(text)
+    # _NUMBER's match is always a valid float once its thousands separators are gone.
     number = _NUMBER.search(final) if final else None
-    fractional = 0.0
-    if number is not None:
-        try:
-            fractional = float(float(number.group().replace(",", "")) % 1 != 0)
-        except ValueError:
-            fractional = 0.0
+    fractional = float(number is not None
+                       and float(number.group().replace(",", "")) % 1 != 0)
     checked, wrong = arithmetic_steps(text)
     return [math.log1p(len(text)), 0.0 if final else 1.0, fractional,
             math.log1p(checked), wrong / checked if checked else 0.0]
