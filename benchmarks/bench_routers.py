@@ -67,36 +67,20 @@ def split(rows: list[OutcomeItem], sample: int | None, seed: int = 0
     return rows[half:], rows[:half]
 
 
-def cascade_metrics(rows: list[OutcomeItem], accept_p: np.ndarray, weak: int, strong: int,
-                    models: list[str]) -> RouterMetrics:
+def cascade_metrics(t: rp.Table, accept_p: np.ndarray, weak: int, strong: int
+                    ) -> RouterMetrics:
     """The cascade weak -> strong over every threshold of ``accept_p`` (escalate the
     least likely right first), against the two models alone."""
-    scores, costs = matrices(rows, models)
-    q, c = np.nan_to_num(scores), np.nan_to_num(costs)
-    escalate = np.zeros(len(rows), dtype=bool)
+    q, c = t.scores, t.costs
+    escalate = np.zeros(len(t), dtype=bool)
     points = []
     for i in [None, *np.argsort(accept_p, kind="stable")]:
         if i is not None:
             escalate[i] = True
         points.append(Point(float(c[:, weak].sum() + c[escalate, strong].sum()),
                             float(np.where(escalate, q[:, strong], q[:, weak]).mean())))
-    singles = {models[j]: Point(float(c[:, j].sum()), float(q[:, j].mean())) for j in (0, 1)}
+    singles = {t.models[j]: Point(float(c[:, j].sum()), float(q[:, j].mean())) for j in (0, 1)}
     return router_metrics(points, singles)
-
-
-def fit_acceptance(rows: list[OutcomeItem], x: np.ndarray, weak: int, models: list[str],
-                   *, prompt: bool) -> AcceptanceModel:
-    t = rp.Table.of(rows, models, extractor("number"))
-    feats, _ = rp.stage_features(t, [weak])
-    x_used = x if prompt else np.zeros((len(rows), 0))
-    return AcceptanceModel.fit(x_used, feats, t.scores[:, weak] > 0.5, shape=True)
-
-
-def accept_scores(model: AcceptanceModel, rows: list[OutcomeItem], x: np.ndarray, weak: int,
-                  models: list[str]) -> np.ndarray:
-    t = rp.Table.of(rows, models, extractor("number"))
-    feats, _ = rp.stage_features(t, [weak])
-    return model.predict(x if model.dims else np.zeros((len(rows), 0)), feats)
 
 
 def learned_cascade(train: list[OutcomeItem], x_train: np.ndarray, test: list[OutcomeItem],
@@ -107,19 +91,29 @@ def learned_cascade(train: list[OutcomeItem], x_train: np.ndarray, test: list[Ou
     q, _ = matrices(train, models)
     strong = int(np.argmax(np.nanmean(q, axis=0)))
     weak = 1 - strong
+    tr, te = (rp.Table.of(rows, models, extractor("number")) for rows in (train, test))
+    f_tr, f_te = rp.stage_features(tr, [weak])[0], rp.stage_features(te, [weak])[0]
+
+    def fit(idx: np.ndarray, prompt: bool) -> AcceptanceModel:
+        x = x_train[idx] if prompt else np.zeros((len(idx), 0))
+        return AcceptanceModel.fit(x, f_tr[idx], tr.scores[idx, weak] > 0.5, shape=True)
+
+    def accept(model: AcceptanceModel, x: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        return model.predict(x if model.dims else np.zeros((len(feats), 0)), feats)
+
     cut = len(train) * 4 // 5
-    held = {}
-    for prompt in (True, False):
-        m = fit_acceptance(train[:cut], x_train[:cut], weak, models, prompt=prompt)
-        p = accept_scores(m, train[cut:], x_train[cut:], weak, models)
-        held[prompt] = cascade_metrics(train[cut:], p, weak, strong, models).apgr
+    fitting, held_out = np.arange(cut), np.arange(cut, len(train))
+    held = {prompt: cascade_metrics(tr.take(held_out), accept(fit(fitting, prompt),
+                                                               x_train[held_out],
+                                                               f_tr[held_out]),
+                                    weak, strong).apgr
+            for prompt in (True, False)}
     prompt = held[True] >= held[False]
-    model = fit_acceptance(train, x_train, weak, models, prompt=prompt)
-    p = accept_scores(model, test, x_test, weak, models)
+    model = fit(np.arange(len(train)), prompt)
     label = ("cascade, learned check on the answer"
              + (" and the prompt" if prompt else " alone")
              + f" (held-out APGR {held[True]:.3f} with the prompt, {held[False]:.3f} without)")
-    return label, cascade_metrics(test, p, weak, strong, models)
+    return label, cascade_metrics(te, accept(model, x_test, f_te), weak, strong)
 
 
 def fmt(v: float | None) -> str:
