@@ -34,6 +34,7 @@ from typing import Any, Literal
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from chorus.gateway.metrics import read_timeout
+from chorus.gateway.wire_error import WireError
 
 __all__ = ["BODY_GRACE_S", "GatewayHttpToolsProtocol"]
 
@@ -83,8 +84,8 @@ class _Coalescing:
 
 
 def _timeout_answer(message: str) -> bytes:
-    body = json.dumps({"error": {"message": message, "type": "invalid_request_error",
-                                 "param": None, "code": "request_timeout"}}).encode()
+    """The 408 the endpoints' own body timeout sends, as raw bytes of a closing answer."""
+    body = json.dumps(WireError(408, message, code="request_timeout").body()).encode()
     return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
             + body)
