@@ -19,7 +19,7 @@ from chorus.eval.outcomes import Outcome, OutcomeItem, as_items, write_outcomes
 from chorus.eval.scorers import make_scorer
 from chorus.eval.tune import pick_extract, search
 from chorus.patterns.agreement import extractor
-from chorus.routing.acceptance import AcceptanceModel
+from chorus.routing.acceptance import AcceptanceModel, PriceModel
 
 PRICES = {"cheap": 1.0, "other": 1.5, "mid": 6.0, "strong": 20.0}
 
@@ -43,8 +43,9 @@ def _table(n: int, seed: int) -> tuple[list[OutcomeItem], np.ndarray]:
             wrong = [c for c in "ABCD" if c != gold]
             letter = gold if right else wrong[rng.integers(0, 3)]
             text = f"Let me think. The answer is ({letter})" if rng.random() > 0.05 else "hmm"
+            # Output tokens vary by item and model (a priced check reads them).
             outs[m] = Outcome(float(right and text != "hmm"), price * 1e-3 * (1 + rng.random()),
-                              text, 10)
+                              text, 5 + (i * 7 + len(m) * 13) % 50)
         rows.append(OutcomeItem(str(i), f"question {i} on topic {topic[i]}", None, gold, outs))
     return rows, x
 
@@ -86,6 +87,10 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
     acc1 = AcceptanceModel.fit(x, feats1, t.scores[:, 0] > 0.5, shape=True)
     assert acc1.reads_text and feats1.shape[1] == len(acc1.features)
     acc1.save(tmp_path / "accept1")
+    # The same, weighing the escalation's price predicted from the stage's output tokens.
+    price = PriceModel.fit(x, t.stage_tokens([0]), t.costs[:, 3])
+    acc1p = acc1.with_price(price, 1.0)
+    acc1p.save(tmp_path / "accept1p")
     doc = {
         "models": {m: {"provider": "replay", "outcomes": "t.jsonl", "model": m} for m in models},
         "systems": {
@@ -109,13 +114,17 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
                 {"model": "cheap", "check": {"type": "learned", "path": "accept1",
                                              "threshold": 0.5, "extract": "choice"}},
                 {"model": "strong"}]},
+            "casc1p": {"kind": "cascade", "stages": [
+                {"model": "cheap", "check": {"type": "learned", "path": "accept1p",
+                                             "threshold": 0.8, "extract": "choice"}},
+                {"model": "strong"}]},
         },
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(doc), "utf-8")
     cfg = Config.load(tmp_path / "c.yaml")
-    systems = {n: cfg.get(n) for n in ("cons", "wvote", "casc", "casc2", "casc1")}
+    systems = {n: cfg.get(n) for n in ("cons", "wvote", "casc", "casc2", "casc1", "casc1p")}
     # The learned check embeds live; here through a fixed table of vectors.
-    for n in ("casc", "casc2", "casc1"):
+    for n in ("casc", "casc2", "casc1", "casc1p"):
         check = systems[n].stages[0].check  # type: ignore[attr-defined]
         check.embedder = VectorEmbedder({r.prompt: x[i] for i, r in enumerate(rows)})
     res = await run_bench(systems, as_items(rows),
@@ -130,7 +139,14 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
     assert not np.allclose(p2, acc2.predict(x, feats2))
     p1 = AcceptanceModel.load(tmp_path / "accept1").predict(x, feats1)
     assert np.allclose(p1, acc1.predict(x, feats1))
+    loaded1p = AcceptanceModel.load(tmp_path / "accept1p")
+    assert loaded1p.priced and loaded1p.price_weight == 1.0
+    p1p = loaded1p.score(x, feats1, t.stage_tokens([0]))
+    assert np.allclose(p1p, acc1p.score(x, feats1, t.stage_tokens([0])))
+    # The price changes the decision: not the order of P(right) alone.
+    assert not np.array_equal(np.argsort(p1p), np.argsort(p1))
     expected = {
+        "casc1p": rp.accepted(t, [0], p1p >= 0.8, strong),
         "casc1": rp.accepted(t, [0], p1 >= 0.5, strong),
         "casc2": rp.accepted(t, [0, 1, 2], p2 >= 0.55, strong),
         "cons": rp.consensus(t, [0, 1, 2], 0.66, strong),
@@ -146,6 +162,7 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
     assert 0 < (p >= 0.6).mean() < 1
     assert 0 < (p2 >= 0.55).mean() < 1
     assert 0 < (p1 >= 0.5).mean() < 1
+    assert 0 < (p1p >= 0.8).mean() < 1
 
 
 def test_search_finds_the_cheap_path_and_keeps_only_the_frontier() -> None:

@@ -26,8 +26,9 @@ Ints = npt.NDArray[np.int64]
 
 @dataclass
 class Table:
-    """Scores, costs and extracted answer labels (0: none) as items x models arrays, and
-    the ``SHAPE_FEATURES`` of each recorded response (items x models x features)."""
+    """Scores, costs, output tokens and extracted answer labels (0: none) as items x
+    models arrays, and the ``SHAPE_FEATURES`` of each recorded response (items x models x
+    features)."""
 
     models: list[str]
     scores: Array
@@ -35,6 +36,7 @@ class Table:
     labels: Ints
     prompts: list[str]
     shapes: Array
+    tokens: Array
 
     @classmethod
     def of(cls, rows: Sequence[OutcomeItem], models: Sequence[str], extract: Extractor
@@ -43,20 +45,28 @@ class Table:
         ids: dict[str, int] = {}
         labels = np.zeros((len(rows), len(models)), dtype=np.int64)
         shapes = np.zeros((len(rows), len(models), len(SHAPE_FEATURES)))
+        tokens = np.zeros((len(rows), len(models)))
         for i, row in enumerate(rows):
             for j, m in enumerate(models):
                 out = row.outcomes.get(m)
                 text = out.response if out is not None else None
+                tokens[i, j] = (out.output_tokens or 0) if out is not None else 0
                 shapes[i, j] = shape_features(text)
                 key = extract(text) if text else None
                 if key:
                     labels[i, j] = ids.setdefault(key, len(ids) + 1)
         return cls(list(models), np.nan_to_num(scores, nan=0.0),
-                   np.nan_to_num(costs, nan=0.0), labels, [r.prompt for r in rows], shapes)
+                   np.nan_to_num(costs, nan=0.0), labels, [r.prompt for r in rows], shapes,
+                   tokens)
 
     def take(self, idx: Ints) -> Table:
         return Table(self.models, self.scores[idx], self.costs[idx], self.labels[idx],
-                     [self.prompts[i] for i in idx], self.shapes[idx])
+                     [self.prompts[i] for i in idx], self.shapes[idx], self.tokens[idx])
+
+    def stage_tokens(self, members: Sequence[int]) -> Array:
+        """The output tokens a stage of ``members`` reports per item (a vote sums its
+        members', as a composite's usage does live)."""
+        return np.asarray(self.tokens[:, list(members)].sum(axis=1))
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])

@@ -14,7 +14,9 @@ The families searched:
   of cheap models) answers, a logistic model reads the prompt's embedding and the answer
   (how many of the stage agree, and which of them) and accepts it or escalates, alone or
   weighed against a second model's P(the strongest model is right | prompt), so that
-  escalations go where they gain most; one threshold per budget;
+  escalations go where they gain most, and against the escalation's predicted cost (from
+  the prompt and how long the stage's answer ran), so that they go where they gain most
+  per dollar; one threshold per budget;
 - learned routers (kNN on the prompt's embedding) over the efficient models, over the
   five best ones, and routers whose routes include the best cascades.
 
@@ -36,7 +38,7 @@ from chorus.eval import _replay as rp
 from chorus.eval.ensembles import log_odds
 from chorus.eval.outcomes import OutcomeItem
 from chorus.patterns.agreement import extractor
-from chorus.routing.acceptance import AcceptanceModel
+from chorus.routing.acceptance import AcceptanceModel, PriceModel
 from chorus.routing.learned import OutcomePredictor, choose, fit, sweep
 
 __all__ = ["Candidate", "Search", "search", "pick_extract", "frontier"]
@@ -247,6 +249,8 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
 
 #: The weights a check may give the escalation's chance (0: the stage's own alone).
 GAINS = (0.0, 0.5, 1.0)
+#: The powers of the escalation's predicted relative cost a check may divide its loss by.
+PRICE_WEIGHTS = (0.0, 0.5, 1.0)
 
 
 def _acceptance_cascades(a: rp.Table, b: rp.Table, xa: Array, xb: Array,
@@ -268,15 +272,22 @@ def _acceptance_cascades(a: rp.Table, b: rp.Table, xa: Array, xb: Array,
     except ValueError:
         return []
     feats_b, _ = rp.stage_features(b, stage, by_member=by_member)
+    tokens_b = b.stage_tokens(stage)
+    try:
+        price: PriceModel | None = PriceModel.fit(xa, a.stage_tokens(stage), a.costs[:, strong])
+    except ValueError:
+        price = None
     label = _name([names[j] for j in stage])
     stage_model: str | dict[str, Any] = names[stage[0]] if len(stage) == 1 else {
         "kind": "vote", "models": [names[j] for j in stage], **extract_spec}
     strong_b = rp.single(b, strong)
     runs = []
-    for gain in GAINS if rival is not None else (0.0,):
+    for gain, weight in itertools.product(GAINS if rival is not None else (0.0,),
+                                          PRICE_WEIGHTS if price is not None else (0.0,)):
         model = base.with_rival(rival, gain) if gain else base
-        p = model.score(xb, feats_b)
-        tag = "" if not gain else f"-g{gain:g}"
+        model = model.with_price(price, weight) if weight else model
+        p = model.score(xb, feats_b, tokens_b)
+        tag = ("" if not gain else f"-g{gain:g}") + ("" if not weight else f"-p{weight:g}")
         path = f"accept/{label}{tag}"
         for thr in sorted({round(float(q), 4) for q in np.quantile(p, np.linspace(0.025, 0.975,
                                                                                    39))}):
@@ -306,8 +317,8 @@ def _replay_on(c: Candidate, t: rp.Table, x: Array, names: list[str]) -> rp.Run 
     model = c.parts[stage["check"]["path"]]
     assert isinstance(model, AcceptanceModel)
     feats, _ = rp.stage_features(t, members, by_member=bool(model.members))
-    return rp.accepted(t, members, model.score(x, feats) >= stage["check"]["threshold"],
-                       strong)
+    p = model.score(x, feats, t.stage_tokens(members))
+    return rp.accepted(t, members, p >= stage["check"]["threshold"], strong)
 
 
 def _routers(label: str, targets: Sequence[tuple[str, str | dict[str, Any], rp.Run, rp.Run]],

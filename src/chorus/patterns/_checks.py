@@ -264,7 +264,7 @@ class LearnedCheck(Check):
         features = tally_features(tally, asked, bool(self.extract(answer.text)),
                                   winner=winner, members=self.model.members,
                                   text=answer.text if self.model.reads_text else None)
-        p = float(self.model.score(x, [features])[0])
+        p = float(self.model.score(x, [features], [answer.usage.output_tokens])[0])
         what = "P(right)" if self.model.rival is None else "score"
         return Verdict(answer, p, [], note=f"{what} {p:.3f}; {features[0]:.2f} of "
                                            f"{asked} agree")

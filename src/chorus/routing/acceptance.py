@@ -11,8 +11,13 @@ length, whether it states a final answer, whether its worked arithmetic holds). 
 carry a ``rival``: P(the escalation's answer is right | prompt), so that the check
 escalates where escalating gains most, not only where the cheap answer is weakest; its
 score is then ``(P + gain * (1 - P_rival)) / (1 + gain)``, in [0, 1] and equal to P when
-``gain`` is 0. Fitted on recorded outcomes (``chorus tune`` does it), saved as a folder,
-and used live by a cascade stage:
+``gain`` is 0. It may carry a ``price`` too: a ridge regression of log(what escalating
+costs) on the prompt's embedding and the stage's output tokens (a cheap model that writes
+long answers is on a question the strong one answers at length), so that escalations go
+where they gain most per dollar; the score is then ``1 / (1 + loss / c ** weight)``, where
+``loss`` is one minus the score above and ``c`` the predicted cost over its mean: a
+knapsack's order, still in (0, 1]. Fitted on recorded outcomes (``chorus tune`` does it),
+saved as a folder, and used live by a cascade stage:
 
     check: {type: learned, path: accept/flash-deepseek, threshold: 0.7, extract: choice}
 """
@@ -30,8 +35,8 @@ import numpy.typing as npt
 
 from chorus.routing.answer_shape import SHAPE_FEATURES, shape_features
 
-__all__ = ["AcceptanceModel", "answer_features", "tally_features", "ANSWER_FEATURES",
-           "SHAPE_FEATURES"]
+__all__ = ["AcceptanceModel", "PriceModel", "answer_features", "tally_features",
+           "ANSWER_FEATURES", "SHAPE_FEATURES"]
 
 Array = npt.NDArray[np.float64]
 _FORMAT = "chorus-acceptance/1"
@@ -95,6 +100,82 @@ def _newton(z: Array, y: Array, l2: float, steps: int = 25) -> Array:
     return w
 
 
+#: The ridge penalties (per item, on standardised inputs) ``PriceModel.fit`` chooses from.
+RIDGE_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+def _ridge(z: Array, y: Array, penalty: float) -> Array:
+    """Ridge weights (the last column of ``z`` is the bias, unpenalised)."""
+    pen = np.full(z.shape[1], penalty * len(y))
+    pen[-1] = 0.0
+    return np.asarray(np.linalg.solve(z.T @ z + np.diag(pen + 1e-9), z.T @ y))
+
+
+@dataclass
+class PriceModel:
+    """log(the escalation's cost) from the prompt's embedding and log(1 + the stage's
+    output tokens), as a ridge regression; ``relative`` is the predicted cost over the
+    mean predicted on the items it was fitted on."""
+
+    weights: Array
+    bias: float
+    mean: Array
+    scale: Array
+    center: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def _inputs(x: npt.ArrayLike, tokens: npt.ArrayLike) -> Array:
+        xs = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        t = np.log1p(np.maximum(np.asarray(tokens, dtype=np.float64).reshape(len(xs)), 0))
+        return np.hstack([xs, t[:, None]])
+
+    @classmethod
+    def fit(cls, x: npt.ArrayLike, tokens: npt.ArrayLike, cost: npt.ArrayLike, *,
+            seed: int = 0) -> PriceModel:
+        """Fit on embeddings, the stage's output tokens and the escalation's recorded cost
+        (USD) per item; the penalty is the one of ``RIDGE_GRID`` with the least squared
+        error on a held-out quarter of the items (then refitted on all of them)."""
+        z = cls._inputs(x, tokens)
+        c = np.asarray(cost, dtype=np.float64).reshape(len(z))
+        if len(z) < 20 or not np.all(np.isfinite(c)) or np.any(c < 0):
+            raise ValueError("need at least 20 items with a known escalation cost")
+        y = np.log(c + max(float(np.median(c)), 1e-12) * 0.01)
+        mean, scale = z.mean(axis=0), z.std(axis=0)
+        scale = np.where(scale > 1e-9, scale, 1.0)
+        zs = np.hstack([(z - mean) / scale, np.ones((len(z), 1))])
+        order = np.random.default_rng(seed).permutation(len(y))
+        val, tr = order[:len(y) // 4], order[len(y) // 4:]
+        errors = {r: float(np.mean((zs[val] @ _ridge(zs[tr], y[tr], r) - y[val]) ** 2))
+                  for r in RIDGE_GRID}
+        penalty = min(errors, key=lambda r: (errors[r], -r))
+        w = _ridge(zs, y, penalty)
+        fitted = zs @ w
+        return cls(w[:-1], float(w[-1]), mean, scale, float(fitted.mean()),
+                   {"items": int(len(y)), "ridge": penalty,
+                    "r2": round(1 - float(np.var(y - fitted)) / max(float(np.var(y)), 1e-12),
+                                4)})
+
+    def relative(self, x: npt.ArrayLike, tokens: npt.ArrayLike) -> Array:
+        z = self._inputs(x, tokens)
+        log_cost = ((z - self.mean) / self.scale) @ self.weights + self.bias
+        return np.asarray(np.exp(np.clip(log_cost - self.center, -20, 20)))
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "price.npy", np.stack([self.weights, self.mean, self.scale]))
+        (folder / "price.json").write_text(json.dumps(
+            {"bias": self.bias, "center": self.center, "info": self.info}, indent=2) + "\n",
+            "utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> PriceModel:
+        meta = json.loads((folder / "price.json").read_text("utf-8"))
+        arrays = np.load(folder / "price.npy")
+        return cls(arrays[0], float(meta["bias"]), arrays[1], arrays[2], float(meta["center"]),
+                   dict(meta.get("info", {})))
+
+
 @dataclass
 class AcceptanceModel:
     """P(the stage's answer is right | prompt embedding, answer features)."""
@@ -111,6 +192,9 @@ class AcceptanceModel:
     #: P(the escalation is right | prompt), weighed by ``gain`` in ``score``.
     rival: AcceptanceModel | None = None
     gain: float = 0.0
+    #: The escalation's predicted cost, weighed by ``price_weight`` in ``score``.
+    price: PriceModel | None = None
+    price_weight: float = 0.0
 
     @classmethod
     def fit(cls, x: npt.ArrayLike, features: npt.ArrayLike, right: npt.ArrayLike, *,
@@ -158,6 +242,18 @@ class AcceptanceModel:
             raise ValueError(f"gain must be at least 0, got {gain}")
         return replace(self, rival=rival, gain=gain if rival is not None else 0.0)
 
+    def with_price(self, price: PriceModel | None, weight: float) -> AcceptanceModel:
+        """This model, its score dividing the loss of accepting by the escalation's
+        predicted relative cost to the power ``weight`` (0: cost left out)."""
+        if weight < 0:
+            raise ValueError(f"the price weight must be at least 0, got {weight}")
+        return replace(self, price=price, price_weight=weight if price is not None else 0.0)
+
+    @property
+    def priced(self) -> bool:
+        """Whether ``score`` needs the stage's output tokens (it weighs the price)."""
+        return self.price is not None and self.price_weight > 0
+
     def predict(self, x: npt.ArrayLike, features: npt.ArrayLike) -> Array:
         """P(the answer is right) per row."""
         xs = np.atleast_2d(np.asarray(x, dtype=np.float64))
@@ -165,24 +261,37 @@ class AcceptanceModel:
         z = np.hstack([xs, f])
         return _sigmoid(((z - self.mean) / self.scale) @ self.weights + self.bias)
 
-    def score(self, x: npt.ArrayLike, features: npt.ArrayLike) -> Array:
+    def score(self, x: npt.ArrayLike, features: npt.ArrayLike,
+              tokens: npt.ArrayLike | None = None) -> Array:
         """What the check compares with its threshold: ``predict`` without a rival, else
-        ``(P + gain * (1 - P_rival)) / (1 + gain)`` (high: accepting loses little)."""
-        p = self.predict(x, features)
-        if self.rival is None or self.gain == 0:
-            return p
+        ``(P + gain * (1 - P_rival)) / (1 + gain)`` (high: accepting loses little); when
+        ``priced``, ``1 / (1 + (1 - that) / relative_cost ** price_weight)``, which needs
+        the stage's output ``tokens`` per row."""
         xs = np.atleast_2d(np.asarray(x, dtype=np.float64))
-        pr = self.rival.predict(xs, np.zeros((len(xs), 0)))
-        return np.asarray((p + self.gain * (1 - pr)) / (1 + self.gain))
+        s = self.predict(xs, features)
+        if self.rival is not None and self.gain > 0:
+            pr = self.rival.predict(xs, np.zeros((len(xs), 0)))
+            s = np.asarray((s + self.gain * (1 - pr)) / (1 + self.gain))
+        if not self.priced:
+            return s
+        if tokens is None:
+            raise ValueError("this acceptance model weighs the escalation's price: "
+                             "give the stage's output tokens")
+        assert self.price is not None
+        rel = self.price.relative(xs, tokens)
+        return np.asarray(1.0 / (1.0 + (1.0 - s) / rel ** self.price_weight))
 
     def save(self, folder: str | Path) -> Path:
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         np.save(out / "weights.npy", np.stack([self.weights, self.mean, self.scale]))
         meta = {"format": _FORMAT, "bias": self.bias, "features": list(self.features),
-                "members": list(self.members), "gain": self.gain, "info": self.info}
+                "members": list(self.members), "gain": self.gain,
+                "price_weight": self.price_weight, "info": self.info}
         if self.rival is not None:
             self.rival.save(out / "rival")
+        if self.price is not None:
+            self.price.save(out / "price")
         (out / "acceptance.json").write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
         return out
 
@@ -197,11 +306,16 @@ class AcceptanceModel:
         if meta.get("format") != _FORMAT:
             raise ValueError(f"{str(root)!r}: unknown format {meta.get('format')!r}")
         rival = cls.load(root / "rival") if (root / "rival").is_dir() else None
+        try:
+            price = PriceModel.load(root / "price") if (root / "price").is_dir() else None
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"{str(root)!r}: its price model does not load ({exc})") from None
         return cls(arrays[0], float(meta["bias"]), arrays[1], arrays[2],
                    dict(meta.get("info", {})),
                    tuple(meta.get("features", ANSWER_FEATURES)),
                    tuple(meta.get("members", ())), rival,
-                   float(meta.get("gain", 0.0)) if rival is not None else 0.0)
+                   float(meta.get("gain", 0.0)) if rival is not None else 0.0,
+                   price, float(meta.get("price_weight", 0.0)) if price is not None else 0.0)
 
     @property
     def dims(self) -> int:
