@@ -160,7 +160,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
              "quality": s.quality, "quality_ci": [s.quality_low, s.quality_high],
              "cost_usd": s.cost_usd, "calls_per_item": s.calls_per_item, "split": "test",
              "held_out": {"quality": held[s.system].quality,
-                          "cost_usd": held[s.system].cost}}
+                          "cost_usd_per_item": held[s.system].cost,
+                          "items": len(held[s.system].held_out.score)}}
             for s in summaries]
     (out / "frontier.json").write_text(json.dumps(rows, indent=2) + "\n", "utf-8")
     print(report.text_table(summaries))

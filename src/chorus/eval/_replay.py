@@ -87,6 +87,9 @@ class Run:
     def total(self) -> float:
         return float(self.cost.sum())
 
+    def take(self, idx: Ints) -> Run:
+        return Run(self.score[idx], self.cost[idx])
+
 
 def single(t: Table, j: int) -> Run:
     return Run(t.scores[:, j].copy(), t.costs[:, j].copy())

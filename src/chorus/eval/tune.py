@@ -4,6 +4,9 @@ recorded outcomes, and keep the ones no other beats on both quality and cost.
 The training table is split once: a fitting slice (70 %) where every learned part is
 fitted and every ranking is made, and a held-out slice (30 %) where every candidate is
 replayed and every setting is chosen (thresholds, knob values, which candidates stay).
+Learned checks are cross-fitted instead: scored on each of three folds by parts fitted
+on the other two, so their settings are chosen on every training item, then refitted on
+all of them.
 The families searched:
 
 - singles: every model;
@@ -64,7 +67,9 @@ class Candidate:
 
     @property
     def cost(self) -> float:
-        return self.held_out.total
+        """Its mean cost per held-out item (learned cascades are held out on every
+        training item, the others on the held-out slice)."""
+        return float(self.held_out.cost.mean()) if self.held_out.cost.size else 0.0
 
 
 @dataclass
@@ -199,20 +204,22 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
         for group in itertools.combinations(value, size):
             if cost[list(group)].sum() <= 0.3 * cost[strong] and group not in stages:
                 stages.append(group)
+    # Learned checks are cross-fitted: each fold's scores come from parts fitted on the
+    # other folds, so every training item is held out once and each setting is judged on
+    # all of them (600 items alone left the choice to chance); the parts a system ships
+    # are then fitted on every training item.
+    xall = np.asarray(x, dtype=np.float64)
+    folds = np.random.default_rng(seed + 1).permutation(n) % FOLDS
     # P(the strongest model is right | prompt): a check may weigh it against the stage's
     # own chance, escalating where escalating gains most.
-    try:
-        rival: AcceptanceModel | None = AcceptanceModel.fit(
-            xa, np.zeros((len(a), 0)), a.scores[:, strong] > 0.5, names=())
-    except ValueError:
-        rival = None
-    cascades: list[tuple[Candidate, rp.Run]] = []
+    rivals = [_fit_rival(table, xall, folds != k, strong) for k in range(FOLDS)]
+    rivals.append(_fit_rival(table, xall, np.ones(n, dtype=bool), strong))
+    cascades: list[Candidate] = []
     for stage in stages:
-        cands_stage = _acceptance_cascades(a, b, xa, xb, stage, names, strong, rival,
-                                           extract_spec)
-        for c in cands_stage:
+        for c in _acceptance_cascades(table, xall, folds, stage, names, strong, rivals,
+                                      extract_spec):
             cands.append(c)
-            cascades.append((c, c.held_out))
+            cascades.append(c)
 
     step("learned routers")
     pool = [j for j in ranked if j in efficient][:5]
@@ -229,14 +236,16 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
                                                rp.single(b, j)) for j in top], xa, xb, seed))
     # Routes to cascades too: the two best-value cascades found above, replayed on the
     # fitting slice so the router can learn where they pay.
-    best_casc = sorted(frontier([c for c, _ in cascades] +
-                                [c for c, _ in consensus_cands]),
+    best_casc = sorted(frontier(cascades + [c for c, _ in consensus_cands]),
                        key=lambda c: -c.quality)[:2]
     extra = []
     for c in best_casc:
-        run_a = _replay_on(c, a, xa, names)
-        if run_a is not None:
-            extra.append((c.name, c.spec, run_a, c.held_out))
+        if c.family == "learned cascade":  # held out on every training item
+            extra.append((c.name, c.spec, c.held_out.take(ia), c.held_out.take(ib)))
+        else:
+            run_a = _replay_on(c, a, xa, names)
+            if run_a is not None:
+                extra.append((c.name, c.spec, run_a, c.held_out))
     if extra:
         routed = _routers("router-cascades", targets + extra, xa, xb, seed)
         for r in routed:
@@ -251,53 +260,83 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
 GAINS = (0.0, 0.5, 1.0)
 #: The powers of the escalation's predicted relative cost a check may divide its loss by.
 PRICE_WEIGHTS = (0.0, 0.5, 1.0)
+#: The folds a learned check is cross-fitted on.
+FOLDS = 3
 
 
-def _acceptance_cascades(a: rp.Table, b: rp.Table, xa: Array, xb: Array,
+def _fit_rival(t: rp.Table, x: Array, rows: npt.NDArray[np.bool_], strong: int
+               ) -> AcceptanceModel | None:
+    try:
+        return AcceptanceModel.fit(x[rows], np.zeros((int(rows.sum()), 0)),
+                                   t.scores[rows, strong] > 0.5, names=())
+    except ValueError:
+        return None
+
+
+def _acceptance_cascades(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
                          stage: tuple[int, ...], names: list[str], strong: int,
-                         rival: AcceptanceModel | None, extract_spec: dict[str, Any]
+                         rivals: list[AcceptanceModel | None], extract_spec: dict[str, Any]
                          ) -> list[Candidate]:
-    """Cascades ``stage`` -> the strongest model, accepted by a learned model fitted on
-    slice ``a`` (with the members' agreement when the stage is a vote), one per gain and
-    threshold, replayed on ``b``; the ones on ``b``'s frontier."""
+    """Cascades ``stage`` -> the strongest model, accepted by a learned model, one per
+    gain, price weight and threshold, replayed on every training item with the scores of
+    the parts fitted without its fold (``rivals``: one per fold, then one on all items);
+    the ones on that replay's frontier, shipping the parts fitted on all items."""
     by_member = len(stage) > 1
     members = [names[j] for j in stage] if by_member else []
-    feats_a, who_a = rp.stage_features(a, stage, by_member=by_member)
-    right = np.where(who_a >= 0, a.scores[np.arange(len(a)), np.maximum(who_a, 0)], 0.0)
-    try:
+    feats, who = rp.stage_features(t, stage, by_member=by_member)
+    right = np.where(who >= 0, t.scores[np.arange(len(t)), np.maximum(who, 0)], 0.0) > 0.5
+    tokens = t.stage_tokens(stage)
+    settings = [(g, w) for g in (GAINS if rivals[-1] is not None else (0.0,))
+                for w in PRICE_WEIGHTS]
+
+    def models(rows: npt.NDArray[np.bool_], rival: AcceptanceModel | None
+               ) -> dict[tuple[float, float], AcceptanceModel]:
         # A single model's answer is read whole (its length, its final answer, its
         # arithmetic); a vote's is the bare label it settled on.
-        base = AcceptanceModel.fit(xa, feats_a, right > 0.5, members=members,
+        base = AcceptanceModel.fit(x[rows], feats[rows], right[rows], members=members,
                                    shape=not by_member)
+        try:
+            price: PriceModel | None = PriceModel.fit(x[rows], tokens[rows],
+                                                      t.costs[rows, strong])
+        except ValueError:
+            price = None
+        out = {}
+        for gain, weight in settings:
+            if weight and price is None:
+                continue
+            m = base.with_rival(rival, gain) if gain else base
+            out[gain, weight] = m.with_price(price, weight) if weight else m
+        return out
+
+    scores: dict[tuple[float, float], Array] = {}
+    try:
+        for k in range(FOLDS):
+            fold = folds == k
+            for key, m in models(~fold, rivals[k]).items():
+                scores.setdefault(key, np.zeros(len(t)))[fold] = m.score(x[fold], feats[fold],
+                                                                         tokens[fold])
+        final = models(np.ones(len(t), dtype=bool), rivals[-1])
     except ValueError:
         return []
-    feats_b, _ = rp.stage_features(b, stage, by_member=by_member)
-    tokens_b = b.stage_tokens(stage)
-    try:
-        price: PriceModel | None = PriceModel.fit(xa, a.stage_tokens(stage), a.costs[:, strong])
-    except ValueError:
-        price = None
     label = _name([names[j] for j in stage])
     stage_model: str | dict[str, Any] = names[stage[0]] if len(stage) == 1 else {
         "kind": "vote", "models": [names[j] for j in stage], **extract_spec}
-    strong_b = rp.single(b, strong)
+    strong_t = rp.single(t, strong)
     runs = []
-    for gain, weight in itertools.product(GAINS if rival is not None else (0.0,),
-                                          PRICE_WEIGHTS if price is not None else (0.0,)):
-        model = base.with_rival(rival, gain) if gain else base
-        model = model.with_price(price, weight) if weight else model
-        p = model.score(xb, feats_b, tokens_b)
+    for (gain, weight), p in scores.items():
+        if (gain, weight) not in final:
+            continue
         tag = ("" if not gain else f"-g{gain:g}") + ("" if not weight else f"-p{weight:g}")
         path = f"accept/{label}{tag}"
         for thr in sorted({round(float(q), 4) for q in np.quantile(p, np.linspace(0.025, 0.975,
                                                                                    39))}):
-            run = rp.accepted(b, stage, p >= thr, strong_b)
+            run = rp.accepted(t, stage, p >= thr, strong_t)
             check: dict[str, Any] = {"type": "learned", "path": path, "threshold": thr,
                                      **extract_spec}
             spec = {"kind": "cascade", "stages": [{"model": stage_model, "check": check},
                                                   {"model": names[strong]}]}
             runs.append(Candidate(f"cascade-{label}{tag}-{thr:.3f}", "learned cascade",
-                                  "sequential", spec, run, {path: model}))
+                                  "sequential", spec, run, {path: final[gain, weight]}))
     return frontier(runs)
 
 
