@@ -4,15 +4,20 @@ per dollar (a knapsack's order) rather than where the cheap answer is weakest al
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from chorus.core.types import Completion, Request, Usage
+from chorus.embeddings import Embedder, Vectors
 from chorus.eval import tune
 from chorus.eval.outcomes import Outcome, OutcomeItem
 from chorus.eval.tune import search
-from chorus.routing.acceptance import AcceptanceModel, PriceModel
+from chorus.patterns._checks import LearnedCheck
+from chorus.patterns.agreement import extractor
+from chorus.routing.acceptance import AcceptanceModel, PriceModel, answer_features
 
 
 def _costs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -100,3 +105,29 @@ def test_tune_buys_more_quality_per_dollar_with_the_price(
     # At 30 % of the strong model's cost, escalating the short (cheap to escalate) half
     # first gains about 0.11 over escalating at random (0.78 against 0.67 expected).
     assert by_price and priced >= unpriced + 0.05, (priced, unpriced)
+
+
+async def test_the_live_check_reads_the_answers_tokens_and_says_the_price() -> None:
+    x, tokens, cost = _costs(400, 5)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)  # as an embedder gives them
+    right = np.random.default_rng(6).random(400) < 0.6
+    feats = np.tile(answer_features(1, 1, True, 1), (400, 1))
+    priced = AcceptanceModel.fit(x, feats, right).with_price(PriceModel.fit(x, tokens, cost),
+                                                             1.0)
+    check = LearnedCheck(priced, _OneVector(x[0]), 0.5, extract=extractor("choice"))
+    request = Request.of("q")
+    short, long = [await check.score(request, Completion(
+        "The answer is (B)", "cheap", usage=Usage(5, n))) for n in (10, 300)]
+    # The answer that wrote more is the dearer one to escalate: kept more readily.
+    assert (long.confidence or 0) > (short.confidence or 0)
+    assert "escalating would cost" in (short.note or "")
+    assert short.confidence == pytest.approx(float(priced.score(x[:1], feats[:1], [10])[0]))
+
+
+class _OneVector(Embedder):
+    def __init__(self, v: np.ndarray) -> None:
+        super().__init__("one")
+        self.v = v
+
+    async def _embed(self, texts: Sequence[str]) -> Vectors:
+        return np.tile(self.v, (len(texts), 1)).astype(np.float32)

@@ -264,7 +264,11 @@ class LearnedCheck(Check):
         features = tally_features(tally, asked, bool(self.extract(answer.text)),
                                   winner=winner, members=self.model.members,
                                   text=answer.text if self.model.reads_text else None)
-        p = float(self.model.score(x, [features], [answer.usage.output_tokens])[0])
-        what = "P(right)" if self.model.rival is None else "score"
-        return Verdict(answer, p, [], note=f"{what} {p:.3f}; {features[0]:.2f} of "
-                                           f"{asked} agree")
+        tokens = [answer.usage.output_tokens]
+        p = float(self.model.score(x, [features], tokens)[0])
+        what = "P(right)" if self.model.rival is None and not self.model.priced else "score"
+        note = f"{what} {p:.3f}; {features[0]:.2f} of {asked} agree"
+        if self.model.priced and self.model.price is not None:
+            rel = float(self.model.price.relative(x, tokens)[0])
+            note += f"; escalating would cost {rel:.2f}x its mean"
+        return Verdict(answer, p, [], note=note)
