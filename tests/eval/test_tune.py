@@ -257,3 +257,22 @@ async def test_the_embedding_cache_is_keyed_by_how_the_vectors_were_made(
     # The same embedder again reads its cache.
     again = VectorEmbedder({})
     assert np.allclose(await embed_rows(rows, again, tmp_path), x)
+
+
+async def test_embedding_a_table_sends_the_local_embedder_bulk_sized_calls() -> None:
+    # Calls below BULK texts stay on the numpy encoder, several times slower per text
+    # than the torch bulk path: a table's prompts go in calls of at least BULK.
+    from chorus.embeddings.local import BULK
+    from chorus.eval.routers import embed_rows
+
+    rows, x = _table(BULK * 2 + 7, 6)
+    sizes: list[int] = []
+
+    class Counting(VectorEmbedder):
+        async def _embed(self, texts: Sequence[str]) -> Vectors:
+            sizes.append(len(texts))
+            return await super()._embed(texts)
+
+    got = await embed_rows(rows, Counting({r.prompt: x[i] for i, r in enumerate(rows)}))
+    assert np.allclose(got, x)
+    assert sum(sizes) == len(rows) and min(sizes[:-1] or [BULK]) >= BULK

@@ -108,6 +108,29 @@ def _sentence_transformer(folder: Path) -> Any:
     return SentenceTransformer(str(folder), device="cpu")
 
 
+def _token_sums(model: Any, seqs: list[list[int]], batch_size: int) -> tuple[Any, Any]:
+    """Per word-piece sequence (with its [CLS] and [SEP]): the sum of the final token
+    vectors of a sentence-transformers model's BERT, and its number of tokens."""
+    import torch
+
+    bert = model[0].auto_model
+    sums = np.zeros((len(seqs), bert.config.hidden_size))
+    counts = np.asarray([len(s) for s in seqs], dtype=np.float64)
+    order = sorted(range(len(seqs)), key=lambda j: len(seqs[j]))  # little padding
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            ids = torch.zeros((len(chunk), max(len(seqs[j]) for j in chunk)),
+                              dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for row, j in enumerate(chunk):
+                ids[row, :len(seqs[j])] = torch.tensor(seqs[j])
+                mask[row, :len(seqs[j])] = 1
+            hidden = bert(input_ids=ids, attention_mask=mask).last_hidden_state
+            sums[chunk] = (hidden * mask[..., None]).sum(1).double().numpy()
+    return sums, counts
+
+
 async def _in_daemon_thread(fn: Callable[[], T]) -> T:
     """``fn()`` in a daemon thread: unlike ``asyncio.to_thread``, an interrupted program
     does not wait for a long load or encode to finish before it exits."""
@@ -170,25 +193,34 @@ class MiniLMEmbedder(Embedder):
         return np.asarray(rows, dtype=np.float32)
 
     def _encode_bulk(self, encoder: Any, lock: threading.Lock, texts: list[str]) -> Vectors:
-        """A bulk job (router fit, tune, bench): the texts that fit in one window go to
-        torch, which runs the same arithmetic several times faster per text once loaded
-        (BENCHMARKS.md, "MiniLM in numpy"); the longer ones stay with the numpy encoder,
-        which embeds them whole. Both give the same vector for a text (cosine > 0.9999,
-        tests/embeddings), so a router fitted here agrees with the numpy path it is
-        queried through later."""
+        """A bulk job (router fit, tune, bench) runs on torch, which does the same
+        arithmetic several times faster per text once loaded (BENCHMARKS.md, "MiniLM in
+        numpy"): the texts that fit in one window as sentence-transformers encodes them,
+        the longer ones window by window through its BERT, their token vectors pooled
+        over all windows as the numpy encoder pools them, so that each is embedded whole.
+        Both give the same vector for a text (cosine > 0.9999, tests/embeddings), so a
+        router fitted here agrees with the numpy path it is queried through later."""
         with lock:
-            long = [i for i, text in enumerate(texts) if len(encoder.windows(text)) > 1]
-            rows = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
-            if long:
-                rows[long] = encoder.encode([texts[i] for i in long],
-                                            batch_size=self.batch_size)
-        short = sorted(set(range(len(texts))) - set(long))
-        if short:
-            torch_model, torch_lock = _load(self.folder(), "sentence-transformers")
-            with torch_lock:
+            windows = [encoder.windows(text) for text in texts]
+        long = [i for i, w in enumerate(windows) if len(w) > 1]
+        short = [i for i, w in enumerate(windows) if len(w) == 1]
+        rows = np.zeros((len(texts), encoder.dimension), dtype=np.float32)
+        torch_model, torch_lock = _load(self.folder(), "sentence-transformers")
+        with torch_lock:
+            if short:
                 rows[short] = torch_model.encode(
                     [texts[i] for i in short], batch_size=self.batch_size,
                     convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+            if long:
+                seqs = [seq for i in long for seq in windows[i]]
+                owner = np.repeat(np.arange(len(long)), [len(windows[i]) for i in long])
+                sums, counts = _token_sums(torch_model, seqs, self.batch_size)
+                pooled = np.zeros((len(long), encoder.dimension))
+                np.add.at(pooled, owner, sums)
+                pooled /= np.maximum(np.bincount(owner, weights=counts), 1.0)[:, None]
+                if encoder.normalise:
+                    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+                rows[long] = pooled
         return rows
 
     async def _embed(self, texts: Sequence[str]) -> Vectors:

@@ -58,10 +58,11 @@ def _key(rows: Sequence[OutcomeItem], embedder: Embedder) -> str:
 
 
 async def embed_rows(rows: Sequence[OutcomeItem], embedder: Embedder,
-                     cache_dir: str | Path | None = None, batch: int = 64,
+                     cache_dir: str | Path | None = None, batch: int = 512,
                      on_batch: Callable[[int], None] | None = None) -> Vectors:
     """One unit row per item's prompt, read from / written to the cache when given;
-    ``on_batch(n)`` after each batch of ``n`` prompts is embedded."""
+    ``on_batch(n)`` after each batch of ``n`` prompts is embedded. A batch of at least
+    ``chorus.embeddings.local.BULK`` prompts lets the local MiniLM run its bulk path."""
     path = Path(cache_dir) / f"emb-{_key(rows, embedder)}.npy" if cache_dir else None
     if path is not None and path.is_file():
         cached = np.load(path)
