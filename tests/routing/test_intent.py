@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -406,7 +407,8 @@ def test_cli_fits_a_fine_tuned_router_that_yaml_serves(
                  str(tmp_path / "val.jsonl"), "--out", str(tmp_path / "r"),
                  "--tune-encoder", "--tune-epochs", "1"]) == 0
     out = capsys.readouterr().out
-    assert "intent router over 5 labels, 30 examples, MiniLM fine-tuned 1 epochs" in out
+    assert re.search(r"intent router over 5 labels, 30 examples(, plus the labels' names)?, "
+                     r"MiniLM fine-tuned 1 epochs", out), out
     from chorus.embeddings._bert import supported
 
     assert supported(tmp_path / "r" / "encoder")  # served by the numpy backend

@@ -48,6 +48,9 @@ def add_parser(sub: Any) -> None:
                     help="fine-tune MiniLM on the examples first (contrastive, torch)")
     it.add_argument("--tune-epochs", type=int, default=None, metavar="N",
                     help="passes over the examples when fine-tuning (4)")
+    it.add_argument("--label-names", choices=("auto", "yes", "no"), default="auto",
+                    help="add each label's name, as words, to its examples (auto: when "
+                         "--val scores the router higher with them)")
 
     ev = rsub.add_parser("eval", help="APGR, CPT(50%%), CPT(80%%) and AIQ on a test table")
     ev.add_argument("--router", required=True, metavar="ROUTER",
@@ -89,7 +92,7 @@ def cmd_router(args: argparse.Namespace) -> int:
         return cmd_intents(args)
     if args.router_command == "fit":
         for flag, default in (("val", None), ("abstain", "oos"), ("tune_encoder", False),
-                              ("tune_epochs", None)):
+                              ("tune_epochs", None), ("label_names", "auto")):
             if getattr(args, flag) != default:
                 raise ChorusError(f"--{flag.replace('_', '-')} is for --intents, "
                                   "not outcome tables")

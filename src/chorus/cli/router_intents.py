@@ -62,14 +62,17 @@ def _fit(args: argparse.Namespace) -> int:
         raise ChorusError("--tune-epochs needs --tune-encoder")
     from chorus.cli.progress import step
 
+    names = {"auto": None, "yes": True, "no": False}[args.label_names]
     try:
         if epochs:
             with step(f"fine-tuning MiniLM on {len(train)} utterances"):
                 head = fit_intents(train, args.out, val=val, abstain=args.abstain,
-                                   tune_epochs=epochs, encoder=model_folder(), seed=args.seed)
+                                   tune_epochs=epochs, encoder=model_folder(), seed=args.seed,
+                                   label_names=names)
         else:
             head = fit_intents(train, args.out, _embed_fn(_embedder(), "utterances"),
-                               val=val, abstain=args.abstain, seed=args.seed)
+                               val=val, abstain=args.abstain, seed=args.seed,
+                               label_names=names)
     except ValueError as exc:
         raise ChorusError(str(exc)) from None
     t = head.threshold
@@ -80,8 +83,9 @@ def _fit(args: argparse.Namespace) -> int:
            if t is not None else "no threshold (no out-of-scope utterances in --val)"
            if val else "no threshold (give --val with out-of-scope utterances to set one)")
     enc = f"MiniLM fine-tuned {epochs} epochs" if epochs else "MiniLM"
-    print(f"intent router over {len(head.labels)} labels, {len(train)} examples, {enc}; "
-          f"C={head.info['c']:g}, {how} -> {args.out}")
+    named = ", plus the labels' names" if head.info.get("label_names") else ""
+    print(f"intent router over {len(head.labels)} labels, {len(train)} examples{named}, "
+          f"{enc}; C={head.info['c']:g}, {how} -> {args.out}")
     return 0
 
 

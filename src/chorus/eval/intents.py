@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -24,7 +25,8 @@ import yaml
 from chorus.embeddings import Embedder, Vectors
 from chorus.routing.intent import IntentHead, fit_head
 
-__all__ = ["IntentEval", "embed_texts", "evaluate_intents", "fit_intents", "read_intents"]
+__all__ = ["IntentEval", "embed_texts", "evaluate_intents", "fit_intents", "read_intents",
+           "readable_label"]
 
 
 def read_intents(path: str | Path) -> list[tuple[str, str]]:
@@ -93,16 +95,25 @@ async def embed_texts(texts: Sequence[str], embedder: Embedder,
     return x
 
 
+def readable_label(label: str) -> str:
+    """A route's name as words: ``pin_change`` -> ``pin change``, ``TechSupport`` ->
+    ``Tech Support``."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", label)
+    return re.sub(r"[\s_\-.:/]+", " ", words).strip() or label
+
+
 def fit_intents(train: Sequence[tuple[str, str]], out: str | Path,
                 embed: Callable[[list[str]], Vectors] | None = None, *,
                 val: Sequence[tuple[str, str]] | None = None, abstain: str = "oos",
                 c: float | None = None, tune_epochs: int = 0, encoder: Path | None = None,
-                seed: int = 0, on_step: Callable[[int, int], None] | None = None
-                ) -> IntentHead:
+                seed: int = 0, on_step: Callable[[int, int], None] | None = None,
+                label_names: bool | None = None) -> IntentHead:
     """Fit a head on ``train`` (embedded with ``embed``) and save it to ``out``. With
     ``tune_epochs`` > 0 the encoder in the folder ``encoder`` is first fine-tuned on the
     examples (``chorus.routing.intent_tune``), saved in ``out/encoder``, and embeds
-    everything after."""
+    everything after. ``label_names``: each label's name, as words, joins the head's
+    examples of it (a name such as ``card_declined`` is one more example, which counts
+    most when there are few); None: when ``val`` scores the head higher with them."""
     texts = [t for t, _ in train]
     labels = [lb for _, lb in train]
     if abstain in labels:
@@ -125,8 +136,20 @@ def fit_intents(train: Sequence[tuple[str, str]], out: str | Path,
     try:
         x = embed(texts)
         vx = embed([t for t, _ in val]) if val else None
-        head = fit_head(x, labels, val_x=vx, val_labels=[lb for _, lb in val] if val else None,
-                        abstain=abstain, c=c, seed=seed)
+        vy = [lb for _, lb in val] if val else None
+        head = fit_head(x, labels, val_x=vx, val_labels=vy, abstain=abstain, c=c, seed=seed)
+        if label_names or (label_names is None and val):
+            names = sorted(set(labels))
+            named = fit_head(np.vstack([x, embed([readable_label(n) for n in names])]),
+                             [*labels, *names], val_x=vx, val_labels=vy, abstain=abstain,
+                             c=c, seed=seed)
+            if val:
+                info["label_names_val_score"] = {"with": named.info["val_score"],
+                                                 "without": head.info["val_score"]}
+            if label_names or named.info["val_score"] > head.info["val_score"] + 1e-9:
+                head = named
+                info["label_names"] = True
+        info.setdefault("label_names", False)
         head.info.update(info)
         head.info["labels"] = len(head.labels)
         folder.mkdir(parents=True, exist_ok=True)
