@@ -55,7 +55,7 @@ from chorus.embeddings import Embedder  # noqa: E402
 from chorus.embeddings.local import MiniLMEmbedder, model_folder  # noqa: E402
 from chorus.eval.bench import run_bench  # noqa: E402
 from chorus.eval.datasets import Item  # noqa: E402
-from chorus.eval.intents import fit_intents  # noqa: E402
+from chorus.eval.intents import fit_intents, readable_label  # noqa: E402
 from chorus.eval.report import wilson  # noqa: E402
 from chorus.eval.scorers import make_scorer  # noqa: E402
 from chorus.routing.embedding import EmbeddingClassifier, centroids  # noqa: E402
@@ -185,7 +185,11 @@ async def main() -> None:
     row_of = {t: j for j, t in enumerate(train_texts)}
     for j, (t, _) in enumerate(val):  # a few val texts are train texts too
         row_of.setdefault(t, len(train_texts) + j)
-    x_known = np.concatenate([x_train, x_val])
+    # The intents' names, as words: fit_intents may add them to the examples (val decides).
+    names = sorted({readable_label(i) for i in intents} - set(row_of))
+    for j, t in enumerate(names):
+        row_of[t] = len(train_texts) + len(val) + j
+    x_known = np.concatenate([x_train, x_val, await embedder.embed(names)])
     embed_s = time.time() - started
 
     def frozen(texts: list[str]) -> np.ndarray:
@@ -238,7 +242,7 @@ async def main() -> None:
             raw = float(np.mean(np.array(head.predict(xt[in_scope], -np.inf)) == gold[in_scope]))
             results.append({"examples_per_intent": label, "router": name,
                             "threshold": head.threshold, "c": head.info["c"],
-                            "mix": head.mix,
+                            "mix": head.mix, "label_names": head.info["label_names"],
                             "val_balanced_accuracy": head.info["val_score"],
                             "accuracy_no_threshold": raw, "fit_s": round(fit_s, 1), **r})
             heads[f"{name}, {label}"] = folder
@@ -265,13 +269,15 @@ async def main() -> None:
           f"first run)\n")
     print("| examples per intent | router | in-scope accuracy, no threshold | in-scope "
           "accuracy at threshold (95 % CI) | overall accuracy with abstention | threshold "
-          "(val) | mix (val) | out-of-scope precision | out-of-scope recall | fit s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "(val) | mix (val) | names (val) | out-of-scope precision | out-of-scope recall | "
+          "fit s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['examples_per_intent']} | {r['router']} | "
               f"{r['accuracy_no_threshold']:.3f} | {r['in_scope_accuracy']:.3f} "
               f"({r['in_scope_ci'][0]:.3f}-{r['in_scope_ci'][1]:.3f}) | "
               f"{r['overall_accuracy']:.3f} | {r['threshold']:.3f} | {r.get('mix', '')} | "
+              f"{r.get('label_names', '')} | "
               f"{r['oos_precision']:.3f} | {r['oos_recall']:.3f} | {r.get('fit_s', '')} |")
     print(f"\nLatency of one decision, {lat['queries']} queries, load average "
           f"{lat['load_average_before']} before, {lat['load_average_after']} after:\n")
