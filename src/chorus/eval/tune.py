@@ -206,7 +206,7 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
                 stages.append(group)
     # Learned checks are cross-fitted: each fold's scores come from parts fitted on the
     # other folds, so every training item is held out once and each setting is judged on
-    # all of them (600 items alone left the choice to chance); the parts a system ships
+    # all of them (the held-out slice alone left the choice to chance); the parts it ships
     # are then fitted on every training item.
     xall = np.asarray(x, dtype=np.float64)
     folds = np.random.default_rng(seed + 1).permutation(n) % FOLDS
