@@ -276,3 +276,30 @@ async def test_embedding_a_table_sends_the_local_embedder_bulk_sized_calls() -> 
     got = await embed_rows(rows, Counting({r.prompt: x[i] for i, r in enumerate(rows)}))
     assert np.allclose(got, x)
     assert sum(sizes) == len(rows) and min(sizes[:-1] or [BULK]) >= BULK
+
+
+def test_a_shipped_threshold_accepts_the_share_the_folds_chose() -> None:
+    # The folds' scores and the shipped parts' differ in scale; each shipped threshold
+    # accepts, on the training items, the share of them the folds' threshold accepted.
+    rows, x = _table(600, 7)
+    models = list(PRICES)
+    found = search(rows, x, models, extract="choice", seed=0)
+    t = rp.Table.of(rows, models, extractor("choice"))
+    checked = 0
+    for c in found.candidates:
+        if c.family != "learned cascade":
+            continue
+        assert isinstance(c.spec, dict)
+        stage = c.spec["stages"][0]
+        members = ([models.index(stage["model"])] if isinstance(stage["model"], str)
+                   else [models.index(m) for m in stage["model"]["models"]])
+        model = c.parts[stage["check"]["path"]]
+        assert isinstance(model, AcceptanceModel)
+        feats, who = rp.stage_features(t, members, by_member=bool(model.members))
+        shipped = model.score(x, feats, t.stage_tokens(members)) >= stage["check"]["threshold"]
+        shipped &= who >= 0  # an answer without a label escalates whatever the score
+        stage_cost = t.costs[:, members].sum(axis=1)
+        chosen = np.isclose(c.held_out.cost, stage_cost)  # not escalated
+        assert abs(shipped.mean() - chosen.mean()) <= 2.5 / len(rows), c.name
+        checked += 1
+    assert checked >= 5

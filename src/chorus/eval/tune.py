@@ -328,14 +328,25 @@ def _acceptance_cascades(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
             continue
         tag = ("" if not gain else f"-g{gain:g}") + ("" if not weight else f"-p{weight:g}")
         path = f"accept/{label}{tag}"
+        # The shipped parts score on another scale than the folds' (fitted on more items,
+        # and these items were theirs): a threshold ships as the one at which they accept
+        # the share of the training items the folds' threshold accepted.
+        shipped = np.sort(final[gain, weight].score(x, feats, tokens))
+        seen: set[float] = set()
         for thr in sorted({round(float(q), 4) for q in np.quantile(p, np.linspace(0.025, 0.975,
                                                                                    39))}):
-            run = rp.accepted(t, stage, p >= thr, strong_t)
-            check: dict[str, Any] = {"type": "learned", "path": path, "threshold": thr,
+            accept = p >= thr
+            run = rp.accepted(t, stage, accept, strong_t)
+            cut = len(shipped) - int(accept.sum())
+            ship = round(float(shipped[min(cut, len(shipped) - 1)]), 4)
+            if ship in seen:
+                continue
+            seen.add(ship)
+            check: dict[str, Any] = {"type": "learned", "path": path, "threshold": ship,
                                      **extract_spec}
             spec = {"kind": "cascade", "stages": [{"model": stage_model, "check": check},
                                                   {"model": names[strong]}]}
-            runs.append(Candidate(f"cascade-{label}{tag}-{thr:.3f}", "learned cascade",
+            runs.append(Candidate(f"cascade-{label}{tag}-{ship:.3f}", "learned cascade",
                                   "sequential", spec, run, {path: final[gain, weight]}))
     return frontier(runs)
 
