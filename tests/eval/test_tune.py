@@ -303,3 +303,36 @@ def test_a_shipped_threshold_accepts_the_share_the_folds_chose() -> None:
         assert abs(shipped.mean() - chosen.mean()) <= 2.5 / len(rows), c.name
         checked += 1
     assert checked >= 5
+
+
+def test_learned_vote_weights_do_not_count_models_that_err_alike_twice() -> None:
+    # Three copies of one model (right 65 % of the time) and two independent ones (70 %):
+    # log-odds weights let the copies outvote the rest, weights learned from outcomes
+    # give the three together about one model's say.
+    from chorus.eval.ensembles import log_odds
+    from chorus.eval.tune import learned_weights
+
+    rng = np.random.default_rng(8)
+
+    def answer(gold: str, p: float) -> str:
+        return gold if rng.random() < p else [c for c in "ABCD" if c != gold][
+            rng.integers(0, 3)]
+
+    rows = []
+    for i in range(1600):
+        gold = "ABCD"[rng.integers(0, 4)]
+        a = answer(gold, 0.65)
+        outs = {m: Outcome(float(x == gold), 1e-3, f"The answer is ({x})", 5)
+                for m, x in (("a1", a), ("a2", a), ("a3", a), ("b", answer(gold, 0.7)),
+                             ("c", answer(gold, 0.7)))}
+        rows.append(OutcomeItem(str(i), f"q{i}", None, gold, outs))
+    models = ["a1", "a2", "a3", "b", "c"]
+    t = rp.Table.of(rows, models, extractor("choice"))
+    fit, test = t.take(np.arange(800)), t.take(np.arange(800, 1600))
+    learned = learned_weights(fit, range(5))
+    assert sum(learned.get(j, 0.0) for j in (0, 1, 2)) < 1.5 * learned[3]
+    by_log_odds = rp.voted(test, range(5), [log_odds(float(fit.scores[:, j].mean()))
+                                            for j in range(5)])
+    by_learning = rp.voted(test, list(learned), list(learned.values()))
+    assert by_learning.quality >= by_log_odds.quality + 0.05, (by_learning.quality,
+                                                                by_log_odds.quality)

@@ -10,7 +10,8 @@ all of them.
 The families searched:
 
 - singles: every model;
-- weighted votes of the best models (log-odds weights, as ``chorus outcomes vote``);
+- weighted votes of the best models (log-odds weights, as ``chorus outcomes vote``, and
+  weights learned from which members gave the right answers, cross-fitted);
 - agreement cascades (``consensus``): two or three cheap models answer, their answer is
   kept when enough of them agree, else the strongest model answers;
 - learned-acceptance cascades (the FrugalGPT idea): a cheap stage (one model, or a vote
@@ -176,6 +177,30 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
         cands.append(Candidate(f"vote-{size}", "weighted vote", "parallel", spec,
                                rp.voted(b, members, [weights[j] for j in members])))
 
+    # The same votes with weights learned from the outcomes: which members gave an
+    # answer predicts whether it is right (two models that err alike are not counted
+    # twice, as independent log-odds weights count them). Cross-fitted, as the learned
+    # checks below are: judged on every training item, shipped fitted on all of them.
+    folds = np.random.default_rng(seed + 1).permutation(n) % FOLDS
+    for size in sorted({3, 5, len(voters)}):
+        if size > len(voters) or size < 3:
+            continue
+        learned = learned_weights(table, voters[:size])
+        if len(learned) < 2:
+            continue
+        score = np.zeros(n)
+        for k in range(FOLDS):
+            fold = np.flatnonzero(folds == k)
+            w = learned_weights(table.take(np.flatnonzero(folds != k)), voters[:size])
+            if w:
+                score[fold] = rp.voted(table.take(fold), list(w), list(w.values())).score
+        members = list(learned)
+        spec = {"kind": "vote", "models": [names[j] for j in members], "by": "weight",
+                "weights": {names[j]: round(learned[j], 4) for j in members}, **extract_spec}
+        cost_all = table.costs[:, members].sum(axis=1)
+        cands.append(Candidate(f"vote-learned-{size}", "weighted vote", "parallel", spec,
+                               rp.Run(score, cost_all)))
+
     step("agreement cascades")
     cheap = [j for j in ranked if j != strong and cost[j] <= 0.35 * cost[strong]][:6]
     strong_b = rp.single(b, strong)
@@ -209,7 +234,6 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     # all of them (the held-out slice alone left the choice to chance); the parts it ships
     # are then fitted on every training item.
     xall = np.asarray(x, dtype=np.float64)
-    folds = np.random.default_rng(seed + 1).permutation(n) % FOLDS
     # P(the strongest model is right | prompt): a check may weigh it against the stage's
     # own chance, escalating where escalating gains most.
     rivals = [_fit_rival(table, xall, folds != k, strong) for k in range(FOLDS)]
@@ -254,6 +278,27 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
         cands.extend(routed)
 
     return Search(cands, frontier(cands), names[strong], len(ia), len(ib))
+
+
+def learned_weights(t: rp.Table, members: Sequence[int]) -> dict[int, float]:
+    """Each member's weight in a vote, learned from the outcomes: a logistic model of
+    whether an answer is right from which members gave it; the members it weighs at 0 or
+    less are left out (their answers add nothing the others' do not)."""
+    labels = t.labels[:, list(members)]
+    rows: list[npt.NDArray[np.bool_]] = []
+    right: list[bool] = []
+    for i in range(len(t)):
+        for label in np.unique(labels[i][labels[i] > 0]):
+            who = labels[i] == label
+            rows.append(who)
+            right.append(bool(t.scores[i, members[int(np.argmax(who))]] > 0.5))
+    try:
+        model = AcceptanceModel.fit(np.zeros((len(rows), 0)), np.asarray(rows, dtype=float),
+                                    right, names=[str(j) for j in members])
+    except ValueError:
+        return {}
+    w = model.weights / model.scale
+    return {j: float(wj) for j, wj in zip(members, w, strict=True) if wj > 1e-3}
 
 
 #: The weights a check may give the escalation's chance (0: the stage's own alone).
