@@ -218,3 +218,16 @@ def test_temperature_bound_is_the_gateways() -> None:
     field = ChatRequest.model_fields["temperature"]
     assert any(getattr(m, "le", None) == MAX_TEMPERATURE for m in field.metadata)
     assert main(["run", "--temperature", "2", "-c", "/nonexistent.yaml", "hi"]) == 1
+
+
+def test_an_unknown_name_in_a_large_config_lists_a_few_and_counts_the_rest(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A config chorus tune writes holds dozens of systems: the error stays one short line.
+    systems = "".join(f"  s{i:02d}: fast\n" for i in range(40))
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text(CONFIG + systems)
+    assert main(["run", "-c", str(cfg), "-s", "nope", "hi"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown model or system 'nope'" in err
+    assert "s09" in err and "s39" not in err
+    assert "and 31 more (`chorus models -c FILE` and `chorus systems -c FILE`" in err

@@ -22,6 +22,9 @@ __all__ = ["Builder", "Config", "DEFAULT_CONFIG_NAME"]
 DEFAULT_CONFIG_NAME = "<default config>"
 M = TypeVar("M", bound=BaseModel)
 
+#: The most names an unknown-name error lists.
+_LISTED = 12
+
 
 def _field_names(cls: type[BaseModel], seen: set[type] | None = None) -> set[str]:
     seen = seen or set()
@@ -214,7 +217,11 @@ class Builder:
             models, systems = self.names()
             close = difflib.get_close_matches(name, models + systems, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            defined = ", ".join(sorted(models + systems)) or "none"
+            every = sorted(models + systems)
+            defined = ", ".join(every[:_LISTED]) or "none"
+            if len(every) > _LISTED:  # a tuned config holds dozens: one line stays readable
+                defined += (f", and {len(every) - _LISTED} more (`chorus models -c FILE` and "
+                            "`chorus systems -c FILE` list them)")
             raise UnknownName(
                 f"unknown model or system {name!r}{hint}; defined: {defined}",
                 file=self.doc.file, line=self.doc.line_of(where) if where else None,
