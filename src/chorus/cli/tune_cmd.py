@@ -54,16 +54,17 @@ def _embed(rows: Any, what: str) -> Any:
 
 
 def _embedders(model: Any, seen: set[int] | None = None) -> list[Any]:
-    """The embedders of a system's learned routers and learned checks."""
+    """The embedders of a system's learned routers, learned checks and region-weighted
+    votes."""
     seen = set() if seen is None else seen
     out = []
     holders = [model, getattr(model, "classifier", None),
                *(getattr(s, "check", None) for s in getattr(model, "stages", ()))]
     for h in holders:
-        emb = getattr(h, "embedder", None)
-        if emb is not None and id(emb) not in seen:
-            seen.add(id(emb))
-            out.append(emb)
+        for emb in (getattr(h, "embedder", None), getattr(h, "weights_embedder", None)):
+            if emb is not None and id(emb) not in seen:
+                seen.add(id(emb))
+                out.append(emb)
     for child in model.children():
         out.extend(_embedders(child, seen))
     return out

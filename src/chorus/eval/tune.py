@@ -11,7 +11,8 @@ The families searched:
 
 - singles: every model;
 - weighted votes of the best models (log-odds weights, as ``chorus outcomes vote``, and
-  weights learned from which members gave the right answers, cross-fitted);
+  weights learned from which members gave the right answers, overall or per region of the
+  prompt space (``routing.vote_weights``), cross-fitted);
 - agreement cascades (``consensus``): two or three cheap models answer, their answer is
   kept when enough of them agree, else the strongest model answers;
 - learned-acceptance cascades (the FrugalGPT idea): a cheap stage (one model, or a vote
@@ -44,6 +45,7 @@ from chorus.eval.outcomes import OutcomeItem
 from chorus.patterns.agreement import extractor
 from chorus.routing.acceptance import AcceptanceModel, PriceModel
 from chorus.routing.learned import OutcomePredictor, choose, fit, sweep
+from chorus.routing.vote_weights import RegionWeights
 
 __all__ = ["Candidate", "Search", "search", "pick_extract", "frontier"]
 
@@ -60,7 +62,8 @@ class Candidate:
     kind: str
     spec: str | dict[str, Any]
     held_out: rp.Run
-    parts: dict[str, AcceptanceModel | OutcomePredictor] = field(default_factory=dict)
+    parts: dict[str, AcceptanceModel | OutcomePredictor | RegionWeights] = field(
+        default_factory=dict)
 
     @property
     def quality(self) -> float:
@@ -201,6 +204,14 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
         cands.append(Candidate(f"vote-learned-{size}", "weighted vote", "parallel", spec,
                                rp.Run(score, cost_all)))
 
+    # And weights that depend on the question: one row per region of the prompt space.
+    for size in sorted({5, len(voters)}):
+        if size > len(voters) or size < 3:
+            continue
+        members = voters[:size]
+        cands.extend(_region_votes(table, np.asarray(x, dtype=np.float64), folds, members,
+                                   names, extract_spec, seed))
+
     step("agreement cascades")
     cheap = [j for j in ranked if j != strong and cost[j] <= 0.35 * cost[strong]][:6]
     strong_b = rp.single(b, strong)
@@ -299,6 +310,39 @@ def learned_weights(t: rp.Table, members: Sequence[int]) -> dict[int, float]:
         return {}
     w = model.weights / model.scale
     return {j: float(wj) for j, wj in zip(members, w, strict=True) if wj > 1e-3}
+
+
+#: How many regions of the prompt space a region-weighted vote may cut it into.
+REGIONS = (4, 8)
+
+
+def _region_votes(t: rp.Table, x: Array, folds: npt.NDArray[np.int64], members: list[int],
+                  names: list[str], extract_spec: dict[str, Any], seed: int
+                  ) -> list[Candidate]:
+    """Votes of ``members`` whose weights depend on the prompt's region, one per number of
+    regions, cross-fitted (judged on every training item), shipped fitted on all."""
+    labels, right = t.labels[:, members], t.scores[:, members] > 0.5
+    member_names = [names[j] for j in members]
+    out = []
+    for regions in REGIONS:
+        score = np.zeros(len(t))
+        try:
+            for k in range(FOLDS):
+                fold, rest = np.flatnonzero(folds == k), np.flatnonzero(folds != k)
+                w = RegionWeights.fit(x[rest], labels[rest], right[rest], member_names,
+                                      regions=regions, seed=seed)
+                score[fold] = rp.voted(t.take(fold), members, w.rows(x[fold])).score
+            final = RegionWeights.fit(x, labels, right, member_names, regions=regions,
+                                      seed=seed)
+        except ValueError:
+            continue
+        path = f"votes/regions-{len(members)}-k{regions}"
+        spec = {"kind": "vote", "models": member_names, "by": "weight",
+                "weights_by": {"path": path}, **extract_spec}
+        out.append(Candidate(f"vote-regions-{len(members)}-k{regions}", "weighted vote",
+                             "parallel", spec,
+                             rp.Run(score, t.costs[:, members].sum(axis=1)), {path: final}))
+    return out
 
 
 #: The weights a check may give the escalation's chance (0: the stage's own alone).

@@ -11,7 +11,9 @@ the medoid of the largest group. Ties go to the ``tie_break`` rule: ``order`` (t
 earliest child), ``weight`` (per-child ``weights``) or ``cheapest`` (lowest cost).
 With ``by="weight"`` each answer counts its child's weight instead of one vote: a
 weighted majority, with weights such as the log-odds of each model's recorded accuracy
-(``chorus outcomes vote`` learns them from an outcome table).
+(``chorus outcomes vote`` learns them from an outcome table), or, with ``weights_by``,
+weights that depend on the question (``routing.vote_weights``: the prompt's region of
+the embedding space picks a row of weights; ``chorus tune`` fits them).
 Failed children, and answers with no label to extract, are recorded and left out.
 """
 
@@ -19,13 +21,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from chorus.config.schema import ModelRef, PatternConfig
+from chorus.config.schema import ModelRef, Node, PatternConfig
 from chorus.core.compose import combine, failed_span
-from chorus.core.errors import AllModelsFailed
+from chorus.core.errors import AllModelsFailed, ConfigError
 from chorus.core.model import Model
 from chorus.core.registry import BuildContext
 from chorus.core.types import Completion, Request
@@ -43,6 +46,7 @@ from chorus.patterns.agreement import (
     pick,
     tally,
 )
+from chorus.routing.vote_weights import RegionWeights
 
 __all__ = ["Vote", "VoteBy", "VoteConfig", "build"]
 
@@ -74,6 +78,8 @@ class Vote(Model):
         weights: Mapping[str, float] | None = None,
         by: VoteBy = "count",
         timeout_s: float | None = None,
+        region_weights: RegionWeights | None = None,
+        weights_embedder: Embedder | None = None,
     ) -> None:
         super().__init__(name)
         if bool(models) == (model is not None):
@@ -112,6 +118,18 @@ class Vote(Model):
         unknown = set(self.weights) - set(self.names)
         if unknown:
             raise ValueError(f"weights name unknown children: {', '.join(sorted(unknown))}")
+        self.region_weights = region_weights
+        self.weights_embedder = weights_embedder
+        if region_weights is not None:
+            if by != "weight":
+                raise ValueError("weights_by needs by: weight")
+            if self.weights:
+                raise ValueError("give weights or weights_by, not both")
+            if weights_embedder is None:
+                raise ValueError("weights_by needs an embedder")
+            if sorted(region_weights.members) != sorted(self.names):
+                raise ValueError(f"the region weights are for {', '.join(region_weights.members)}"
+                                 f", not this vote's {', '.join(self.names)}")
 
     def children(self) -> Sequence[Model]:
         return self.models[:1] if self.samples > 1 else self.models
@@ -132,7 +150,8 @@ class Vote(Model):
         outcomes = await gather(self.models, self.requests(request), timeout_s=self.timeout_s)
         parts = [o.completion for o in outcomes if o.completion is not None]
         failed = [o.span for o in outcomes if o.completion is None]
-        answers, errors = collect(outcomes, self.names, self.extract, self.weights)
+        weights, region = await self._weights(request)
+        answers, errors = collect(outcomes, self.names, self.extract, weights)
         if not answers:
             err = AllModelsFailed(self.name, errors)
             err.trace = failed_span(self, err, [o.span for o in outcomes])
@@ -155,6 +174,9 @@ class Vote(Model):
             "by": self.by,
             "failed": {name: str(e) for name, e in errors.items()},
         }
+        if region is not None:
+            attributes["region"] = region
+            attributes["weights"] = {k: round(v, 4) for k, v in weights.items()}
         if self.samples > 1:
             attributes["samples"] = self.samples
             attributes["seeds"] = [r.params.get("seed", None) for r in self.requests(request)]
@@ -165,6 +187,26 @@ class Vote(Model):
                                         "similarity": self.similarity}
         return combine(self, text, started=started, parts=parts, winner=chosen,
                        failed=failed, attributes=attributes)
+
+
+    async def _weights(self, request: Request) -> tuple[Mapping[str, float], int | None]:
+        """The children's weights for this request, and its region when they depend on it."""
+        if self.region_weights is None or self.weights_embedder is None:
+            return self.weights, None
+        vector = await self.weights_embedder.embed([request.prompt])
+        if vector.shape[1] != self.region_weights.dims:
+            raise ConfigError(f"{self.name}: the region weights were fitted on "
+                              f"{self.region_weights.dims}-dim embeddings; embedder "
+                              f"{self.weights_embedder.name!r} gives {vector.shape[1]}")
+        return (self.region_weights.weights(vector),
+                int(self.region_weights.region(vector)[0]))
+
+
+class RegionWeightsConfig(Node):
+    #: The folder of fitted region weights (``chorus tune`` writes them), relative to the
+    #: config file.
+    path: str
+    embedder: str | dict[str, Any] | None = None
 
 
 class VoteConfig(PatternConfig):
@@ -183,6 +225,7 @@ class VoteConfig(PatternConfig):
     weights: dict[str, float] = Field(default_factory=dict)
     by: VoteBy = "count"
     timeout_s: float | None = Field(None, gt=0)
+    weights_by: RegionWeightsConfig | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> VoteConfig:
@@ -195,9 +238,26 @@ def build(cfg: VoteConfig, b: BuildContext) -> Vote:
     models = [b.model(ref, "models", i) for i, ref in enumerate(cfg.models)]
     model = b.model(cfg.model, "model") if cfg.model is not None else None
     embedder = b.embedder(cfg.embedder, "embedder") if cfg.by_meaning else None
-    return Vote(
-        b.name, models, model=model, samples=cfg.samples, temperature=cfg.temperature,
-        extract=cfg.extract, labels=cfg.labels, pattern=cfg.pattern,
-        by_meaning=cfg.by_meaning, embedder=embedder, similarity=cfg.similarity,
-        tie_break=cfg.tie_break, weights=cfg.weights, by=cfg.by, timeout_s=cfg.timeout_s,
-    )
+    region: RegionWeights | None = None
+    weights_embedder = None
+    if cfg.weights_by is not None:
+        path = Path(cfg.weights_by.path).expanduser()
+        if not path.is_absolute() and Path(b.file).is_file():
+            path = Path(b.file).parent / path
+        try:
+            region = RegionWeights.load(path)
+        except ValueError as exc:
+            raise b.error(str(exc), "weights_by", "path") from None
+        weights_embedder = b.embedder(cfg.weights_by.embedder, "weights_by", "embedder")
+    try:
+        return Vote(
+            b.name, models, model=model, samples=cfg.samples, temperature=cfg.temperature,
+            extract=cfg.extract, labels=cfg.labels, pattern=cfg.pattern,
+            by_meaning=cfg.by_meaning, embedder=embedder, similarity=cfg.similarity,
+            tie_break=cfg.tie_break, weights=cfg.weights, by=cfg.by, timeout_s=cfg.timeout_s,
+            region_weights=region, weights_embedder=weights_embedder,
+        )
+    except ValueError as exc:
+        if region is None:
+            raise
+        raise b.error(str(exc), "weights_by") from None

@@ -1,0 +1,129 @@
+"""Vote weights that depend on the question: the prompt space is cut into regions (k-means
+over the prompts' embeddings), and each region has its own weight per member, learned
+from recorded outcomes. A member that is right on law questions and wrong on arithmetic
+gets a say on the first and little on the second.
+
+The weights come from one logistic model of whether an answer is right, from which
+members gave it, alone and within the prompt's region: a member's weight in a region is
+its overall coefficient plus its coefficient there (the vote's answer is the label with
+the largest total weight, as ``vote`` with ``by: weight``). Fitted by ``chorus tune``,
+saved as a folder, and read live by a vote:
+
+    {kind: vote, models: [a, b, c], by: weight, weights_by: {path: votes/abc}}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from chorus.routing.acceptance import AcceptanceModel
+
+__all__ = ["RegionWeights"]
+
+Array = npt.NDArray[np.float64]
+_FORMAT = "chorus-region-weights/1"
+#: The least weight a member keeps in a region (a vote's weights must be > 0).
+FLOOR = 1e-3
+
+
+def _unit(x: npt.ArrayLike) -> Array:
+    a = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    return np.asarray(a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12))
+
+
+@dataclass
+class RegionWeights:
+    """Per region (a centroid of prompt embeddings), one weight per member."""
+
+    members: tuple[str, ...]
+    centroids: Array  # regions x dims, unit rows
+    table: Array  # regions x members, every weight >= FLOOR
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def region(self, x: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """The region of each embedded prompt: its nearest centroid by cosine."""
+        return np.asarray(np.argmax(_unit(x) @ self.centroids.T, axis=1), dtype=np.int64)
+
+    def rows(self, x: npt.ArrayLike) -> Array:
+        """The members' weights for each embedded prompt (prompts x members)."""
+        return np.asarray(self.table[self.region(x)])
+
+    def weights(self, vector: npt.ArrayLike) -> dict[str, float]:
+        """The members' weights for one embedded prompt, by name."""
+        return dict(zip(self.members, (float(w) for w in self.rows(vector)[0]), strict=True))
+
+    @property
+    def dims(self) -> int:
+        return int(self.centroids.shape[1])
+
+    @classmethod
+    def fit(cls, x: npt.ArrayLike, labels: npt.ArrayLike, right: npt.ArrayLike,
+            members: Sequence[str], *, regions: int, seed: int = 0) -> RegionWeights:
+        """Fit on the items' prompt embeddings ``x``, each member's answer label per item
+        (items x members ints, 0: none) and whether it was right (items x members)."""
+        try:
+            from sklearn.cluster import KMeans
+        except ImportError as exc:  # pragma: no cover - comes with the embeddings extra
+            from chorus.core.errors import MissingDependency
+
+            raise MissingDependency("scikit-learn", "fitting region vote weights",
+                                    "embeddings") from exc
+        xs = _unit(x)
+        lab = np.asarray(labels, dtype=np.int64)
+        ok = np.asarray(right, dtype=bool)
+        m = len(members)
+        if lab.shape != (len(xs), m) or ok.shape != lab.shape:
+            raise ValueError("labels and right must be items x members")
+        if len(xs) < 10 * regions:
+            raise ValueError(f"{regions} regions need at least {10 * regions} items")
+        km = KMeans(regions, n_init=4, random_state=seed).fit(xs)
+        region = np.asarray(km.labels_, dtype=np.int64)
+        rows, target = [], []
+        for i in range(len(xs)):
+            for label in np.unique(lab[i][lab[i] > 0]):
+                who = (lab[i] == label).astype(np.float64)
+                inside = np.zeros((regions, m))
+                inside[region[i]] = who
+                rows.append(np.concatenate([who, inside.ravel()]))
+                target.append(bool(ok[i, int(np.argmax(who))]))
+        names = [*members, *(f"{r}:{n}" for r in range(regions) for n in members)]
+        model = AcceptanceModel.fit(np.zeros((len(rows), 0)), np.asarray(rows), target,
+                                    names=names, seed=seed)
+        w = model.weights / model.scale
+        table = np.maximum(w[:m][None, :] + w[m:].reshape(regions, m), FLOOR)
+        return cls(tuple(members), _unit(km.cluster_centers_), table,
+                   {"items": int(len(xs)), "regions": regions, "l2": model.info.get("l2")})
+
+    def save(self, folder: str | Path) -> Path:
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        np.save(out / "centroids.npy", self.centroids)
+        np.save(out / "table.npy", self.table)
+        (out / "region_weights.json").write_text(json.dumps(
+            {"format": _FORMAT, "members": list(self.members), "info": self.info},
+            indent=2) + "\n", "utf-8")
+        return out
+
+    @classmethod
+    def load(cls, folder: str | Path) -> RegionWeights:
+        root = Path(folder)
+        try:
+            meta = json.loads((root / "region_weights.json").read_text("utf-8"))
+            centroids = np.load(root / "centroids.npy")
+            table = np.load(root / "table.npy")
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{str(root)!r} is not saved region vote weights ({exc})") from None
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"{str(root)!r}: unknown format {meta.get('format')!r}")
+        members = tuple(meta.get("members", ()))
+        if table.shape != (centroids.shape[0], len(members)) or np.any(table <= 0):
+            raise ValueError(f"{str(root)!r}: its weight table does not fit its members")
+        return cls(members, centroids.astype(np.float64), table.astype(np.float64),
+                   dict(meta.get("info", {})))
