@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
     from chorus.core.errors import ConfigError
     from chorus.core.model import Model
 
-__all__ = ["ROLES", "BuildContext", "Kind", "Registry", "Role", "load_plugins", "registry"]
+__all__ = ["ROLES", "BuildContext", "Kind", "Registry", "Role", "config_path", "load_plugins",
+           "registry"]
 
 Role = Literal["provider", "pattern", "embedder", "classifier", "check", "store"]
 ROLES: tuple[Role, ...] = ("provider", "pattern", "embedder", "classifier", "check", "store")
@@ -145,6 +147,16 @@ _loaded = False
 #: The built-in plugins, as listed under ``chorus.plugins`` in chorus's pyproject.toml.
 _BUILTINS = ("chorus.providers", "chorus.patterns", "chorus.embeddings", "chorus.policies",
              "chorus.routing", "chorus.stores", "chorus.eval")
+
+
+def config_path(b: BuildContext, value: str) -> Path:
+    """A path a node names: ``~`` expanded, and a relative one taken from the folder of
+    the config file (when the node came from a file)."""
+    path = Path(value).expanduser()
+    config_file = Path(b.file)
+    if not path.is_absolute() and config_file.is_file():
+        path = config_file.parent / path
+    return path
 
 
 def load_plugins() -> None:

@@ -28,7 +28,7 @@ from pydantic import Field
 
 from chorus.config.schema import ProviderConfig
 from chorus.core.errors import BadRequestError
-from chorus.core.registry import BuildContext
+from chorus.core.registry import BuildContext, config_path
 from chorus.core.types import Completion, ForcedTool, Request, ToolCall, Usage
 from chorus.eval.outcomes import OutcomeItem, read_outcomes
 from chorus.providers import Provider, common_kwargs
@@ -138,10 +138,7 @@ class ReplayConfig(ProviderConfig):
 
 
 def build(cfg: ReplayConfig, b: BuildContext) -> ReplayModel:
-    path = Path(cfg.outcomes).expanduser()
-    config_file = Path(b.file)
-    if not path.is_absolute() and config_file.is_file():
-        path = config_file.parent / path
+    path = config_path(b, cfg.outcomes)
     if not path.is_file():
         raise b.error(f"outcome table {str(path)!r} does not exist", "outcomes")
     return ReplayModel(b.name, load_index(path), model=cfg.model, latency_s=cfg.latency_s,

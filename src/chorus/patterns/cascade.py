@@ -18,7 +18,6 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -38,7 +37,7 @@ from chorus.core.model import (
     deltas_of,
     error_span,
 )
-from chorus.core.registry import BuildContext
+from chorus.core.registry import BuildContext, config_path
 from chorus.core.types import Completion, Request, Span
 from chorus.patterns._checks import (
     JUDGE_PROMPT,
@@ -270,11 +269,8 @@ def _check(cfg: CheckConfig, b: BuildContext, i: int) -> Check:
     if isinstance(cfg, LogprobConfig):
         return LogprobCheck(cfg.threshold)
     if isinstance(cfg, LearnedCheckConfig):
-        path = Path(cfg.path).expanduser()
-        if not path.is_absolute() and Path(b.file).is_file():
-            path = Path(b.file).parent / path
         try:
-            model = AcceptanceModel.load(path)
+            model = AcceptanceModel.load(config_path(b, cfg.path))
         except ValueError as exc:
             raise b.error(str(exc), "stages", i, "check", "path") from None
         return LearnedCheck(model, b.embedder(cfg.embedder, "stages", i, "check", "embedder"),

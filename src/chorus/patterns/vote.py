@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import Field, model_validator
@@ -30,7 +29,7 @@ from chorus.config.schema import ModelRef, Node, PatternConfig
 from chorus.core.compose import combine, failed_span
 from chorus.core.errors import AllModelsFailed, ConfigError
 from chorus.core.model import Model
-from chorus.core.registry import BuildContext
+from chorus.core.registry import BuildContext, config_path
 from chorus.core.types import Completion, Request
 from chorus.embeddings import Embedder
 from chorus.patterns._concurrent import gather
@@ -241,11 +240,8 @@ def build(cfg: VoteConfig, b: BuildContext) -> Vote:
     region: RegionWeights | None = None
     weights_embedder = None
     if cfg.weights_by is not None:
-        path = Path(cfg.weights_by.path).expanduser()
-        if not path.is_absolute() and Path(b.file).is_file():
-            path = Path(b.file).parent / path
         try:
-            region = RegionWeights.load(path)
+            region = RegionWeights.load(config_path(b, cfg.weights_by.path))
         except ValueError as exc:
             raise b.error(str(exc), "weights_by", "path") from None
         weights_embedder = b.embedder(cfg.weights_by.embedder, "weights_by", "embedder")

@@ -31,7 +31,7 @@ from chorus.config.schema import ModelRef, PatternConfig
 from chorus.core.compose import combine, failed_span
 from chorus.core.errors import AllModelsFailed, ChorusError, MalformedResponse, StepFailed
 from chorus.core.model import Model, error_span
-from chorus.core.registry import BuildContext
+from chorus.core.registry import BuildContext, config_path
 from chorus.core.structured import ask_json
 from chorus.core.types import Completion, Request, Span
 from chorus.embeddings import Embedder
@@ -259,10 +259,7 @@ def build(cfg: WeightedConfig, b: BuildContext) -> Weighted:
     scorer = import_callable(cfg.scorer) if cfg.scorer else None
     weights_file: Path | None = None
     if cfg.weights_file:
-        weights_file = Path(cfg.weights_file).expanduser()
-        config_file = Path(b.file)
-        if not weights_file.is_absolute() and config_file.is_file():
-            weights_file = config_file.parent / weights_file
+        weights_file = config_path(b, cfg.weights_file)
     embedder = b.embedder(cfg.embedder, "embedder") if cfg.embedder else None
     return Weighted(
         b.name, models, judge=judge, rubric=cfg.rubric, scorer=scorer, weights=cfg.weights,

@@ -39,7 +39,7 @@ from pydantic import Field
 
 from chorus.config.schema import Node
 from chorus.core.errors import MissingDependency
-from chorus.core.registry import BuildContext
+from chorus.core.registry import BuildContext, config_path
 from chorus.core.types import Request
 from chorus.embeddings import Embedder
 from chorus.embeddings.threads import one_blas_thread
@@ -327,10 +327,7 @@ class IntentClassifierConfig(Node):
 
 def build_classifier(cfg: IntentClassifierConfig, b: BuildContext,
                      routes: list[str]) -> IntentClassifier:
-    path = Path(cfg.path).expanduser()
-    config_file = Path(b.file)
-    if not path.is_absolute() and config_file.is_file():
-        path = config_file.parent / path
+    path = config_path(b, cfg.path)
     try:
         head = IntentHead.load(path)
     except ValueError as exc:

@@ -28,7 +28,7 @@ import numpy.typing as npt
 from pydantic import Field
 
 from chorus.config.schema import Node
-from chorus.core.registry import BuildContext
+from chorus.core.registry import BuildContext, config_path
 from chorus.core.types import Request
 from chorus.embeddings import Embedder
 from chorus.routing._base import Classifier, Decision
@@ -426,10 +426,7 @@ class LearnedClassifierConfig(Node):
 
 
 def build_classifier(cfg: LearnedClassifierConfig, b: BuildContext) -> LearnedClassifier:
-    path = Path(cfg.path).expanduser()
-    config_file = Path(b.file)
-    if not path.is_absolute() and config_file.is_file():
-        path = config_file.parent / path
+    path = config_path(b, cfg.path)
     try:
         predictor = OutcomePredictor.load(path)
         clf = LearnedClassifier(predictor, b.embedder(cfg.embedder, "embedder"),
