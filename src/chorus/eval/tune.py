@@ -45,7 +45,7 @@ from chorus.eval.outcomes import OutcomeItem
 from chorus.patterns.agreement import extractor
 from chorus.routing.acceptance import AcceptanceModel, PriceModel
 from chorus.routing.learned import OutcomePredictor, choose, fit, sweep
-from chorus.routing.vote_weights import RegionWeights
+from chorus.routing.vote_weights import RegionWeights, answer_rows, coefficients
 
 __all__ = ["Candidate", "Search", "search", "pick_extract", "frontier"]
 
@@ -182,35 +182,16 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
 
     # The same votes with weights learned from the outcomes: which members gave an
     # answer predicts whether it is right (two models that err alike are not counted
-    # twice, as independent log-odds weights count them). Cross-fitted, as the learned
+    # twice, as independent log-odds weights count them); and weights that depend on the
+    # question, one row per region of the prompt space. Cross-fitted, as the learned
     # checks below are: judged on every training item, shipped fitted on all of them.
     folds = np.random.default_rng(seed + 1).permutation(n) % FOLDS
-    for size in sorted({3, 5, len(voters)}):
-        if size > len(voters) or size < 3:
-            continue
-        learned = learned_weights(table, voters[:size])
-        if len(learned) < 2:
-            continue
-        score = np.zeros(n)
-        for k in range(FOLDS):
-            fold = np.flatnonzero(folds == k)
-            w = learned_weights(table.take(np.flatnonzero(folds != k)), voters[:size])
-            if w:
-                score[fold] = rp.voted(table.take(fold), list(w), list(w.values())).score
-        members = list(learned)
-        spec = {"kind": "vote", "models": [names[j] for j in members], "by": "weight",
-                "weights": {names[j]: round(learned[j], 4) for j in members}, **extract_spec}
-        cost_all = table.costs[:, members].sum(axis=1)
-        cands.append(Candidate(f"vote-learned-{size}", "weighted vote", "parallel", spec,
-                               rp.Run(score, cost_all)))
-
-    # And weights that depend on the question: one row per region of the prompt space.
-    for size in sorted({5, len(voters)}):
-        if size > len(voters) or size < 3:
-            continue
-        members = voters[:size]
-        cands.extend(_region_votes(table, np.asarray(x, dtype=np.float64), folds, members,
-                                   names, extract_spec, seed))
+    xall = np.asarray(x, dtype=np.float64)
+    for size in _sizes((3, 5, len(voters)), len(voters)):
+        cands.extend(_learned_votes(table, folds, voters[:size], names, extract_spec))
+    for size in _sizes((5, len(voters)), len(voters)):
+        cands.extend(_region_votes(table, xall, folds, voters[:size], names, extract_spec,
+                                   seed))
 
     step("agreement cascades")
     cheap = [j for j in ranked if j != strong and cost[j] <= 0.35 * cost[strong]][:6]
@@ -244,7 +225,6 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     # other folds, so every training item is held out once and each setting is judged on
     # all of them (the held-out slice alone left the choice to chance); the parts it ships
     # are then fitted on every training item.
-    xall = np.asarray(x, dtype=np.float64)
     # P(the strongest model is right | prompt): a check may weigh it against the stage's
     # own chance, escalating where escalating gains most.
     rivals = [_fit_rival(table, xall, folds != k, strong) for k in range(FOLDS)]
@@ -295,25 +275,54 @@ def learned_weights(t: rp.Table, members: Sequence[int]) -> dict[int, float]:
     """Each member's weight in a vote, learned from the outcomes: a logistic model of
     whether an answer is right from which members gave it; the members it weighs at 0 or
     less are left out (their answers add nothing the others' do not)."""
-    labels = t.labels[:, list(members)]
-    rows: list[npt.NDArray[np.bool_]] = []
-    right: list[bool] = []
-    for i in range(len(t)):
-        for label in np.unique(labels[i][labels[i] > 0]):
-            who = labels[i] == label
-            rows.append(who)
-            right.append(bool(t.scores[i, members[int(np.argmax(who))]] > 0.5))
+    who, _, right = answer_rows(t.labels[:, list(members)], t.scores[:, list(members)] > 0.5)
     try:
-        model = AcceptanceModel.fit(np.zeros((len(rows), 0)), np.asarray(rows, dtype=float),
-                                    right, names=[str(j) for j in members])
+        w, _ = coefficients(who, right, [str(j) for j in members])
     except ValueError:
         return {}
-    w = model.weights / model.scale
     return {j: float(wj) for j, wj in zip(members, w, strict=True) if wj > 1e-3}
 
 
 #: How many regions of the prompt space a region-weighted vote may cut it into.
 REGIONS = (4, 8)
+
+
+def _sizes(wanted: Sequence[int], voters: int) -> list[int]:
+    """The vote sizes of ``wanted`` that ``voters`` can fill, at least three."""
+    return [s for s in sorted(set(wanted)) if 3 <= s <= voters]
+
+
+def _out_of_fold(folds: npt.NDArray[np.int64],
+                 score_fold: Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], Array]
+                 ) -> Array:
+    """Each item's score from a part fitted without its fold: ``score_fold(rest, fold)``
+    (the items to fit on, the items to score)."""
+    score = np.zeros(len(folds))
+    for k in range(FOLDS):
+        fold, rest = np.flatnonzero(folds == k), np.flatnonzero(folds != k)
+        score[fold] = score_fold(rest, fold)
+    return score
+
+
+def _learned_votes(t: rp.Table, folds: npt.NDArray[np.int64], members: list[int],
+                   names: list[str], extract_spec: dict[str, Any]) -> list[Candidate]:
+    """A vote of ``members`` with weights learned from the outcomes (those weighed at 0
+    left out), cross-fitted, shipped fitted on all items."""
+    learned = learned_weights(t, members)
+    if len(learned) < 2:
+        return []
+
+    def score_fold(rest: npt.NDArray[np.int64], fold: npt.NDArray[np.int64]) -> Array:
+        w = learned_weights(t.take(rest), members)
+        if not w:
+            return np.zeros(len(fold))
+        return rp.voted(t.take(fold), list(w), list(w.values())).score
+
+    kept = list(learned)
+    spec = {"kind": "vote", "models": [names[j] for j in kept], "by": "weight",
+            "weights": {names[j]: round(learned[j], 4) for j in kept}, **extract_spec}
+    run = rp.Run(_out_of_fold(folds, score_fold), t.costs[:, kept].sum(axis=1))
+    return [Candidate(f"vote-learned-{len(members)}", "weighted vote", "parallel", spec, run)]
 
 
 def _region_votes(t: rp.Table, x: Array, folds: npt.NDArray[np.int64], members: list[int],
@@ -325,13 +334,15 @@ def _region_votes(t: rp.Table, x: Array, folds: npt.NDArray[np.int64], members: 
     member_names = [names[j] for j in members]
     out = []
     for regions in REGIONS:
-        score = np.zeros(len(t))
+
+        def score_fold(rest: npt.NDArray[np.int64], fold: npt.NDArray[np.int64],
+                       regions: int = regions) -> Array:
+            w = RegionWeights.fit(x[rest], labels[rest], right[rest], member_names,
+                                  regions=regions, seed=seed)
+            return rp.voted(t.take(fold), members, w.rows(x[fold])).score
+
         try:
-            for k in range(FOLDS):
-                fold, rest = np.flatnonzero(folds == k), np.flatnonzero(folds != k)
-                w = RegionWeights.fit(x[rest], labels[rest], right[rest], member_names,
-                                      regions=regions, seed=seed)
-                score[fold] = rp.voted(t.take(fold), members, w.rows(x[fold])).score
+            score = _out_of_fold(folds, score_fold)
             final = RegionWeights.fit(x, labels, right, member_names, regions=regions,
                                       seed=seed)
         except ValueError:

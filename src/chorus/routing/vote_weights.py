@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from chorus.routing.acceptance import AcceptanceModel
 
-__all__ = ["RegionWeights"]
+__all__ = ["RegionWeights", "answer_rows", "coefficients"]
 
 Array = npt.NDArray[np.float64]
 _FORMAT = "chorus-region-weights/1"
@@ -36,6 +36,34 @@ FLOOR = 1e-3
 def _unit(x: npt.ArrayLike) -> Array:
     a = np.atleast_2d(np.asarray(x, dtype=np.float64))
     return np.asarray(a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12))
+
+
+def answer_rows(labels: npt.ArrayLike, right: npt.ArrayLike
+                ) -> tuple[Array, npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """One row per distinct answer to an item, from each member's answer label per item
+    (items x members ints, 0: none) and whether it was right (items x members): which
+    members gave that answer (0/1), the item, and whether the answer was right."""
+    lab = np.asarray(labels, dtype=np.int64)
+    ok = np.asarray(right, dtype=bool)
+    who, item, target = [], [], []
+    for i in range(len(lab)):
+        for label in np.unique(lab[i][lab[i] > 0]):
+            gave = lab[i] == label
+            who.append(gave.astype(np.float64))
+            item.append(i)
+            target.append(bool(ok[i, int(np.argmax(gave))]))
+    m = lab.shape[1] if lab.ndim == 2 else 0
+    return (np.asarray(who, dtype=np.float64).reshape(len(who), m),
+            np.asarray(item, dtype=np.int64), np.asarray(target, dtype=bool))
+
+
+def coefficients(features: Array, right: npt.NDArray[np.bool_], names: Sequence[str], *,
+                 seed: int = 0) -> tuple[Array, float | None]:
+    """The coefficients, on the features as given, of a logistic model of ``right``
+    (``AcceptanceModel.fit``), and the L2 penalty it chose on a held-out quarter."""
+    model = AcceptanceModel.fit(np.zeros((len(features), 0)), features, right, names=names,
+                                seed=seed)
+    return np.asarray(model.weights / model.scale), model.info.get("l2")
 
 
 @dataclass
@@ -84,22 +112,15 @@ class RegionWeights:
         if len(xs) < 10 * regions:
             raise ValueError(f"{regions} regions need at least {10 * regions} items")
         km = KMeans(regions, n_init=4, random_state=seed).fit(xs)
-        region = np.asarray(km.labels_, dtype=np.int64)
-        rows, target = [], []
-        for i in range(len(xs)):
-            for label in np.unique(lab[i][lab[i] > 0]):
-                who = (lab[i] == label).astype(np.float64)
-                inside = np.zeros((regions, m))
-                inside[region[i]] = who
-                rows.append(np.concatenate([who, inside.ravel()]))
-                target.append(bool(ok[i, int(np.argmax(who))]))
+        who, item, target = answer_rows(lab, ok)
+        inside = np.zeros((len(who), regions, m))
+        inside[np.arange(len(who)), np.asarray(km.labels_)[item]] = who
         names = [*members, *(f"{r}:{n}" for r in range(regions) for n in members)]
-        model = AcceptanceModel.fit(np.zeros((len(rows), 0)), np.asarray(rows), target,
-                                    names=names, seed=seed)
-        w = model.weights / model.scale
+        w, l2 = coefficients(np.hstack([who, inside.reshape(len(who), -1)]), target, names,
+                             seed=seed)
         table = np.maximum(w[:m][None, :] + w[m:].reshape(regions, m), FLOOR)
         return cls(tuple(members), _unit(km.cluster_centers_), table,
-                   {"items": int(len(xs)), "regions": regions, "l2": model.info.get("l2")})
+                   {"items": int(len(xs)), "regions": regions, "l2": l2})
 
     def save(self, folder: str | Path) -> Path:
         out = Path(folder)
