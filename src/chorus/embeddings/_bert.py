@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -183,9 +184,13 @@ class BertEncoder:
         x = x.reshape(n, length, -1)
         return (x * mask[..., None]).sum(1), mask.sum(1)
 
-    def encode(self, texts: list[str], batch_size: int = 32) -> Vectors:
+    def encode(self, texts: list[str], batch_size: int = 32,
+               forward: Callable[[list[list[int]]], tuple[Array, Array]] | None = None
+               ) -> Vectors:
         """One row per text: the mean of its token vectors over all its windows,
-        normalised when the model says so."""
+        normalised when the model says so. ``forward`` runs a batch of windows instead of
+        this encoder's numpy pass (the same model on another engine, e.g. torch): per
+        window, the sum of its final token vectors and its number of tokens."""
         owner: list[int] = []
         seqs: list[list[int]] = []
         for i, text in enumerate(texts):
@@ -200,7 +205,7 @@ class BertEncoder:
         with one_blas_thread() if small else contextlib.nullcontext():
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
-                total, n = self._forward([seqs[j] for j in chunk])
+                total, n = (forward or self._forward)([seqs[j] for j in chunk])
                 for row, j in enumerate(chunk):
                     sums[owner[j]] += total[row]
                     counts[owner[j]] += n[row]

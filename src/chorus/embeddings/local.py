@@ -108,27 +108,26 @@ def _sentence_transformer(folder: Path) -> Any:
     return SentenceTransformer(str(folder), device="cpu")
 
 
-def _token_sums(model: Any, seqs: list[list[int]], batch_size: int) -> tuple[Any, Any]:
-    """Per word-piece sequence (with its [CLS] and [SEP]): the sum of the final token
-    vectors of a sentence-transformers model's BERT, and its number of tokens."""
+def _torch_forward(model: Any) -> Callable[[list[list[int]]], tuple[Any, Any]]:
+    """A sentence-transformers model's BERT as the numpy encoder's forward pass: per
+    batch of word-piece windows (each with its [CLS] and [SEP]), the sum of each one's
+    final token vectors and its number of tokens."""
     import torch
 
     bert = model[0].auto_model
-    sums = np.zeros((len(seqs), bert.config.hidden_size))
-    counts = np.asarray([len(s) for s in seqs], dtype=np.float64)
-    order = sorted(range(len(seqs)), key=lambda j: len(seqs[j]))  # little padding
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            ids = torch.zeros((len(chunk), max(len(seqs[j]) for j in chunk)),
-                              dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for row, j in enumerate(chunk):
-                ids[row, :len(seqs[j])] = torch.tensor(seqs[j])
-                mask[row, :len(seqs[j])] = 1
+
+    def forward(batch: list[list[int]]) -> tuple[Any, Any]:
+        ids = torch.zeros((len(batch), max(len(s) for s in batch)), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, seq in enumerate(batch):
+            ids[row, :len(seq)] = torch.tensor(seq)
+            mask[row, :len(seq)] = 1
+        with torch.inference_mode():
             hidden = bert(input_ids=ids, attention_mask=mask).last_hidden_state
-            sums[chunk] = (hidden * mask[..., None]).sum(1).double().numpy()
-    return sums, counts
+            return ((hidden * mask[..., None]).sum(1).double().numpy(),
+                    mask.sum(1).double().numpy())
+
+    return forward
 
 
 async def _in_daemon_thread(fn: Callable[[], T]) -> T:
@@ -212,15 +211,9 @@ class MiniLMEmbedder(Embedder):
                     [texts[i] for i in short], batch_size=self.batch_size,
                     convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
             if long:
-                seqs = [seq for i in long for seq in windows[i]]
-                owner = np.repeat(np.arange(len(long)), [len(windows[i]) for i in long])
-                sums, counts = _token_sums(torch_model, seqs, self.batch_size)
-                pooled = np.zeros((len(long), encoder.dimension))
-                np.add.at(pooled, owner, sums)
-                pooled /= np.maximum(np.bincount(owner, weights=counts), 1.0)[:, None]
-                if encoder.normalise:
-                    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-                rows[long] = pooled
+                rows[long] = encoder.encode([texts[i] for i in long],
+                                            batch_size=self.batch_size,
+                                            forward=_torch_forward(torch_model))
         return rows
 
     async def _embed(self, texts: Sequence[str]) -> Vectors:
