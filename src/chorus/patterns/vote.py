@@ -187,7 +187,6 @@ class Vote(Model):
         return combine(self, text, started=started, parts=parts, winner=chosen,
                        failed=failed, attributes=attributes)
 
-
     async def _weights(self, request: Request) -> tuple[Mapping[str, float], int | None]:
         """The children's weights for this request, and its region when they depend on it."""
         if self.region_weights is None or self.weights_embedder is None:
