@@ -4,7 +4,6 @@ do, the search finds the cheap path, and what it writes runs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 import yaml
 
 from chorus.config.builder import Config
-from chorus.embeddings import Embedder, Vectors
 from chorus.eval import _replay as rp
 from chorus.eval.bench import run_bench
 from chorus.eval.outcomes import Outcome, OutcomeItem, as_items, write_outcomes
@@ -20,6 +18,7 @@ from chorus.eval.scorers import make_scorer
 from chorus.eval.tune import pick_extract, search
 from chorus.patterns.agreement import extractor
 from chorus.routing.acceptance import AcceptanceModel, PriceModel
+from tests.patterns._fakes import TableEmbedder
 
 PRICES = {"cheap": 1.0, "other": 1.5, "mid": 6.0, "strong": 20.0}
 
@@ -48,15 +47,6 @@ def _table(n: int, seed: int) -> tuple[list[OutcomeItem], np.ndarray]:
                               text, 5 + (i * 7 + len(m) * 13) % 50)
         rows.append(OutcomeItem(str(i), f"question {i} on topic {topic[i]}", None, gold, outs))
     return rows, x
-
-
-class VectorEmbedder(Embedder):
-    def __init__(self, table: dict[str, np.ndarray]) -> None:
-        super().__init__("vectors")
-        self.table = table
-
-    async def _embed(self, texts: Sequence[str]) -> Vectors:
-        return np.stack([self.table[t] for t in texts]).astype(np.float32)
 
 
 def test_pick_extract_finds_the_answer_letters() -> None:
@@ -126,7 +116,7 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
     # The learned check embeds live; here through a fixed table of vectors.
     for n in ("casc", "casc2", "casc1", "casc1p"):
         check = systems[n].stages[0].check  # type: ignore[attr-defined]
-        check.embedder = VectorEmbedder({r.prompt: x[i] for i, r in enumerate(rows)})
+        check.embedder = TableEmbedder({r.prompt: x[i] for i, r in enumerate(rows)})
     res = await run_bench(systems, as_items(rows),
                           make_scorer("recorded", outcomes={r.id: r for r in rows}))
     strong = rp.single(t, 3)
@@ -247,15 +237,15 @@ async def test_the_embedding_cache_is_keyed_by_how_the_vectors_were_made(
 
     rows, x = _table(30, 5)
     table = {r.prompt: x[i] for i, r in enumerate(rows)}
-    first = await embed_rows(rows, VectorEmbedder(table), tmp_path)
+    first = await embed_rows(rows, TableEmbedder(table), tmp_path)
     assert np.allclose(first, x) and len(list(tmp_path.glob("emb-*.npy"))) == 1
     # Another embedder with the same name makes other vectors: it must not read these.
-    other = VectorEmbedder({k: -v for k, v in table.items()})
+    other = TableEmbedder({k: -v for k, v in table.items()})
     other.backend = "other"  # type: ignore[attr-defined]
     second = await embed_rows(rows, other, tmp_path)
     assert np.allclose(second, -x) and len(list(tmp_path.glob("emb-*.npy"))) == 2
     # The same embedder again reads its cache.
-    again = VectorEmbedder({})
+    again = TableEmbedder({})
     assert np.allclose(await embed_rows(rows, again, tmp_path), x)
 
 
@@ -266,15 +256,10 @@ async def test_embedding_a_table_sends_the_local_embedder_bulk_sized_calls() -> 
     from chorus.eval.routers import embed_rows
 
     rows, x = _table(BULK * 2 + 7, 6)
-    sizes: list[int] = []
-
-    class Counting(VectorEmbedder):
-        async def _embed(self, texts: Sequence[str]) -> Vectors:
-            sizes.append(len(texts))
-            return await super()._embed(texts)
-
-    got = await embed_rows(rows, Counting({r.prompt: x[i] for i, r in enumerate(rows)}))
+    embedder = TableEmbedder({r.prompt: x[i] for i, r in enumerate(rows)})
+    got = await embed_rows(rows, embedder)
     assert np.allclose(got, x)
+    sizes = [len(b) for b in embedder.batches]
     assert sum(sizes) == len(rows) and min(sizes[:-1] or [BULK]) >= BULK
 
 

@@ -3,7 +3,6 @@ is right on one cluster of prompts only, the costly one on both."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 from chorus.config.builder import Config
 from chorus.core.errors import ConfigError
 from chorus.core.types import Request
-from chorus.embeddings import Embedder, Vectors
 from chorus.eval.outcomes import Outcome, OutcomeItem
 from chorus.eval.routers import evaluate_router, fit_router
 from chorus.patterns.router import Router
@@ -25,6 +23,7 @@ from chorus.routing.learned import (
     sweep,
 )
 from chorus.routing.predictor import OutcomePredictor
+from tests.patterns._fakes import TableEmbedder
 
 
 def _data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -195,22 +194,13 @@ def test_fit_rejects_one_model_and_tiny_tables() -> None:
         fit(x[:5], s[:5], c[:5], ["a", "b"])
 
 
-class VectorEmbedder(Embedder):
-    def __init__(self, table: dict[str, np.ndarray]) -> None:
-        super().__init__("vectors")
-        self.table = table
-
-    async def _embed(self, texts: Sequence[str]) -> Vectors:
-        return np.stack([self.table[t] for t in texts]).astype(np.float32)
-
-
 async def test_classifier_in_a_router_and_from_yaml(tmp_path: Path) -> None:
     from chorus.providers.scripted import ScriptedModel
 
     x, s, c, cluster = _data(300, 5)
     router = fit(x, s, c, ["cheap", "big"], kind="knn")
     router.save(tmp_path / "r")
-    emb = VectorEmbedder({"easy": np.eye(8)[0], "hard": np.eye(8)[1]})
+    emb = TableEmbedder({"easy": np.eye(8)[0], "hard": np.eye(8)[1]})
     clf = LearnedClassifier(router, emb, labels={"cheap": "small"})
     r = Router("r", clf, {"small": ScriptedModel("s", default="S"),
                           "big": ScriptedModel("b", default="B")}, default="big")

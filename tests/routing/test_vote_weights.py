@@ -3,7 +3,6 @@ replayed by tune exactly as a live vote applies them, refused when they do not f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ import yaml
 from chorus.config.builder import Config
 from chorus.core.errors import ConfigError
 from chorus.core.types import Request
-from chorus.embeddings import Embedder, Vectors
 from chorus.eval import _replay as rp
 from chorus.eval.bench import run_bench
 from chorus.eval.outcomes import Outcome, OutcomeItem, as_items, write_outcomes
@@ -21,6 +19,7 @@ from chorus.eval.scorers import make_scorer
 from chorus.eval.tune import learned_weights
 from chorus.patterns.agreement import extractor
 from chorus.routing.vote_weights import FLOOR, RegionWeights
+from tests.patterns._fakes import TableEmbedder
 
 MODELS = ["law", "maths", "generalist"]
 
@@ -89,15 +88,6 @@ def test_region_weights_save_load_and_refuse_a_broken_folder(tmp_path: Path) -> 
         RegionWeights.fit(x[:20], t.labels[:20], t.scores[:20] > 0.5, MODELS, regions=4)
 
 
-class VectorEmbedder(Embedder):
-    def __init__(self, table: dict[str, np.ndarray]) -> None:
-        super().__init__("vectors")
-        self.table = table
-
-    async def _embed(self, texts: Sequence[str]) -> Vectors:
-        return np.stack([self.table[t] for t in texts]).astype(np.float32)
-
-
 def _config(tmp_path: Path, system: dict[str, object]) -> Path:
     doc = {"models": {m: {"provider": "replay", "outcomes": "t.jsonl", "model": m}
                       for m in MODELS},
@@ -116,7 +106,7 @@ async def test_a_live_vote_applies_the_weights_as_the_replay_does(tmp_path: Path
                                          "extract": "choice",
                                          "weights_by": {"path": "votes/w"}}))
     vote = cfg.get("v")
-    vote.weights_embedder = VectorEmbedder(  # type: ignore[attr-defined]
+    vote.weights_embedder = TableEmbedder(  # type: ignore[attr-defined]
         {r.prompt: x[i] for i, r in enumerate(rows)})
     res = await run_bench({"v": vote}, as_items(rows),
                           make_scorer("recorded", outcomes={r.id: r for r in rows}))
