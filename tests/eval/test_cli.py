@@ -126,6 +126,7 @@ def test_router_fit_and_eval_on_minilm(tmp_path: Path, capsys: pytest.CaptureFix
     assert not list(tmp_path.rglob("routers/**/emb-*.npy")) and not list(work.iterdir())
     err = capsys.readouterr().err
     assert "embedding 75 prompts ..." in err and "embedding 75 prompts: done in" in err
+    assert "note:" not in err  # every score and cost is recorded
     assert main(["router", "eval", "--router", str(router), "--outcomes", str(table),
                  "--json", str(tmp_path / "m.json")]) == 0
     assert list((tmp_path / "cache" / "chorus" / "embeddings").glob("emb-*.npy")) == cached

@@ -14,6 +14,7 @@ from chorus.eval.outcomes import (
     matrices,
     models_of,
     read_outcomes,
+    unrecorded,
     write_outcomes,
 )
 from tests.eval._data import small_mmlu_pro, small_routellm_gsm8k
@@ -84,3 +85,14 @@ def test_routellm_converter_excludes_contaminated_prompts(tmp_path: Path) -> Non
         # GPT-4 costs far more per call than Mixtral at list prices.
         assert r.outcomes[strong].cost_usd > 5 * r.outcomes[weak].cost_usd  # type: ignore[operator]
         assert r.outcomes[weak].response
+
+
+def test_unrecorded_names_each_model_with_missing_scores_or_costs() -> None:
+    rows = [OutcomeItem(str(i), "q", None, None,
+                        {"a": Outcome(1.0, 0.1), "b": Outcome(None if i < 2 else 0.0,
+                                                               None if i == 0 else 0.2)})
+            for i in range(5)]
+    lines = unrecorded(rows, ["a", "b"], no_score="counted as wrong", no_cost="as $0")
+    assert lines == ["b: no score on 2 of 5 items (counted as wrong), "
+                     "no cost_usd on 1 of 5 items (as $0)"]
+    assert unrecorded(rows, ["a"], no_score="x", no_cost="y") == []

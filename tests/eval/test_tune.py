@@ -183,11 +183,19 @@ def test_cli_tune_writes_a_frontier_that_bench_reproduces(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     rows, _ = _table(450, 3)
+    # One training item without the middle model's cost: tune says so and counts it $0.
+    first = rows[0]
+    rows[0] = OutcomeItem(first.id, first.prompt, first.category, first.reference,
+                          {**first.outcomes, "mid": Outcome(first.outcomes["mid"].score, None,
+                                                            first.outcomes["mid"].response)})
     write_outcomes("train.jsonl", rows[:300])
     write_outcomes("test.jsonl", rows[300:])
     assert main(["tune", "--outcomes", "train.jsonl", "--test", "test.jsonl",
                  "--out", "tuned"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert ("note: train.jsonl: mid: no cost_usd on 1 of 300 items (counted as $0)"
+            in err), err
+    assert "test.jsonl: mid" not in err
     front = json.loads(Path("tuned/frontier.json").read_text())
     assert front and all(f["split"] == "test" and set(f) >= {
         "name", "kind", "quality", "quality_ci", "cost_usd", "calls_per_item"} for f in front)

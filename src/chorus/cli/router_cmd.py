@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def _fmt(v: float | None) -> str:
 
 
 def cmd_router(args: argparse.Namespace) -> int:
-    from chorus.eval.outcomes import read_outcomes, require_models
+    from chorus.eval.outcomes import models_of, read_outcomes, require_models, unrecorded
     from chorus.eval.routers import evaluate_router, fit_router
     from chorus.routing.predictor import Neighbours, OutcomePredictor
 
@@ -103,6 +104,10 @@ def cmd_router(args: argparse.Namespace) -> int:
             require_models(rows, models)
         except ValueError as exc:
             raise ChorusError(f"{args.outcomes}: {exc}") from None
+        for line in unrecorded(rows, models or models_of(rows),
+                               no_score="treated as unknown",
+                               no_cost="left out of its mean cost"):
+            print(f"chorus router: note: {args.outcomes}: {line}", file=sys.stderr)
         x = _embed(rows)
         try:
             router = fit_router(rows, x, kind=args.kind, models=models, holdout=args.holdout,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from chorus.config.builder import Config
     from chorus.eval import report
     from chorus.eval.bench import run_bench, system_kind
-    from chorus.eval.outcomes import as_items, read_outcomes, require_models
+    from chorus.eval.outcomes import as_items, read_outcomes, require_models, unrecorded
     from chorus.eval.scorers import make_scorer
     from chorus.eval.tune import pick_extract, search
 
@@ -116,6 +117,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         require_models(test, models)
     except ValueError as exc:
         raise ChorusError(f"{exc} (--models picks the models to build from)") from None
+    for path, items in ((args.outcomes, train), (args.test, test)):
+        for line in unrecorded(items, models, no_score="counted as wrong",
+                               no_cost="counted as $0"):
+            print(f"chorus tune: note: {path}: {line}", file=sys.stderr)
     extract = pick_extract(train, models) if args.extract == "auto" else (
         None if args.extract == "none" else args.extract)
     x_train = _embed(train, "training")

@@ -38,6 +38,7 @@ __all__ = [
     "models_of",
     "require_models",
     "matrices",
+    "unrecorded",
     "as_items",
 ]
 
@@ -211,6 +212,23 @@ def matrices(rows: Sequence[OutcomeItem], models: Sequence[str]) -> tuple[Matrix
                 scores[i, j] = np.nan if o.score is None else o.score
                 costs[i, j] = np.nan if o.cost_usd is None else o.cost_usd
     return scores, costs
+
+
+def unrecorded(rows: Sequence[OutcomeItem], models: Sequence[str], *,
+               no_score: str, no_cost: str) -> list[str]:
+    """One line per model whose score or cost is missing on some items, saying how many
+    and what is done with them (``no_score``, ``no_cost``: e.g. "counted as wrong")."""
+    scores, costs = matrices(rows, models)
+    lines = []
+    for j, m in enumerate(models):
+        parts = []
+        if (n := int(np.isnan(scores[:, j]).sum())):
+            parts.append(f"no score on {n} of {len(rows)} items ({no_score})")
+        if (n := int(np.isnan(costs[:, j]).sum())):
+            parts.append(f"no cost_usd on {n} of {len(rows)} items ({no_cost})")
+        if parts:
+            lines.append(f"{m}: {', '.join(parts)}")
+    return lines
 
 
 def as_items(rows: Sequence[OutcomeItem]) -> list[Item]:
