@@ -56,6 +56,15 @@ def test_pick_extract_finds_the_answer_letters() -> None:
                          {m: Outcome(o.score, o.cost_usd, f"free text {r.id}-{m}")
                           for m, o in r.outcomes.items()}) for r in rows]
     assert pick_extract(plain, list(PRICES)) is None
+    # Graded scores (a judge's 0-1) are rarely equal between two models: what counts is
+    # that both were right, or both wrong.
+    rng = np.random.default_rng(0)
+    graded = [OutcomeItem(r.id, r.prompt, None, r.reference,
+                          {m: Outcome(round(0.2 + 0.6 * (o.score or 0.0)
+                                            + float(rng.uniform(-0.15, 0.15)), 3),
+                                      o.cost_usd, o.response)
+                           for m, o in r.outcomes.items()}) for r in rows]
+    assert pick_extract(graded, list(PRICES)) == "choice"
 
 
 async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:

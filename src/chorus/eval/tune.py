@@ -98,9 +98,10 @@ def frontier(cands: Sequence[Candidate]) -> list[Candidate]:
 
 def pick_extract(rows: Sequence[OutcomeItem], models: Sequence[str]) -> str | None:
     """The answer label that fits the table: per kind (choice, number, yes/no), the share
-    of responses it finds a label in, times how much more often two models got the same
-    score when their labels agree than when they differ; the best kind if that reaches
-    0.25, else None (whole answers are compared)."""
+    of responses it finds a label in, times how much more often two models were both
+    right or both wrong (score above 0.5 or not: graded scores are rarely equal) when
+    their labels agree than when they differ; the best kind if that reaches 0.25, else
+    None (whole answers are compared)."""
     best, best_fit = None, 0.25
     sample = rows[:400]
     for kind in ("choice", "number", "yes_no"):
@@ -117,7 +118,7 @@ def pick_extract(rows: Sequence[OutcomeItem], models: Sequence[str]) -> str | No
                 k = ex(o.response)
                 if k:
                     found += 1
-                    keys.append((k, o.score))
+                    keys.append((k, (o.score or 0.0) > 0.5))
             for (k1, s1), (k2, s2) in itertools.combinations(keys, 2):
                 tally = same[k1 == k2]
                 tally[0] += 1
