@@ -164,6 +164,34 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
     assert 0 < (p1p >= 0.8).mean() < 1
 
 
+def _worded(rows: list[OutcomeItem], *, unique: bool) -> list[OutcomeItem]:
+    """The table with each answer a bare word ("alpha" for A; no letter to extract), or,
+    ``unique``, a sentence that never repeats."""
+    words = dict(zip("ABCD", ("alpha", "bravo", "charlie", "delta"), strict=True))
+
+    def text(r: OutcomeItem, m: str, o: Outcome) -> str:
+        word = words.get((o.response or "")[-2:-1], "unsure")
+        return f"{m} on item {r.id} thinks of {word}" if unique else word
+
+    return [OutcomeItem(r.id, r.prompt, None, None,
+                        {m: Outcome(o.score, o.cost_usd, text(r, m, o), o.output_tokens)
+                         for m, o in r.outcomes.items()}) for r in rows]
+
+
+def test_agreement_is_searched_where_whole_answers_repeat_as_labels() -> None:
+    rows, x = _table(600, 5)
+    labels, free = _worded(rows, unique=False), _worded(rows, unique=True)
+    assert pick_extract(labels, list(PRICES)) is None
+    assert pick_extract(free, list(PRICES)) is None
+    found = search(labels, x, list(PRICES), extract=None, seed=0)
+    agreeing = [c for c in found.candidates if c.family == "agreement cascade"]
+    assert agreeing and all("extract" not in c.spec for c in agreeing)
+    # The cheap pair's agreement on a bare word is the same signal as on a letter.
+    assert any(c.quality >= 0.8 and "cheap" in c.spec["models"] for c in agreeing)
+    found = search(free, x, list(PRICES), extract=None, seed=0)
+    assert not [c for c in found.candidates if c.family == "agreement cascade"]
+
+
 def test_search_finds_the_cheap_path_and_keeps_only_the_frontier() -> None:
     rows, x = _table(1200, 2)
     found = search(rows, x, list(PRICES), extract="choice", seed=0)

@@ -96,40 +96,55 @@ def frontier(cands: Sequence[Candidate]) -> list[Candidate]:
     return out
 
 
+def _fitness(rows: Sequence[OutcomeItem], models: Sequence[str],
+             ex: Callable[[str], str | None]) -> float:
+    """How well ``ex``'s labels tell agreement: the share of responses it finds a label in,
+    times how much more often two models were both right or both wrong (score above 0.5
+    or not: graded scores are rarely equal) when their labels agree than when they
+    differ (0 when no pair agrees or none differs)."""
+    found = total = 0
+    same = {True: [0, 0], False: [0, 0]}  # labels equal -> [pairs, same correctness]
+    for r in rows[:400]:
+        keys = []
+        for m in models[:6]:
+            o = r.outcomes.get(m)
+            if o is None or o.response is None:
+                continue
+            total += 1
+            k = ex(o.response)
+            if k:
+                found += 1
+                keys.append((k, (o.score or 0.0) > 0.5))
+        for (k1, s1), (k2, s2) in itertools.combinations(keys, 2):
+            tally = same[k1 == k2]
+            tally[0] += 1
+            tally[1] += int(s1 == s2)
+    if not same[True][0] or not same[False][0]:
+        return 0.0
+    lift = same[True][1] / same[True][0] - same[False][1] / same[False][0]
+    return found / max(total, 1) * lift
+
+
+#: The least ``_fitness`` at which agreement between answers is worth searching.
+FIT = 0.25
+
+
 def pick_extract(rows: Sequence[OutcomeItem], models: Sequence[str]) -> str | None:
-    """The answer label that fits the table: per kind (choice, number, yes/no), the share
-    of responses it finds a label in, times how much more often two models were both
-    right or both wrong (score above 0.5 or not: graded scores are rarely equal) when
-    their labels agree than when they differ; the best kind if that reaches 0.25, else
-    None (whole answers are compared)."""
-    best, best_fit = None, 0.25
-    sample = rows[:400]
+    """The answer label that fits the table: the kind (choice, number, yes/no) whose labels
+    tell agreement best (``_fitness``), if that reaches ``FIT``, else None (whole answers
+    are compared)."""
+    best, best_fit = None, FIT
     for kind in ("choice", "number", "yes_no"):
-        ex = extractor(kind)  # type: ignore[arg-type]
-        found = total = 0
-        same = {True: [0, 0], False: [0, 0]}  # labels equal -> [pairs, same score]
-        for r in sample:
-            keys = []
-            for m in models[:6]:
-                o = r.outcomes.get(m)
-                if o is None or o.response is None:
-                    continue
-                total += 1
-                k = ex(o.response)
-                if k:
-                    found += 1
-                    keys.append((k, (o.score or 0.0) > 0.5))
-            for (k1, s1), (k2, s2) in itertools.combinations(keys, 2):
-                tally = same[k1 == k2]
-                tally[0] += 1
-                tally[1] += int(s1 == s2)
-        if not same[True][0] or not same[False][0]:
-            continue
-        lift = same[True][1] / same[True][0] - same[False][1] / same[False][0]
-        fitness = found / max(total, 1) * lift
+        fitness = _fitness(rows, models, extractor(kind))  # type: ignore[arg-type]
         if fitness > best_fit:
             best, best_fit = kind, fitness
     return best
+
+
+def whole_answers_agree(rows: Sequence[OutcomeItem], models: Sequence[str]) -> bool:
+    """Whether whole answers, normalised, tell agreement (a table of short labels such as
+    "positive" / "negative"); free text that never repeats does not."""
+    return _fitness(rows, models, extractor(None)) >= FIT
 
 
 def _name(models: Sequence[str]) -> str:
@@ -147,6 +162,9 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     if n < 50:
         raise ValueError(f"tune needs at least 50 training items, got {n}")
     ex = extractor(extract) if extract else extractor(None)  # type: ignore[arg-type]
+    # Agreement between cheap answers (consensus, stages of several models) is searched
+    # when the answers have labels, or when whole answers repeat as labels do.
+    agree = extract is not None or whole_answers_agree(rows, models)
     table = rp.Table.of(rows, models, ex)
     order = np.random.default_rng(seed).permutation(n)
     cut = int(round(n * (1 - held_out)))
@@ -199,7 +217,7 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     strong_b = rp.single(b, strong)
     stages: list[tuple[int, ...]] = [(j,) for j in cheap[:3]]
     consensus_cands: list[tuple[Candidate, tuple[int, ...]]] = []
-    if extract:
+    if agree:
         for size in (2, 3):
             for group in itertools.combinations(cheap, size):
                 for thr in ((1.0,) if size == 2 else (1.0, 0.66)):
@@ -218,7 +236,7 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     # Stages of two or three cheap models whose agreement is the signal: the models
     # costing at most 15 % of the strongest, best first, the stage at most 30 % of it.
     value = [j for j in ranked if j != strong and cost[j] <= 0.15 * cost[strong]][:5]
-    for size in (2, 3) if extract else ():
+    for size in (2, 3) if agree else ():
         for group in itertools.combinations(value, size):
             if cost[list(group)].sum() <= 0.3 * cost[strong] and group not in stages:
                 stages.append(group)
