@@ -40,6 +40,12 @@ def test_bad_rows_are_reported_with_line(tmp_path: Path) -> None:
     p.write_text('{"id": "1", "prompt": "q", "outcomes": {"a": {"score": "high"}}}\n')
     with pytest.raises(ChorusError, match=r"t.jsonl:1: a: score must be a number"):
         read_outcomes(p)
+    p.write_text('{"id": "1", "prompt": "q", "outcomes": {"a": {"score": 7}}}\n')
+    with pytest.raises(ChorusError, match=r"t.jsonl:1: a: score must lie in \[0, 1\] .*got 7"):
+        read_outcomes(p)
+    p.write_text('{"id": "1", "prompt": "q", "outcomes": {"a": {"cost_usd": -0.1}}}\n')
+    with pytest.raises(ChorusError, match=r"a: cost_usd must be at least 0, got -0.1"):
+        read_outcomes(p)
     p.write_text('{"id": "1", "prompt": "q"}\n')
     with pytest.raises(ChorusError, match="missing key 'outcomes'"):
         read_outcomes(p)

@@ -72,6 +72,20 @@ def length_score(item: Item, text: str) -> float:
     return float(len(text) <= 5)
 
 
+def grade_score(item: Item, text: str) -> object:
+    return {"7": 7, "nan": float("nan"), "word": "good", "half": "0.5"}.get(text)
+
+
+async def test_a_python_scorer_must_return_a_score_in_0_1() -> None:
+    scorer = make_scorer("py:tests.eval.test_scorers:grade_score")
+    assert (await scorer.score(Item("1", "q"), _c("half")))[0] == 0.5
+    assert (await scorer.score(Item("1", "q"), _c("none")))[0] is None
+    for bad in ("7", "nan", "word"):
+        with pytest.raises(ChorusError, match=r"scorer py:\S+ returned .* for item '1'; a score "
+                                              r"is a number in \[0, 1\]"):
+            await scorer.score(Item("1", "q"), _c(bad))
+
+
 async def test_python_function_scorer() -> None:
     scorer = make_scorer("py:tests.eval.test_scorers:length_score")
     assert (await scorer.score(Item("1", "q"), _c("short")))[0] == 1.0

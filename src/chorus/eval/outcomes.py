@@ -131,8 +131,14 @@ def _outcome(raw: Any, where: str) -> Outcome:
     response = raw.get("response")
     if response is not None and not isinstance(response, str):
         raise ChorusError(f"{where}: response must be a string or null")
-    return Outcome(_number(raw.get("score"), where, "score"),
-                   _number(raw.get("cost_usd"), where, "cost_usd"), response, tokens,
+    score, cost = _number(raw.get("score"), where, "score"), _number(raw.get("cost_usd"),
+                                                                      where, "cost_usd")
+    if score is not None and not 0.0 <= score <= 1.0:
+        raise ChorusError(f"{where}: score must lie in [0, 1] (1: right, 0: wrong; divide a "
+                          f"grade by its maximum), got {score:g}")
+    if cost is not None and cost < 0:
+        raise ChorusError(f"{where}: cost_usd must be at least 0, got {cost:g}")
+    return Outcome(score, cost, response, tokens,
                    _tool_calls(raw.get("tool_calls"), where))
 
 

@@ -215,7 +215,16 @@ class FunctionScorer(Scorer):
         result: Any = self.fn(item, answer.text)
         if inspect.isawaitable(result):
             result = await result
-        return (None if result is None else float(result)), []
+        if result is None:
+            return None, []
+        try:
+            value = float(result)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not 0.0 <= value <= 1.0:  # NaN fails too
+            raise ChorusError(f"scorer {self.name} returned {result!r} for item {item.id!r}; "
+                              "a score is a number in [0, 1] (or None: cannot tell)")
+        return value, []
 
 
 class RecordedScorer(Scorer):
