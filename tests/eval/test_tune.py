@@ -276,6 +276,28 @@ def test_cli_tune_names_unknown_models(tmp_path: Path, monkeypatch: pytest.Monke
     assert not Path("o").exists()
 
 
+def test_cli_tune_says_when_the_table_records_no_cost(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from chorus.cli.main import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    rows, _ = _table(120, 6)
+    free = [OutcomeItem(r.id, r.prompt, None, r.reference,
+                        {m: Outcome(o.score, None, o.response, o.output_tokens)
+                         for m, o in r.outcomes.items()}) for r in rows]
+    write_outcomes("train.jsonl", free[:80])
+    write_outcomes("test.jsonl", free[80:])
+    assert main(["tune", "--outcomes", "train.jsonl", "--test", "test.jsonl",
+                 "--out", "t"]) == 0
+    err = capsys.readouterr().err
+    assert "note: train.jsonl records no cost: every system costs $0" in err
+    assert "cheap: no cost_usd on 80 of 80 items (counted as $0)" in err
+    front = json.loads(Path("t/frontier.json").read_text())
+    assert all(f["cost_usd"] == 0 for f in front)
+
+
 async def test_the_embedding_cache_is_keyed_by_how_the_vectors_were_made(
         tmp_path: Path) -> None:
     from chorus.eval.routers import embed_rows

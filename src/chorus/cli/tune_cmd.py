@@ -121,6 +121,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
         for line in unrecorded(items, models, no_score="counted as wrong",
                                no_cost="counted as $0"):
             print(f"chorus tune: note: {path}: {line}", file=sys.stderr)
+    if not any((r.outcomes[m].cost_usd or 0.0) > 0 for r in train for m in models
+               if m in r.outcomes):
+        print(f"chorus tune: note: {args.outcomes} records no cost: every system costs $0, "
+              "so the frontier holds the best quality alone (record cost_usd to weigh "
+              "quality against cost)", file=sys.stderr)
     extract = pick_extract(train, models) if args.extract == "auto" else (
         None if args.extract == "none" else args.extract)
     x_train = _embed(train, "training")
