@@ -101,10 +101,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from chorus.cli.progress import step
     from chorus.config.builder import Config
     from chorus.eval import report
+    from chorus.eval.answer_kind import pick_extract
     from chorus.eval.bench import run_bench, system_kind
     from chorus.eval.outcomes import as_items, read_outcomes, require_models, unrecorded
     from chorus.eval.scorers import make_scorer
-    from chorus.eval.tune import pick_extract, search
+    from chorus.eval.tune import search
 
     if args.max_cost_share is not None and not 0 < args.max_cost_share <= 1:
         raise ChorusError("--max-cost-share must be in (0, 1]")
