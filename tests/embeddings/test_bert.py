@@ -51,7 +51,9 @@ def test_long_text_is_embedded_whole(encoder: BertEncoder) -> None:
                                  head + "The question is about chemistry and acids."])
     # What comes past the first 256 word pieces changes the vector (it used to be dropped).
     assert float(a @ b) < 0.999
-    assert np.allclose(a, same)
+    # The same text at another place in the batch: equal to float32's precision (BLAS
+    # may block the rows of a product differently, which moves the last bits).
+    assert np.allclose(a, same, atol=1e-6)
     # A text that fits in one window is one window: the same vector alone or in a batch.
     short = encoder.encode(["Short text."])[0]
     assert np.allclose(short, encoder.encode(["Short text.", head])[0], atol=1e-5)
