@@ -293,6 +293,11 @@ def test_cli_tune_says_when_the_table_records_no_cost(
                  "--out", "t"]) == 0
     err = capsys.readouterr().err
     assert "note: train.jsonl records no cost: every system costs $0" in err
+    assert "are also training items" not in err
+    assert main(["tune", "--outcomes", "train.jsonl", "--test", "train.jsonl",
+                 "--out", "t"]) == 0
+    assert ("note: 80 of the 80 test items are also training items (the same id)"
+            in capsys.readouterr().err)
     assert "cheap: no cost_usd on 80 of 80 items (counted as $0)" in err
     front = json.loads(Path("t/frontier.json").read_text())
     assert all(f["cost_usd"] == 0 for f in front)

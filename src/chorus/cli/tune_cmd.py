@@ -20,10 +20,10 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "tune", help="search systems built from a table's models; write the best as YAML",
         description="Search singles, weighted votes, agreement and learned-acceptance "
-                    "cascades and learned routers on TRAIN (every setting chosen on a "
-                    "held-out slice of it), write the Pareto frontier as runnable systems "
-                    "(DIR/systems.yaml) and measure it on TEST with the bench runner "
-                    "(DIR/frontier.json).")
+                    "cascades and learned routers on TRAIN (every setting chosen on items "
+                    "the part was not fitted on: a held-out slice, or folds), write the "
+                    "Pareto frontier as runnable systems (DIR/systems.yaml) and measure it "
+                    "on TEST with the bench runner (DIR/frontier.json).")
     p.add_argument("--outcomes", required=True, metavar="TRAIN.jsonl",
                    help="the outcome table to search on (30 %% of it held out for choices)")
     p.add_argument("--test", required=True, metavar="TEST.jsonl",
@@ -122,6 +122,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
         for line in unrecorded(items, models, no_score="counted as wrong",
                                no_cost="counted as $0"):
             print(f"chorus tune: note: {path}: {line}", file=sys.stderr)
+    shared = {r.id for r in train} & {r.id for r in test}
+    if shared:
+        print(f"chorus tune: note: {len(shared)} of the {len(test)} test items are also "
+              f"training items (the same id): their figures are not held out (`chorus "
+              f"outcomes split` makes disjoint tables)", file=sys.stderr)
     if not any((r.outcomes[m].cost_usd or 0.0) > 0 for r in train for m in models
                if m in r.outcomes):
         print(f"chorus tune: note: {args.outcomes} records no cost: every system costs $0, "
