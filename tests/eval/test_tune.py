@@ -192,6 +192,31 @@ def test_agreement_is_searched_where_whole_answers_repeat_as_labels() -> None:
     assert not [c for c in found.candidates if c.family == "agreement cascade"]
 
 
+def test_models_right_less_than_half_the_time_still_vote_on_ten_options() -> None:
+    """Five models, each right 40 % of the time on ten-option questions and wrong at
+    random: none is right half the time, yet their plurality is right most of the time."""
+    rng = np.random.default_rng(7)
+    letters = "ABCDEFGHIJ"
+    rows = []
+    for i in range(400):
+        gold = letters[rng.integers(0, 10)]
+        outs = {}
+        for j in range(5):
+            right = rng.random() < 0.4
+            letter = gold if right else rng.choice([c for c in letters if c != gold])
+            outs[f"m{j}"] = Outcome(float(right), 1e-3 * (j + 1), f"The answer is ({letter})",
+                                    20)
+        rows.append(OutcomeItem(str(i), f"question {i}", None, gold, outs))
+    x = rng.normal(size=(400, 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    found = search(rows, x, [f"m{j}" for j in range(5)], extract="choice", seed=0)
+    best_single = max(c.quality for c in found.candidates if c.family == "single")
+    votes = [c for c in found.candidates if c.family == "weighted vote"]
+    assert votes and max(c.quality for c in votes) >= best_single + 0.1, (
+        best_single, [(c.name, c.quality) for c in votes])
+    assert all(w > 0 for c in votes if "weights" in c.spec for w in c.spec["weights"].values())
+
+
 def test_search_finds_the_cheap_path_and_keeps_only_the_frontier() -> None:
     rows, x = _table(1200, 2)
     found = search(rows, x, list(PRICES), extract="choice", seed=0)

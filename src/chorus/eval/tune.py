@@ -10,7 +10,8 @@ all of them.
 The families searched:
 
 - singles: every model;
-- weighted votes of the best models (log-odds weights, as ``chorus outcomes vote``, and
+- weighted votes of the best models better than chance (log-odds weights over the
+  table's K answers, ``log((K - 1) p / (1 - p))``, and
   weights learned from which members gave the right answers, overall or per region of the
   prompt space (``routing.vote_weights``), cross-fitted);
 - agreement cascades (``consensus``): two or three cheap models answer, their answer is
@@ -32,6 +33,7 @@ The systems on the held-out slice's Pareto frontier are written as a config whos
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +99,16 @@ def frontier(cands: Sequence[Candidate]) -> list[Candidate]:
     return out
 
 
+#: The most answer classes ``answer_classes`` counts (free answers rarely agree by chance).
+MAX_CLASSES = 1000
+
+
+def answer_classes(t: rp.Table) -> int:
+    """How many answers a question may have: the distinct answer labels in the table, at
+    least 2 and at most ``MAX_CLASSES`` (choice letters A-J: 10; yes/no: 2)."""
+    return int(min(max(len(np.unique(t.labels[t.labels > 0])), 2), MAX_CLASSES))
+
+
 def _name(models: Sequence[str]) -> str:
     short = [m.split("/")[-1].replace("_", "-").lower()[:24] for m in models]
     return "+".join(short)
@@ -139,8 +151,13 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     ranked = sorted(range(len(names)), key=lambda j: -acc[j])
 
     step("weighted votes")
-    voters = [j for j in ranked if acc[j] > 0.5][:8]
-    weights = {j: log_odds(float(acc[j])) for j in voters}
+    # A wrong answer is one of the K - 1 other answers, so a member right with chance p
+    # weighs log((K - 1) p / (1 - p)) (K = 2: the plain log-odds), and a member no better
+    # than chance, 1 / K, has no say: on ten-option questions a model right 40 % of the
+    # time still tells the answer.
+    classes = answer_classes(a)
+    voters = [j for j in ranked if acc[j] > 1.0 / classes][:8]
+    weights = {j: log_odds(float(acc[j])) + math.log(classes - 1) for j in voters}
     for size in range(3, len(voters) + 1, 2):
         members = voters[:size]
         spec: dict[str, Any] = {
