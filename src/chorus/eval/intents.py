@@ -9,7 +9,6 @@ by default).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -23,6 +22,7 @@ import numpy as np
 import yaml
 
 from chorus.embeddings import Embedder, Vectors
+from chorus.eval.routers import embed_cached
 from chorus.routing.intent import IntentHead, fit_head
 
 __all__ = ["IntentEval", "embed_texts", "evaluate_intents", "fit_intents", "read_intents",
@@ -65,34 +65,12 @@ def read_intents(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def _key(texts: Sequence[str], embedder: Embedder) -> str:
-    made_by = (f"intents:{type(embedder).__name__}:{embedder.name}:"
-               f"{getattr(embedder, 'backend', '')}:{getattr(embedder, 'path', '')}")
-    h = hashlib.sha1(made_by.encode())
-    for t in texts:
-        h.update(t.encode("utf-8", "replace") + b"\0")
-    return h.hexdigest()[:16]
-
-
 async def embed_texts(texts: Sequence[str], embedder: Embedder,
                       cache_dir: str | Path | None = None, batch: int = 256,
                       on_batch: Callable[[int], None] | None = None) -> Vectors:
     """One unit row per text, read from / written to ``cache_dir`` when given."""
-    path = Path(cache_dir) / f"intents-{_key(texts, embedder)}.npy" if cache_dir else None
-    if path is not None and path.is_file():
-        cached = np.load(path)
-        if cached.shape[0] == len(texts):
-            return np.asarray(cached, dtype=np.float32)
-    parts = []
-    for i in range(0, len(texts), batch):
-        parts.append(await embedder.embed(list(texts[i:i + batch])))
-        if on_batch is not None:
-            on_batch(len(parts[-1]))
-    x = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, x)
-    return x
+    return await embed_cached(texts, embedder, cache_dir, prefix="intents", tag="intents:",
+                              batch=batch, on_batch=on_batch)
 
 
 def readable_label(label: str) -> str:

@@ -45,16 +45,41 @@ def embedding_cache() -> Path:
 _CACHE_VERSION = 2
 
 
-def _key(rows: Sequence[OutcomeItem], embedder: Embedder) -> str:
-    """The cache key: the embedder (its class, name, backend and model folder) and every
-    prompt; vectors made another way never match."""
-    made_by = (f"{_CACHE_VERSION}:{type(embedder).__name__}:{embedder.name}:"
+def cache_key(texts: Sequence[str], embedder: Embedder, tag: str = "") -> str:
+    """The cache key of ``texts``' vectors: ``tag``, the embedder (its class, name, backend
+    and model folder, and how its vectors are made) and every text; vectors made another
+    way never match."""
+    made_by = (f"{tag}{_CACHE_VERSION}:{type(embedder).__name__}:{embedder.name}:"
                f"{getattr(embedder, 'backend', '')}:{getattr(embedder, 'path', '')}")
     h = hashlib.sha1(made_by.encode())
-    for r in rows:
-        h.update(r.prompt.encode("utf-8", "replace"))
+    for t in texts:
+        h.update(t.encode("utf-8", "replace"))
         h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+async def embed_cached(texts: Sequence[str], embedder: Embedder,
+                       cache_dir: str | Path | None, *, prefix: str, tag: str = "",
+                       batch: int = 512, on_batch: Callable[[int], None] | None = None
+                       ) -> Vectors:
+    """One unit row per text, read from / written to ``cache_dir`` (as
+    ``{prefix}-{key}.npy``) when given; ``on_batch(n)`` after each batch of ``n`` texts."""
+    path = (Path(cache_dir) / f"{prefix}-{cache_key(texts, embedder, tag)}.npy"
+            if cache_dir else None)
+    if path is not None and path.is_file():
+        cached = np.load(path)
+        if cached.shape[0] == len(texts):
+            return np.asarray(cached, dtype=np.float32)
+    parts = []
+    for i in range(0, len(texts), batch):
+        parts.append(await embedder.embed(list(texts[i:i + batch])))
+        if on_batch is not None:
+            on_batch(len(parts[-1]))
+    x = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, x)
+    return x
 
 
 async def embed_rows(rows: Sequence[OutcomeItem], embedder: Embedder,
@@ -63,21 +88,8 @@ async def embed_rows(rows: Sequence[OutcomeItem], embedder: Embedder,
     """One unit row per item's prompt, read from / written to the cache when given;
     ``on_batch(n)`` after each batch of ``n`` prompts is embedded. A batch of at least
     ``chorus.embeddings.local.BULK`` prompts lets the local MiniLM run its bulk path."""
-    path = Path(cache_dir) / f"emb-{_key(rows, embedder)}.npy" if cache_dir else None
-    if path is not None and path.is_file():
-        cached = np.load(path)
-        if cached.shape[0] == len(rows):
-            return np.asarray(cached, dtype=np.float32)
-    parts = []
-    for i in range(0, len(rows), batch):
-        parts.append(await embedder.embed([r.prompt for r in rows[i:i + batch]]))
-        if on_batch is not None:
-            on_batch(len(parts[-1]))
-    x = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, x)
-    return x
+    return await embed_cached([r.prompt for r in rows], embedder, cache_dir, prefix="emb",
+                              batch=batch, on_batch=on_batch)
 
 
 def _scores_costs(rows: Sequence[OutcomeItem], models: Sequence[str]
