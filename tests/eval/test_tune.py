@@ -217,6 +217,22 @@ def test_models_right_less_than_half_the_time_still_vote_on_ten_options() -> Non
     assert all(w > 0 for c in votes if "weights" in c.spec for w in c.spec["weights"].values())
 
 
+def test_answer_classes_counts_the_answers_a_question_may_have() -> None:
+    from chorus.eval.tune import answer_classes
+
+    def table(answers: list[str], kind: str) -> rp.Table:
+        rows = [OutcomeItem(str(i), "q", None, None, {"m": Outcome(1.0, 0.1, a)})
+                for i, a in enumerate(answers)]
+        return rp.Table.of(rows, ["m"], extractor(kind))  # type: ignore[arg-type]
+
+    assert answer_classes(table(["yes", "no", "yes"], "yes_no")) == 2
+    assert answer_classes(table([f"({c})" for c in "ABCDEFGHIJ"], "choice")) == 10
+    assert answer_classes(table([f"({c})" for c in "ABC"], "choice")) == 3
+    # Numbers have no end, and real mistakes cluster: at most ten.
+    assert answer_classes(table([str(n) for n in range(50)], "number")) == 10
+    assert answer_classes(table(["nothing to read"], "choice")) == 2
+
+
 def test_search_finds_the_cheap_path_and_keeps_only_the_frontier() -> None:
     rows, x = _table(1200, 2)
     found = search(rows, x, list(PRICES), extract="choice", seed=0)

@@ -99,13 +99,17 @@ def frontier(cands: Sequence[Candidate]) -> list[Candidate]:
     return out
 
 
-#: The most answer classes ``answer_classes`` counts (free answers rarely agree by chance).
-MAX_CLASSES = 1000
+#: The most answer classes ``answer_classes`` counts. The weights assume a wrong answer is
+#: any of the K - 1 others alike; real mistakes cluster (two models that misread a sum
+#: often write the same wrong number), so beyond ten options agreement among the weaker
+#: models would count for more than it shows.
+MAX_CLASSES = 10
 
 
 def answer_classes(t: rp.Table) -> int:
     """How many answers a question may have: the distinct answer labels in the table, at
-    least 2 and at most ``MAX_CLASSES`` (choice letters A-J: 10; yes/no: 2)."""
+    least 2 and at most ``MAX_CLASSES`` (choice letters A-J: 10; yes/no: 2; numbers:
+    10)."""
     return int(min(max(len(np.unique(t.labels[t.labels > 0])), 2), MAX_CLASSES))
 
 
