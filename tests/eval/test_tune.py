@@ -278,6 +278,13 @@ def test_cli_tune_writes_a_frontier_that_bench_reproduces(
     assert front and all(f["split"] == "test" and set(f) >= {
         "name", "kind", "quality", "quality_ci", "cost_usd", "calls_per_item"} for f in front)
     assert "recommended: " in out and "on the frontier" in out
+    # What the frontier buys against the strongest model alone, on the test table.
+    strong_q = sum(r.outcomes["strong"].score or 0.0 for r in rows[300:]) / 150
+    assert f"strong alone on the test table: quality {strong_q:.3f}" in out
+    assert "  cheapest at least as good: " in out and "  best at most half its cost: " in out
+    cheapest = out.split("  cheapest at least as good: ")[1].split(" (")[0]
+    assert cheapest == "none on the frontier" or next(
+        f for f in front if f["name"] == cheapest)["quality"] >= strong_q
     rec = out.split("recommended: ")[1].split(":")[0]
     assert rec in {f["name"] for f in front}
     doc = yaml.safe_load(Path("tuned/systems.yaml").read_text())

@@ -200,4 +200,29 @@ def cmd_tune(args: argparse.Namespace) -> int:
           f"measured on {len(test)} test items.")
     print(f"wrote {out / 'systems.yaml'}, {out / 'frontier.json'}")
     print(f"recommended: {best}: {why}")
+    for line in _against_strongest(summaries, strongest, test):
+        print(line)
     return 0
+
+
+def _against_strongest(summaries: Any, strongest: str, test: Any) -> list[str]:
+    """What the frontier buys against the strongest model alone on the test table: the
+    cheapest system at least as good, and the best at most half its cost."""
+    rows = [r.outcomes.get(strongest) for r in test]
+    quality = sum((o.score or 0.0) if o is not None else 0.0 for o in rows) / max(len(rows), 1)
+    cost = sum((o.cost_usd or 0.0) if o is not None else 0.0 for o in rows)
+    lines = [f"{strongest} alone on the test table: quality {quality:.3f}, ${cost:.4g}"]
+    if cost <= 0:
+        return lines
+
+    def share(s: Any) -> str:
+        return f"{s.system} ({s.quality:.3f}, {s.cost_usd / cost:.0%} of its cost)"
+
+    matching = [s for s in summaries if s.quality >= quality]
+    lines.append("  cheapest at least as good: " + (
+        share(min(matching, key=lambda s: s.cost_usd)) if matching else "none on the frontier"))
+    half = [s for s in summaries if s.cost_usd <= 0.5 * cost]
+    lines.append("  best at most half its cost: " + (
+        share(max(half, key=lambda s: (s.quality, -s.cost_usd))) if half
+        else "none on the frontier"))
+    return lines
