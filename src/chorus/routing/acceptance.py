@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from chorus.routing._saved import read_saved
 from chorus.routing.answer_shape import SHAPE_FEATURES, shape_features
 
 __all__ = ["AcceptanceModel", "PriceModel", "answer_features", "tally_features",
@@ -298,13 +299,8 @@ class AcceptanceModel:
     @classmethod
     def load(cls, folder: str | Path) -> AcceptanceModel:
         root = Path(folder)
-        try:
-            meta = json.loads((root / "acceptance.json").read_text("utf-8"))
-            arrays = np.load(root / "weights.npy")
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{str(root)!r} is not a saved acceptance model ({exc})") from None
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"{str(root)!r}: unknown format {meta.get('format')!r}")
+        meta, (arrays,) = read_saved(root, "acceptance.json", ["weights"], _FORMAT,
+                                     what="a saved acceptance model")
         rival = cls.load(root / "rival") if (root / "rival").is_dir() else None
         try:
             price = PriceModel.load(root / "price") if (root / "price").is_dir() else None

@@ -44,6 +44,7 @@ from chorus.core.types import Request
 from chorus.embeddings import Embedder
 from chorus.embeddings.threads import one_blas_thread
 from chorus.routing._base import Classifier, Decision
+from chorus.routing._saved import read_saved
 
 __all__ = [
     "C_GRID",
@@ -141,15 +142,9 @@ class IntentHead:
     @classmethod
     def load(cls, folder: str | Path) -> IntentHead:
         root = Path(folder)
-        try:
-            meta = json.loads((root / "intent.json").read_text("utf-8"))
-            weights = np.load(root / "weights.npy").astype(np.float32)
-            bias = np.load(root / "bias.npy").astype(np.float32)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{str(root)!r} is not a saved intent router ({exc})") from None
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"{str(root)!r}: unknown intent router format "
-                             f"{meta.get('format')!r}")
+        meta, (weights, bias) = read_saved(root, "intent.json", ["weights", "bias"], _FORMAT,
+                                           what="a saved intent router", kind="intent router")
+        weights, bias = weights.astype(np.float32), bias.astype(np.float32)
         labels = [str(x) for x in meta["labels"]]
         if weights.shape != (weights.shape[0], len(labels)) or bias.shape != (len(labels),):
             raise ValueError(f"{str(root)!r}: arrays do not match its {len(labels)} labels")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from chorus.routing._saved import read_saved
 from chorus.routing.acceptance import AcceptanceModel
 
 __all__ = ["RegionWeights", "answer_rows", "coefficients"]
@@ -135,14 +136,9 @@ class RegionWeights:
     @classmethod
     def load(cls, folder: str | Path) -> RegionWeights:
         root = Path(folder)
-        try:
-            meta = json.loads((root / "region_weights.json").read_text("utf-8"))
-            centroids = np.load(root / "centroids.npy")
-            table = np.load(root / "table.npy")
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{str(root)!r} is not saved region vote weights ({exc})") from None
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"{str(root)!r}: unknown format {meta.get('format')!r}")
+        meta, (centroids, table) = read_saved(root, "region_weights.json",
+                                              ["centroids", "table"], _FORMAT,
+                                              what="saved region vote weights")
         members = tuple(meta.get("members", ()))
         if table.shape != (centroids.shape[0], len(members)) or np.any(table <= 0):
             raise ValueError(f"{str(root)!r}: its weight table does not fit its members")
