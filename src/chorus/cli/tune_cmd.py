@@ -183,10 +183,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     (out / "frontier.json").write_text(json.dumps(rows, indent=2) + "\n", "utf-8")
     print(report.text_table(summaries))
     strongest = found.strongest
+    alone = _alone(test, strongest)
     pool = summaries
     if args.max_cost_share is not None:
-        budget = args.max_cost_share * sum(r.outcomes[strongest].cost_usd or 0.0
-                                           for r in test if strongest in r.outcomes)
+        budget = args.max_cost_share * alone[1]
         pool = [s for s in summaries if s.cost_usd <= budget]
         if not pool:
             raise ChorusError(f"no frontier system costs at most {args.max_cost_share:g} of "
@@ -200,17 +200,24 @@ def cmd_tune(args: argparse.Namespace) -> int:
           f"measured on {len(test)} test items.")
     print(f"wrote {out / 'systems.yaml'}, {out / 'frontier.json'}")
     print(f"recommended: {best}: {why}")
-    for line in _against_strongest(summaries, strongest, test):
+    for line in _against_strongest(summaries, strongest, *alone):
         print(line)
     return 0
 
 
-def _against_strongest(summaries: Any, strongest: str, test: Any) -> list[str]:
-    """What the frontier buys against the strongest model alone on the test table: the
-    cheapest system at least as good, and the best at most half its cost."""
-    rows = [r.outcomes.get(strongest) for r in test]
+def _alone(test: Any, model: str) -> tuple[float, float]:
+    """``model`` alone on the test table: its mean score and its total cost (missing
+    ones count 0)."""
+    rows = [r.outcomes.get(model) for r in test]
     quality = sum((o.score or 0.0) if o is not None else 0.0 for o in rows) / max(len(rows), 1)
-    cost = sum((o.cost_usd or 0.0) if o is not None else 0.0 for o in rows)
+    return quality, sum((o.cost_usd or 0.0) if o is not None else 0.0 for o in rows)
+
+
+def _against_strongest(summaries: Any, strongest: str, quality: float, cost: float
+                       ) -> list[str]:
+    """What the frontier buys against the strongest model alone on the test table (its
+    ``quality`` and ``cost`` there): the cheapest system at least as good, and the best at
+    most half its cost."""
     lines = [f"{strongest} alone on the test table: quality {quality:.3f}, ${cost:.4g}"]
     if cost <= 0:
         return lines
