@@ -324,6 +324,36 @@ def test_cli_tune_names_unknown_models(tmp_path: Path, monkeypatch: pytest.Monke
     assert not Path("o").exists()
 
 
+def test_cli_tune_refuses_a_table_it_cannot_search_before_embedding_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Each error names the file to fix, and comes before the minutes of embedding.
+    from chorus.cli import tune_cmd
+    from chorus.cli.main import main
+
+    def no_embedding(*_: object) -> None:
+        raise AssertionError("embedded a table tune cannot search")
+
+    monkeypatch.setattr(tune_cmd, "_embed", no_embedding)
+    monkeypatch.chdir(tmp_path)
+    rows, _ = _table(60, 4)
+    write_outcomes("t.jsonl", rows)
+    write_outcomes("few.jsonl", rows[:30])
+    write_outcomes("one.jsonl", [OutcomeItem(r.id, r.prompt, None, r.reference,
+                                             {"cheap": r.outcomes["cheap"]}) for r in rows])
+    Path("empty.jsonl").write_text("", "utf-8")
+    cases = {("empty.jsonl", "t.jsonl"): "empty.jsonl: the table has no items",
+             ("t.jsonl", "empty.jsonl"): "empty.jsonl: the table has no items",
+             ("few.jsonl", "t.jsonl"): "few.jsonl: tune needs at least 50 training items, "
+                                       "got 30",
+             ("one.jsonl", "t.jsonl"): "one.jsonl: tune needs outcomes of at least two",
+             ("t.jsonl", "one.jsonl"): "one.jsonl: no outcomes recorded for 'other', 'mid'"}
+    for (train, test), want in cases.items():
+        assert main(["tune", "--outcomes", train, "--test", test, "--out", "o"]) != 0
+        assert want in capsys.readouterr().err
+    assert not Path("o").exists()
+
+
 def test_cli_tune_says_when_the_table_records_no_cost(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

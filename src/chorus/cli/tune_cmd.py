@@ -105,19 +105,26 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from chorus.eval.bench import run_bench, system_kind
     from chorus.eval.outcomes import as_items, read_outcomes, require_models, unrecorded
     from chorus.eval.scorers import make_scorer
-    from chorus.eval.tune import search
+    from chorus.eval.tune import require_searchable, search
 
     if args.max_cost_share is not None and not 0 < args.max_cost_share <= 1:
         raise ChorusError("--max-cost-share must be in (0, 1]")
     train, test = read_outcomes(args.outcomes), read_outcomes(args.test)
-    if not train or not test:
-        raise ChorusError("both tables need items")
+    for path, items in ((args.outcomes, train), (args.test, test)):
+        if not items:
+            raise ChorusError(f"{path}: the table has no items")
     wanted = [m.strip() for m in args.models.split(",")] if args.models else None
-    try:
-        models = require_models(train, wanted)
-        require_models(test, models)
+    models: list[str] = []
+    for path, items in ((args.outcomes, train), (args.test, test)):
+        try:
+            models = require_models(items, wanted if path == args.outcomes else models)
+        except ValueError as exc:
+            raise ChorusError(f"{path}: {exc} (--models picks the models to build "
+                              "from)") from None
+    try:  # before the minutes of embedding, not after them
+        require_searchable(len(train), models)
     except ValueError as exc:
-        raise ChorusError(f"{exc} (--models picks the models to build from)") from None
+        raise ChorusError(f"{args.outcomes}: {exc}") from None
     for path, items in ((args.outcomes, train), (args.test, test)):
         for line in unrecorded(items, models, no_score="counted as wrong",
                                no_cost="counted as $0"):

@@ -118,15 +118,25 @@ def _name(models: Sequence[str]) -> str:
     return "+".join(short)
 
 
+#: The fewest training items tune searches on (its held-out slice takes 30 % of them).
+MIN_ITEMS = 50
+
+
+def require_searchable(items: int, models: Sequence[str]) -> None:
+    """Raise ValueError unless a table of ``items`` rows over ``models`` can be searched:
+    two models at least, and ``MIN_ITEMS`` items."""
+    if len(models) < 2:
+        raise ValueError("tune needs outcomes of at least two models")
+    if items < MIN_ITEMS:
+        raise ValueError(f"tune needs at least {MIN_ITEMS} training items, got {items}")
+
+
 def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
            extract: str | None, seed: int = 0, held_out: float = 0.3,
            on_step: Callable[[str], None] | None = None) -> Search:
     """Search systems on the training rows (``x``: their prompt embeddings)."""
-    if len(models) < 2:
-        raise ValueError("tune needs outcomes of at least two models")
+    require_searchable(len(rows), models)
     n = len(rows)
-    if n < 50:
-        raise ValueError(f"tune needs at least 50 training items, got {n}")
     ex = extractor(extract) if extract else extractor(None)  # type: ignore[arg-type]
     # Agreement between cheap answers (consensus, stages of several models) is searched
     # when the answers have labels, or when whole answers repeat as labels do.
