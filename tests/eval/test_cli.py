@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,39 @@ def test_router_fit_names_an_unknown_model_before_embedding(
     assert code != 0
     assert "no outcomes recorded for 'gpt-9'; the table has good, bad" in err
     assert not list(tmp_path.glob("emb-*.npy")) and not (tmp_path / "r").exists()
+
+
+def test_router_refuses_a_table_it_cannot_use_before_embedding_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each error names the file to fix, and comes before the minutes of embedding.
+    from chorus.cli import router_cmd
+
+    def no_embedding(*_: object) -> None:
+        raise AssertionError("embedded a table the router cannot use")
+
+    table = _table(tmp_path / "t.jsonl")
+    rows = read_outcomes(table)
+    one = tmp_path / "one.jsonl"
+    write_outcomes(one, [replace(r, outcomes={"good": r.outcomes["good"]}) for r in rows])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", "utf-8")
+    assert main(["router", "fit", "--outcomes", str(table), "--out",
+                 str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(router_cmd, "_embed", no_embedding)
+    cases = {("fit", empty): "empty.jsonl: the table has no items",
+             ("fit", one): "one.jsonl: a learned router needs outcomes of at least two",
+             ("eval", empty): "empty.jsonl: the table has no items",
+             ("eval", one): "one.jsonl: no outcomes recorded for 'bad'; the table has good "
+                            f"({tmp_path / 'r'} routes between"}
+    for (action, path), want in cases.items():
+        where = ["--out", str(tmp_path / "r2")] if action == "fit" else \
+            ["--router", str(tmp_path / "r")]
+        assert main(["router", action, "--outcomes", str(path), *where]) != 0
+        err = capsys.readouterr().err
+        assert want in err and err.count("\n") == 1
+    assert not (tmp_path / "r2").exists()
 
 
 def test_feedback_without_a_weights_file_is_an_error(tmp_path: Path,

@@ -82,8 +82,18 @@ def _fmt(v: float | None) -> str:
     return "never" if v is None else f"{v:.3f}"
 
 
+def _table(path: str) -> Any:
+    """The outcome table at ``path``, refused when it has no items."""
+    from chorus.eval.outcomes import read_outcomes
+
+    rows = read_outcomes(path)
+    if not rows:
+        raise ChorusError(f"{path}: the table has no items")
+    return rows
+
+
 def cmd_router(args: argparse.Namespace) -> int:
-    from chorus.eval.outcomes import models_of, read_outcomes, require_models, unrecorded
+    from chorus.eval.outcomes import models_of, require_models, unrecorded
     from chorus.eval.routers import evaluate_router, fit_router
     from chorus.routing.predictor import Neighbours, OutcomePredictor
 
@@ -97,11 +107,12 @@ def cmd_router(args: argparse.Namespace) -> int:
             if getattr(args, flag) != default:
                 raise ChorusError(f"--{flag.replace('_', '-')} is for --intents, "
                                   "not outcome tables")
-        rows = read_outcomes(args.outcomes)
+        rows = _table(args.outcomes)
         out = Path(args.out)
         models = [m.strip() for m in args.models.split(",")] if args.models else None
         try:  # before embedding, which takes minutes on a large table
-            require_models(rows, models)
+            if len(require_models(rows, models)) < 2:
+                raise ValueError("a learned router needs outcomes of at least two models")
         except ValueError as exc:
             raise ChorusError(f"{args.outcomes}: {exc}") from None
         for line in unrecorded(rows, models or models_of(rows),
@@ -114,7 +125,7 @@ def cmd_router(args: argparse.Namespace) -> int:
                                 tolerance=args.tolerance, k=args.k, epochs=args.epochs,
                                 seed=args.seed)
         except ValueError as exc:
-            raise ChorusError(str(exc)) from None
+            raise ChorusError(f"{args.outcomes}: {exc}") from None
         router = replace(router, training=replace(router.training, embedder="minilm",
                                                   trained_on=str(args.outcomes)))
         router.save(out)
@@ -130,12 +141,17 @@ def cmd_router(args: argparse.Namespace) -> int:
             router = OutcomePredictor.load(args.router)
         except ValueError as exc:
             raise ChorusError(str(exc)) from None
-        rows = read_outcomes(args.outcomes)
+        rows = _table(args.outcomes)
+        try:  # before embedding
+            require_models(rows, router.models)
+        except ValueError as exc:
+            raise ChorusError(f"{args.outcomes}: {exc} ({args.router} routes between "
+                              f"{', '.join(router.models)})") from None
         x = _embed(rows)
         try:
             result = evaluate_router(router, rows, x)
         except ValueError as exc:
-            raise ChorusError(str(exc)) from None
+            raise ChorusError(f"{args.outcomes}: {exc}") from None
         m, r = result.metrics, result.random
         print(f"{router.kind} router on {len(rows)} items: weak {m.weak}, strong {m.strong}")
         print(f"  APGR {m.apgr:.3f}   CPT(50%) {_fmt(m.cpt50)}   CPT(80%) {_fmt(m.cpt80)}   "
