@@ -72,6 +72,25 @@ def test_bench_unknown_system_is_one_line(tmp_path: Path,
     assert code == 1 and "unknown model or system 'nope'" in err and err.count("\n") == 1
 
 
+def test_bench_says_why_items_failed(tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    # The replay models answer from t.jsonl; four of the dataset's items are not in it.
+    _table(tmp_path / "t.jsonl", n=8)
+    _table(tmp_path / "more.jsonl", n=12)
+    (tmp_path / "c.yaml").write_text(CONFIG)
+    assert main(["bench", "-c", str(tmp_path / "c.yaml"), "--systems", "vote,good",
+                 "--dataset", str(tmp_path / "more.jsonl"), "--out", str(tmp_path / "o"),
+                 "--no-plot"]) == 0
+    err = capsys.readouterr().err
+    for system in ("vote", "good"):
+        assert f"chorus bench: {system}: 4 of 12 items failed" in err
+    assert (f"4 x model 'good': no recorded outcome for this item_id or prompt in "
+            f"{tmp_path / 't.jsonl'} (the table has 8 items; is this one of them?)") in err
+    assert "(first: item i8)" in err
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "### Errors" in report and "vote: 4 of 12 items failed" in report
+
+
 def test_feedback_moves_weights_and_saves(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     _table(tmp_path / "t.jsonl")

@@ -37,8 +37,12 @@ async def test_answers_as_recorded_by_id_or_prompt() -> None:
 
 
 async def test_unknown_item_or_model_is_a_typed_error() -> None:
-    with pytest.raises(BadRequestError, match="no recorded outcome"):
+    with pytest.raises(BadRequestError, match="no recorded outcome for this prompt"):
         await ReplayModel("big", ROWS).complete(Request.of("never asked"))
+    lost = Request(Request.of("never asked").messages, metadata={"item_id": "q9"})
+    with pytest.raises(BadRequestError, match=r"no recorded outcome for this item_id or "
+                       rf"prompt \(the table has {len(ROWS)} items"):
+        await ReplayModel("big", ROWS).complete(lost)
     with pytest.raises(BadRequestError, match="no outcome for 'huge'"):
         await ReplayModel("huge", ROWS).complete(Request.of("What is 2+2?"))
 

@@ -120,7 +120,7 @@ def _is_outcome_table(path: Path) -> bool:
 def cmd_bench(args: argparse.Namespace) -> int:
     from chorus.cli.main import load_config, run_async
     from chorus.eval import report
-    from chorus.eval.bench import Progress, run_bench, system_kind, to_outcomes
+    from chorus.eval.bench import Progress, error_lines, run_bench, system_kind, to_outcomes
     from chorus.eval.datasets import load_dataset
     from chorus.eval.outcomes import as_items, read_outcomes, write_outcomes
     from chorus.eval.scorers import make_scorer
@@ -171,6 +171,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     note = (f"{len(items)} items of {path.name}, scorer {scorer.name}; "
             f"recommended: {best}: {why}")
+    errors = error_lines(results)
+    for line in errors:
+        print(f"chorus bench: {line}", file=sys.stderr)
+    if errors:
+        note += "\n\n### Errors\n\n```\n" + "\n".join(errors) + "\n```"
     (out / "report.md").write_text(report.markdown(summaries, title="chorus bench",
                                                    note=note), "utf-8")
     (out / "report.csv").write_text(report.to_csv(summaries), "utf-8")

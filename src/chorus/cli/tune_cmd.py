@@ -102,7 +102,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from chorus.config.builder import Config
     from chorus.eval import report
     from chorus.eval.answer_kind import pick_extract
-    from chorus.eval.bench import run_bench, system_kind
+    from chorus.eval.bench import error_lines, run_bench, system_kind
     from chorus.eval.outcomes import as_items, read_outcomes, require_models, unrecorded
     from chorus.eval.scorers import make_scorer
     from chorus.eval.tune import require_searchable, search
@@ -178,6 +178,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     with step(f"measuring {len(systems)} systems on {len(test)} test items"):
         results = run_async(go())
+    for line in error_lines(results):  # a failed item scores 0: say why
+        print(f"chorus tune: note: {line}", file=sys.stderr)
     summaries = [report.summarise(n, system_kind(systems[n]), results[n]) for n in systems]
     held = {c.name: c for c in found.front}
     rows = [{"name": s.system, "kind": s.kind, "family": held[s.system].family,

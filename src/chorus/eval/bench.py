@@ -31,6 +31,7 @@ __all__ = [
     "system_kind",
     "leaf_calls",
     "to_outcomes",
+    "error_lines",
     "COMPLEXITY",
 ]
 
@@ -182,3 +183,24 @@ def to_outcomes(items: Sequence[Item], results: Mapping[str, Sequence[ItemResult
                 r.tool_calls)
     return [OutcomeItem(it.id, it.prompt, it.category, it.reference, by_item[it.id])
             for it in items]
+
+
+def error_lines(results: Mapping[str, Sequence[ItemResult]], most: int = 3) -> list[str]:
+    """What failed, so that a run's errors are read and not only counted: for each system
+    with errors, how many items failed, then its ``most`` commonest messages, each with
+    how many items gave it and the first such item."""
+    lines = []
+    for name, rs in results.items():
+        by_message: dict[str, list[str]] = {}
+        for r in rs:
+            if r.error is not None:
+                by_message.setdefault(r.error, []).append(r.item_id)
+        if not by_message:
+            continue
+        failed = sum(len(ids) for ids in by_message.values())
+        lines.append(f"{name}: {failed} of {len(rs)} items failed")
+        ranked = sorted(by_message.items(), key=lambda kv: -len(kv[1]))
+        lines += [f"  {len(ids)} x {msg} (first: item {ids[0]})" for msg, ids in ranked[:most]]
+        if len(ranked) > most:
+            lines.append(f"  and {len(ranked) - most} other message(s)")
+    return lines

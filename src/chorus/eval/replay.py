@@ -41,9 +41,20 @@ _CHARS_PER_TOKEN = 4
 class ReplayIndex:
     """An outcome table indexed by item id and by prompt text."""
 
-    def __init__(self, rows: Sequence[OutcomeItem]) -> None:
+    def __init__(self, rows: Sequence[OutcomeItem], source: str | None = None) -> None:
         self.by_id = {r.id: r for r in rows}
         self.by_prompt = {r.prompt: r for r in rows}
+        self.source = source
+
+    def missing(self, request: Request) -> str:
+        """Why ``find`` found nothing for ``request``."""
+        where = f" in {self.source}" if self.source else ""
+        item_id = request.metadata.get("item_id")
+        if item_id is not None:
+            return (f"no recorded outcome for this item_id or prompt{where} (the table "
+                    f"has {len(self.by_id)} items; is this one of them?)")
+        return (f"no recorded outcome for this prompt{where} (set metadata item_id or "
+                "send the recorded prompt exactly)")
 
     def find(self, request: Request) -> OutcomeItem | None:
         item_id = request.metadata.get("item_id")
@@ -62,7 +73,7 @@ def load_index(path: str | Path) -> ReplayIndex:
     key = (str(p), p.stat().st_mtime if p.exists() else 0.0)
     with _lock:
         if key not in _indexes:
-            _indexes[key] = ReplayIndex(read_outcomes(p))
+            _indexes[key] = ReplayIndex(read_outcomes(p), str(path))
         return _indexes[key]
 
 
@@ -103,9 +114,7 @@ class ReplayModel(Provider):
         self.check_accepts(request)
         row = self.index.find(request)
         if row is None:
-            raise BadRequestError(
-                "no recorded outcome for this request (set metadata item_id or send the "
-                "recorded prompt exactly)", model=self.name)
+            raise BadRequestError(self.index.missing(request), model=self.name)
         outcome = row.outcomes.get(self.recorded)
         if outcome is None:
             raise BadRequestError(f"item {row.id!r} has no outcome for {self.recorded!r}",
