@@ -166,8 +166,12 @@ def test_retry_failed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     out = tmp_path / "out.jsonl"
     args = ["batch", "-c", str(cfg), "-s", "flaky", "--input", str(inp), "--output", str(out),
             "--concurrency", "1"]
-    code, stdout, _ = _cli(capsys, *args)
+    code, stdout, err = _cli(capsys, *args)
     assert code == 0 and "7 done, 3 failed" in stdout
+    # Why they failed, on the terminal too, not only in the output's lines.
+    message = records(out)[0]["error"]["message"]
+    assert f"batch: 3 x {message} (first: item item-0)" in err
+    assert f"each failed item's line in {out} holds its error; --retry-failed" in err
     code, stdout, _ = _cli(capsys, *args, "--resume")
     assert "nothing to do" in stdout
     # The same config in a new process fails its first 3 calls again: retry them on the

@@ -77,3 +77,15 @@ systems:
     monkeypatch.setenv("NOT_USED", "n")
     env = Job.from_file(cfg, "job", "t").environment()
     assert env == {"BASE_URL": "http://127.0.0.1:9/v1", "MY_KEY": "k"}
+
+
+def test_a_run_keeps_a_bounded_tally_of_its_error_messages() -> None:
+    from chorus.batch.runner import MAX_MESSAGES, Outcome
+
+    out = Outcome()
+    for i in range(MAX_MESSAGES + 5):
+        out.failure(f"id-{i}", f"boom {i}")
+    out.failure("id-again", "boom 0")
+    assert len(out.errors) == MAX_MESSAGES + 1
+    assert out.errors["boom 0"] == [2, "id-0"]
+    assert out.errors[""] == [5, f"id-{MAX_MESSAGES}"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chorus.batch.checkpoint import Writer
@@ -30,6 +30,10 @@ class Tally(Protocol):
     def record(self, rec: dict[str, Any]) -> None: ...
 
 
+#: The distinct error messages a run keeps (``Outcome.errors``).
+MAX_MESSAGES = 100
+
+
 @dataclass(slots=True)
 class Outcome:
     """What one run did (not counting what earlier runs left in the output)."""
@@ -42,6 +46,15 @@ class Outcome:
     stopped: str | None = None
     #: Seconds the engine took to start its workers (before ``elapsed_s``).
     setup_s: float = 0.0
+    #: The failed items by error message: [how many, the first item's id]; at most
+    #: ``MAX_MESSAGES`` messages, the rest counted under "" (a run may be millions long).
+    errors: dict[str, list[Any]] = field(default_factory=dict)
+
+    def failure(self, item_id: Any, message: str) -> None:
+        """Count one failed item."""
+        if message not in self.errors and len(self.errors) >= MAX_MESSAGES:
+            message = ""
+        self.errors.setdefault(message, [0, item_id])[0] += 1
 
     @property
     def answered(self) -> int:
@@ -91,10 +104,13 @@ async def dispatch(items: Iterator[dict[str, Any]], answer: Answer, writer: Writ
             refused = rec.get("refused")
             if refused is None:
                 writer.write(rec)
-                if rec.get("error") is None:
+                error = rec.get("error")
+                if error is None:
                     out.done += 1
                 else:
                     out.failed += 1
+                    out.failure(rec.get("id"), str(error.get("message", error)
+                                                   if isinstance(error, dict) else error))
                 out.cost_usd += float(rec.get("cost_usd") or 0.0)
                 if tally is not None:
                     tally.record(rec)

@@ -170,6 +170,15 @@ def cmd_batch(args: argparse.Namespace) -> int:
           f"{remaining} left, {total - len(left)} from before; ${outcome.cost_usd:.4f} spent "
           f"(${prev.cost_usd + outcome.cost_usd:.4f} in all); {outcome.elapsed_s:.1f}s, "
           f"{rate:.1f} items/s{where}")
+    if outcome.failed:
+        ranked = sorted(outcome.errors.items(), key=lambda kv: -kv[1][0])
+        for message, (count, first) in ranked[:3]:
+            print(f"batch: {count} x {message or '(other messages)'} (first: item {first})",
+                  file=sys.stderr)
+        if len(ranked) > 3:
+            print(f"batch: and {len(ranked) - 3} other message(s)", file=sys.stderr)
+        print(f"batch: each failed item's line in {args.output} holds its error; "
+              "--retry-failed answers them again", file=sys.stderr)
     if outcome.stopped:
         print(f"batch: stopped: {outcome.stopped}; {remaining} items have no line: raise "
               "--budget and run again with --resume", file=sys.stderr)
