@@ -122,6 +122,20 @@ def test_outcomes_convert_and_split(tmp_path: Path, capsys: pytest.CaptureFixtur
     train, test = read_outcomes(tmp_path / "tr.jsonl"), read_outcomes(tmp_path / "te.jsonl")
     assert len(train) + len(test) == n and len(test) == round(n * 0.25)
     assert not {r.id for r in train} & {r.id for r in test}
+    # A split that would leave a part empty is refused, and writes nothing.
+    capsys.readouterr()
+    (tmp_path / "empty.jsonl").write_text("", "utf-8")
+    for source, extra, want in (
+            (tmp_path / "empty.jsonl", [], "empty.jsonl: 0 item(s) at --test-share 0.5 "
+                                           "leave the test part empty"),
+            (table, ["--limit", "1"], "g.jsonl: 1 item(s) at --test-share 0.5 leave the "
+                                      "test part empty"),
+            (table, ["--limit", "2", "--test-share", "0.9"], "leave the training part"),
+            (table, ["--limit", "0"], "--limit must be at least 1")):
+        assert main(["outcomes", "split", str(source), "--train", str(tmp_path / "a.jsonl"),
+                     "--test", str(tmp_path / "b.jsonl"), *extra]) == 1
+        assert want in capsys.readouterr().err
+    assert not (tmp_path / "a.jsonl").exists() and not (tmp_path / "b.jsonl").exists()
 
 
 @pytest.mark.embeddings

@@ -236,12 +236,18 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     if args.outcomes_command == "split":
         if not 0 < args.test_share < 1:
             raise ChorusError("--test-share must be between 0 and 1")
+        if args.limit is not None and args.limit < 1:
+            raise ChorusError("--limit must be at least 1")
         rows = read_outcomes(args.table)
         rng = random.Random(args.seed)
         rng.shuffle(rows)
         if args.limit is not None:
             rows = rows[: args.limit]
         cut = int(round(len(rows) * args.test_share))
+        if not 0 < cut < len(rows):
+            empty = "test" if cut == 0 else "training"
+            raise ChorusError(f"{args.table}: {len(rows)} item(s) at --test-share "
+                              f"{args.test_share:g} leave the {empty} part empty")
         write_outcomes(args.test, rows[:cut])
         write_outcomes(args.train, rows[cut:])
         print(f"train {len(rows) - cut} items -> {args.train}; test {cut} -> {args.test} "
