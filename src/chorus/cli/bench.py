@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chorus.cli._args import amount, count, out_folder, share
 from chorus.core.errors import ChorusError
 
 __all__ = ["add_parsers", "cmd_bench", "cmd_outcomes", "cmd_feedback"]
@@ -25,17 +26,18 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
                        help="comma-separated system or model names")
     bench.add_argument("--dataset", required=True, metavar="FILE",
                        help="items (.jsonl/.csv/.json) or an outcome table (.jsonl)")
-    bench.add_argument("--limit", type=int, metavar="N", help="only the first N items")
+    bench.add_argument("--limit", type=count(1), metavar="N", help="only the first N items")
     bench.add_argument("--scorer", metavar="SPEC",
                        help="exact | choice | numeric | regex:PATTERN | judge | "
                             "py:module:fn | recorded (default: recorded for an outcome "
                             "table, else exact)")
     bench.add_argument("--judge", metavar="NAME", help="the judge model for --scorer judge")
     bench.add_argument("--rubric", metavar="TEXT", help="the judge's rubric")
-    bench.add_argument("--concurrency", type=int, default=8, metavar="N",
+    bench.add_argument("--concurrency", type=count(1), default=8, metavar="N",
                        help="items in flight at once (default 8)")
-    bench.add_argument("--timeout", type=float, metavar="SECONDS", help="deadline per item")
-    bench.add_argument("--tolerance", type=float, default=0.01,
+    bench.add_argument("--timeout", type=amount(0, above=True), metavar="SECONDS",
+                       help="deadline per item")
+    bench.add_argument("--tolerance", type=amount(0), default=0.01,
                        help="quality within this of the best counts as just as good (default 0.01)")
     bench.add_argument("--out", metavar="DIR", default="bench-results",
                        help="folder for report.md, report.csv, report.json, "
@@ -68,9 +70,9 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
                        help="where the training part goes")
     split.add_argument("--test", required=True, metavar="OUT.jsonl",
                        help="where the test part goes")
-    split.add_argument("--test-share", type=float, default=0.5, metavar="SHARE",
+    split.add_argument("--test-share", type=share(), default=0.5, metavar="SHARE",
                        help="the share of items that go to the test part (default 0.5)")
-    split.add_argument("--limit", type=int, metavar="N",
+    split.add_argument("--limit", type=count(1), metavar="N",
                        help="sample N items first (same seed)")
     split.add_argument("--seed", type=int, default=0, metavar="N",
                        help="seed of the random split and sample (default 0)")
@@ -99,7 +101,7 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
     fb.add_argument("--reward", type=float, help="the outcome, 0 (bad) to 1 (good)")
     fb.add_argument("--outcomes", metavar="TABLE.jsonl",
                     help="replay every recorded score of the members' models")
-    fb.add_argument("--limit", type=int, metavar="N",
+    fb.add_argument("--limit", type=count(1), metavar="N",
                     help="only the first N rows of --outcomes")
     fb.add_argument("--json", action="store_true", help="print the weights as JSON")
 
@@ -128,8 +130,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.systems.split(",") if n.strip()]
     if not names:
         raise ChorusError("--systems needs at least one name")
-    if args.limit is not None and args.limit < 1:
-        raise ChorusError("--limit must be at least 1")
+    out_folder(args.out)
     cfg = load_config(args.config)
     systems = {n: cfg.get(n) for n in names}
     path = Path(args.dataset)
@@ -234,10 +235,6 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
         print(f"wrote {n} items to {args.output}")
         return 0
     if args.outcomes_command == "split":
-        if not 0 < args.test_share < 1:
-            raise ChorusError("--test-share must be between 0 and 1")
-        if args.limit is not None and args.limit < 1:
-            raise ChorusError("--limit must be at least 1")
         rows = read_outcomes(args.table)
         rng = random.Random(args.seed)
         rng.shuffle(rows)

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from chorus.cli._args import amount, count, out_folder, share
 from chorus.core.errors import ChorusError
 
 __all__ = ["add_parser", "cmd_router"]
@@ -30,15 +31,15 @@ def add_parser(sub: Any) -> None:
     fit.add_argument("--kind", choices=["knn", "mlp", "mf"], default="knn",
                      help="nearest neighbours (default), a small MLP, or matrix factorisation")
     fit.add_argument("--models", metavar="A,B,...", help="route among these (default: all)")
-    fit.add_argument("--holdout", type=float, default=0.2,
+    fit.add_argument("--holdout", type=share(), default=0.2,
                      help="share of items kept to calibrate the knob (0.2)")
-    fit.add_argument("--tolerance", type=float, default=0.01,
+    fit.add_argument("--tolerance", type=amount(0), default=0.01,
                      help="default knob: cheapest within this of the best held-out quality")
-    fit.add_argument("--k", type=int, default=None,
+    fit.add_argument("--k", type=count(1), default=None,
                      help="neighbours (knn; default: the best of 10, 20, 50, 100, 200, "
                           "up to a tenth of the training items, on the held-out split)")
-    fit.add_argument("--epochs", type=int, default=40, help="training epochs (mlp, mf)")
-    fit.add_argument("--seed", type=int, default=0, metavar="N",
+    fit.add_argument("--epochs", type=count(1), default=40, help="training epochs (mlp, mf)")
+    fit.add_argument("--seed", type=count(0), default=0, metavar="N",
                      help="seed of the holdout split and the fit (default 0)")
     it = fit.add_argument_group("intent routers (--intents)")
     it.add_argument("--val", metavar="VAL", help="labelled utterances that choose C and the "
@@ -97,6 +98,8 @@ def cmd_router(args: argparse.Namespace) -> int:
     from chorus.eval.routers import evaluate_router, fit_router
     from chorus.routing.predictor import Neighbours, OutcomePredictor
 
+    if args.router_command == "fit":
+        out_folder(args.out)
     if getattr(args, "intents", None):
         from chorus.cli.router_intents import cmd_intents
 

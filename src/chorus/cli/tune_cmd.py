@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from chorus.cli._args import amount, count, out_folder, share
 from chorus.core.errors import ChorusError
 
 __all__ = ["add_parser", "cmd_tune"]
@@ -30,16 +31,16 @@ def add_parser(sub: Any) -> None:
                    help="the table the frontier is measured on (and replayed from)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
     p.add_argument("--models", metavar="A,B,...", help="build from these (default: all)")
-    p.add_argument("--max-cost-share", type=float, metavar="SHARE",
+    p.add_argument("--max-cost-share", type=share(one=True), metavar="SHARE",
                    help="recommend only systems costing at most this share of the "
                         "strongest model (e.g. 0.5)")
-    p.add_argument("--tolerance", type=float, default=0.01,
+    p.add_argument("--tolerance", type=amount(0), default=0.01,
                    help="quality within this of the best counts as just as good (0.01)")
     p.add_argument("--extract", default="auto",
                    choices=["auto", "choice", "number", "yes_no", "none"],
                    help="what counts as the same answer (default: the kind that fits the "
                         "table's responses)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=count(0), default=0,
                    help="seed of the held-out split and of the routers (0)")
 
 
@@ -107,8 +108,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from chorus.eval.scorers import make_scorer
     from chorus.eval.tune import require_searchable, search
 
-    if args.max_cost_share is not None and not 0 < args.max_cost_share <= 1:
-        raise ChorusError("--max-cost-share must be in (0, 1]")
+    out_folder(args.out)
     train, test = read_outcomes(args.outcomes), read_outcomes(args.test)
     for path, items in ((args.outcomes, train), (args.test, test)):
         if not items:

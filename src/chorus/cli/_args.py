@@ -1,0 +1,67 @@
+"""Checks of command-line flags that run before any work: argparse types for numbers (a
+value out of range is refused in the same one line as any other bad flag), and the
+folder a command writes to."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from chorus.core.errors import ChorusError
+
+__all__ = ["count", "amount", "share", "out_folder"]
+
+
+def out_folder(path: str | Path, flag: str = "--out") -> Path:
+    """``path`` as a folder to write into, refused now when a file is in the way (not
+    after minutes of work)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ChorusError(f"{flag} {str(path)!r} is a file; give a folder to write into")
+    return out
+
+
+def count(low: int = 1) -> Callable[[str], int]:
+    """A whole number of at least ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value:  # NaN compares with nothing
+        raise argparse.ArgumentTypeError("expected a number, got NaN")
+    return value
+
+
+def amount(low: float = 0.0, *, above: bool = False) -> Callable[[str], float]:
+    """A number of at least ``low`` (more than ``low`` when ``above``)."""
+    def parse(text: str) -> float:
+        value = _float(text)
+        if value < low or (above and value == low):
+            raise argparse.ArgumentTypeError(
+                f"must be {'more than' if above else 'at least'} {low:g}, got {text}")
+        return value
+    return parse
+
+
+def share(*, one: bool = False) -> Callable[[str], float]:
+    """A share: more than 0 and less than 1 (or at most 1 when ``one``)."""
+    def parse(text: str) -> float:
+        value = _float(text)
+        if not (0 < value < 1 or (one and value == 1)):
+            raise argparse.ArgumentTypeError(
+                f"must be more than 0 and {'at most' if one else 'less than'} 1, got {text}")
+        return value
+    return parse

@@ -1,0 +1,68 @@
+"""Numeric flags out of range, and an output folder that is a file, are refused before
+any work, in one line that names the flag."""
+
+from pathlib import Path
+
+import pytest
+
+from chorus.cli.main import main
+
+T = "t.jsonl"  # never read: every case here stops at the flags
+
+
+@pytest.mark.parametrize(("args", "want"), [
+    (["tune", "--outcomes", T, "--test", T, "--out", "o", "--tolerance", "-1"],
+     "argument --tolerance: must be at least 0, got -1"),
+    (["tune", "--outcomes", T, "--test", T, "--out", "o", "--seed", "-3"],
+     "argument --seed: must be at least 0, got -3"),
+    (["tune", "--outcomes", T, "--test", T, "--out", "o", "--max-cost-share", "0"],
+     "argument --max-cost-share: must be more than 0 and at most 1, got 0"),
+    (["tune", "--outcomes", T, "--test", T, "--out", "o", "--max-cost-share", "nan"],
+     "argument --max-cost-share: expected a number, got NaN"),
+    (["bench", "--systems", "s", "--dataset", T, "--tolerance", "-0.5"],
+     "argument --tolerance: must be at least 0, got -0.5"),
+    (["bench", "--systems", "s", "--dataset", T, "--concurrency", "0"],
+     "argument --concurrency: must be at least 1, got 0"),
+    (["bench", "--systems", "s", "--dataset", T, "--timeout", "0"],
+     "argument --timeout: must be more than 0, got 0"),
+    (["bench", "--systems", "s", "--dataset", T, "--limit", "two"],
+     "argument --limit: expected a whole number, got 'two'"),
+    (["outcomes", "split", T, "--train", "a", "--test", "b", "--test-share", "1"],
+     "argument --test-share: must be more than 0 and less than 1, got 1"),
+    (["outcomes", "split", T, "--train", "a", "--test", "b", "--limit", "0"],
+     "argument --limit: must be at least 1, got 0"),
+    (["router", "fit", "--outcomes", T, "--out", "r", "--holdout", "0"],
+     "argument --holdout: must be more than 0 and less than 1, got 0"),
+    (["router", "fit", "--outcomes", T, "--out", "r", "--holdout", "1.5"],
+     "argument --holdout: must be more than 0 and less than 1, got 1.5"),
+    (["router", "fit", "--outcomes", T, "--out", "r", "--k", "0"],
+     "argument --k: must be at least 1, got 0"),
+    (["router", "fit", "--outcomes", T, "--out", "r", "--epochs", "0"],
+     "argument --epochs: must be at least 1, got 0"),
+    (["router", "fit", "--outcomes", T, "--out", "r", "--seed", "-1"],
+     "argument --seed: must be at least 0, got -1"),
+])
+def test_a_number_out_of_range_is_refused_by_name(
+        args: list[str], want: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert want in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [
+    ["tune", "--outcomes", "t.jsonl", "--test", "t.jsonl", "--out", "taken"],
+    ["bench", "--systems", "s", "--dataset", "t.jsonl", "--out", "taken"],
+    ["router", "fit", "--outcomes", "t.jsonl", "--out", "taken"],
+    ["router", "fit", "--intents", "t.jsonl", "--out", "taken"],
+])
+def test_an_output_folder_that_is_a_file_is_refused_first(
+        args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("taken").write_text("mine", "utf-8")  # t.jsonl does not exist: nothing else ran
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err == "chorus: error: --out 'taken' is a file; give a folder to write into\n"
+    assert Path("taken").read_text("utf-8") == "mine"
