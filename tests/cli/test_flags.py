@@ -41,6 +41,9 @@ T = "t.jsonl"  # never read: every case here stops at the flags
      "argument --epochs: must be at least 1, got 0"),
     (["router", "fit", "--outcomes", T, "--out", "r", "--seed", "-1"],
      "argument --seed: must be at least 0, got -1"),
+    (["run", "--timeout", "-1", "hi"], "argument --timeout: must be more than 0, got -1"),
+    (["outcomes", "vote", T, "--max-models", "0"],
+     "argument --max-models: must be at least 1, got 0"),
 ])
 def test_a_number_out_of_range_is_refused_by_name(
         args: list[str], want: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -88,7 +88,7 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
                       help="what counts as the same answer (default: choice letters; "
                            "none: the normalised text)")
     vote.add_argument("--models", metavar="A,B,...", help="only these models")
-    vote.add_argument("--max-models", type=int, default=12, metavar="N",
+    vote.add_argument("--max-models", type=count(1), default=12, metavar="N",
                       help="try votes of up to N models (default 12)")
     vote.add_argument("--name", default="weighted_vote", help="the system's name")
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from chorus import __version__
+from chorus.cli._args import amount
 from chorus.core.errors import ChorusError
 from chorus.core.types import MAX_TEMPERATURE
 
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: each model's own)")
     run.add_argument("--seed", type=int, metavar="N",
                      help="sampling seed, for models that take one")
-    run.add_argument("--timeout", type=float, metavar="SECONDS",
+    run.add_argument("--timeout", type=amount(0, above=True), metavar="SECONDS",
                      help="deadline for the whole request")
     run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when absent)")
 
