@@ -27,19 +27,31 @@ class Embedder(ABC):
         """Embed ``texts`` (all distinct, none memoised): one row per text."""
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
-        """One L2-normalised row per text, in order; repeated texts are embedded once."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        """One L2-normalised row per text, in order; repeated texts are embedded once.
+        The memo keeps the ``memo_size`` texts used last; the answer is assembled from
+        this call's own rows, so the memo may drop a text meanwhile (new rows pushing out
+        old ones, or another call's) without losing it here."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        rows: dict[str, npt.NDArray[np.float32]] = {}
+        for text in texts:
+            row = self._memo.get(text)
+            if row is not None:
+                rows[text] = row
+                self._memo.move_to_end(text)
+        missing = [t for t in dict.fromkeys(texts) if t not in rows]
         if missing:
             raw = np.asarray(await self._embed(missing), dtype=np.float32)
             norms = np.linalg.norm(raw, axis=1, keepdims=True)
-            rows = (raw / np.where(norms == 0, 1, norms)).astype(np.float32)
-            for text, row in zip(missing, rows, strict=True):
-                self._memo[text] = row
-            while len(self._memo) > self._memo_size:
-                self._memo.popitem(last=False)
-        if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([self._memo[t] for t in texts])
+            fresh = (raw / np.where(norms == 0, 1, norms)).astype(np.float32)
+            for text, row in zip(missing, fresh, strict=True):
+                rows[text] = self._memo[text] = row
+            self._trim()
+        return np.stack([rows[t] for t in texts])
+
+    def _trim(self) -> None:
+        while len(self._memo) > self._memo_size:
+            self._memo.popitem(last=False)
 
     def remember(self, texts: Sequence[str], vectors: npt.ArrayLike) -> None:
         """Put vectors computed before (by this embedder, e.g. read from a cache) in the
@@ -49,8 +61,8 @@ class Embedder(ABC):
             raise ValueError(f"{len(texts)} texts but {rows.shape[0]} vectors")
         for text, row in zip(texts, rows, strict=True):
             self._memo[text] = row
-        while len(self._memo) > self._memo_size:
-            self._memo.popitem(last=False)
+            self._memo.move_to_end(text)
+        self._trim()
 
     async def aclose(self) -> None:
         return None
