@@ -110,6 +110,15 @@ def test_feedback_moves_weights_and_saves(tmp_path: Path,
     assert main(["feedback", "-c", str(tmp_path / "c.yaml"), "-s", "vote", "--model", "good",
                  "--reward", "1"]) == 1
     assert "holds no weighted ensemble" in capsys.readouterr().err
+    # A table whose models are none of the ensemble's: refused, the weights left alone.
+    write_outcomes(tmp_path / "other.jsonl", [
+        OutcomeItem("x", "q", None, None, {"gpt-9": Outcome(1.0, 0.0, "x", 1)})])
+    saved = (tmp_path / "w.json").read_text()
+    assert main(["feedback", "-c", str(tmp_path / "c.yaml"), "-s", "ens", "--outcomes",
+                 str(tmp_path / "other.jsonl")]) == 1
+    assert ("other.jsonl: no recorded score is for a model of 'ens' (bad, good); the table "
+            "has gpt-9") in capsys.readouterr().err
+    assert (tmp_path / "w.json").read_text() == saved
 
 
 def test_outcomes_convert_and_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -346,11 +346,22 @@ def cmd_feedback(args: argparse.Namespace) -> int:
                                   f"has a model {args.model!r}")
             updates = hits
         else:
-            for row in read_outcomes(args.outcomes, limit=args.limit):
+            rows = read_outcomes(args.outcomes, limit=args.limit)
+            for row in rows:
                 for name, o in row.outcomes.items():
                     if o.score is not None:
                         reward = min(1.0, max(0.0, o.score))
                         updates += sum(_update(lr, name, reward) for lr in learners)
+            if not updates:  # say so, rather than save weights no row moved
+                from chorus.eval.outcomes import models_of
+
+                members = sorted({m for lr in learners for m in (
+                    lr.predictor.models if isinstance(lr, LearnedClassifier) else lr.weights)})
+                raise ChorusError(
+                    f"{args.outcomes}: no recorded score is for a model of {args.system!r} "
+                    f"({', '.join(members)}); the table has "
+                    f"{', '.join(models_of(rows)) or 'no items'} (name the members as the "
+                    "table does)")
     except ValueError as exc:
         raise ChorusError(str(exc)) from None
     report: dict[str, Any] = {"updates": updates}
