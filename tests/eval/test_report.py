@@ -57,7 +57,12 @@ def test_summarise_counts_errors_calls_and_cost() -> None:
 def test_recommend_prefers_simpler_within_tolerance() -> None:
     ss = [_s("vote", "parallel", 0.72, 3.0), _s("one", "single", 0.715, 1.0),
           _s("cheap", "single", 0.60, 0.1), _s("ens", "ensemble", 0.73, 9.0)]
-    assert recommend(ss, 0.02)[0] == "one"
+    name, why = recommend(ss, 0.02)
+    assert name == "one" and why.endswith("(ensemble, 0.730, $9), and simpler")
+    # Of two of one kind within tolerance, the cheaper one, and the line says so.
+    name, why = recommend([_s("c1", "sequential", 0.80, 2.0),
+                           _s("c2", "sequential", 0.805, 2.2)], 0.01)
+    assert name == "c1" and why.endswith("(sequential, 0.805, $2.2), and cheaper")
     assert recommend(ss, 0.001)[0] == "ens"
     assert recommend(ss, 0.011)[0] == "vote"
     assert pareto(ss) == ["cheap", "one", "vote", "ens"]

@@ -142,10 +142,11 @@ def recommend(summaries: Sequence[Summary], tolerance: float = 0.01) -> tuple[st
                f"at ${pick.cost_usd:.4g}, and nothing within {tolerance:g} of it is "
                f"simpler{dropped}")
     else:
+        simpler = rank.get(pick.kind, len(rank)) < rank.get(best.kind, len(rank))
         why = (f"{pick.system} ({pick.kind}, quality {pick.quality:.3f}, "
                f"${pick.cost_usd:.4g}) is within {tolerance:g} of the best, {best.system} "
-               f"({best.kind}, {best.quality:.3f}, ${best.cost_usd:.4g}), and simpler"
-               f"{dropped}")
+               f"({best.kind}, {best.quality:.3f}, ${best.cost_usd:.4g}), and "
+               f"{'simpler' if simpler else 'cheaper'}{dropped}")
     return pick.system, why
 
 
