@@ -270,8 +270,8 @@ async def test_the_head_runs_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch)
     assert d.label == "L0" and seen == [1, 2]
 
 
-def test_cli_refuses_bad_intent_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                      ) -> None:
+def test_cli_refuses_bad_intent_files(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "bad.jsonl").write_text('{"text": "hi"}\n')
     assert main(["router", "fit", "--intents", str(tmp_path / "bad.jsonl"), "--out",
                  str(tmp_path / "r")]) == 1
@@ -289,6 +289,30 @@ def test_cli_refuses_bad_intent_files(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["router", "fit", "--outcomes", str(tmp_path / "t.jsonl"), "--out",
                  str(tmp_path / "r"), "--val", str(tmp_path / "ok.yaml")]) == 1
     assert "--val is for --intents, not outcome tables" in capsys.readouterr().err
+    # One label, or out-of-scope examples among the training ones: refused before any
+    # embedding (the fine-tuning would take minutes), naming the file.
+    monkeypatch.setattr("chorus.cli.router_intents._embedder", _no_embedder)
+    (tmp_path / "one.yaml").write_text("a: [hi, hello]\n")
+    (tmp_path / "oos.yaml").write_text("a: [hi]\nb: [yo]\noos: [the weather]\n")
+    for name, want in (("one.yaml", "one.yaml: an intent router needs examples of at "
+                                    "least two labels, got 1"),
+                       ("oos.yaml", "oos.yaml: examples are labelled 'oos', the abstention "
+                                    "label")):
+        assert main(["router", "fit", "--intents", str(tmp_path / name), "--out",
+                     str(tmp_path / "r"), "--tune-encoder"]) == 1
+        assert want in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    # A YAML syntax error: one line, with its line number.
+    (tmp_path / "typo.yaml").write_text("a: [hi]\nb: [what?]\n")
+    assert main(["router", "fit", "--intents", str(tmp_path / "typo.yaml"), "--out",
+                 str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "typo.yaml:2: not YAML or JSON (expected ',' or ']', but got '?')" in err
+    assert err.count("\n") == 1
+
+
+def _no_embedder() -> None:
+    raise AssertionError("embedded examples the router cannot use")
 
 
 # -- the real MiniLM ---------------------------------------------------------------------

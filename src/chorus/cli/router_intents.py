@@ -52,6 +52,13 @@ def _fit(args: argparse.Namespace) -> int:
         if getattr(args, flag) != default:
             raise ChorusError(f"--{flag} is for outcome tables, not --intents")
     train = _read(args.intents)
+    labels = {label for _, label in train}
+    if args.abstain in labels:  # before embedding (or minutes of fine-tuning)
+        raise ChorusError(f"{args.intents}: examples are labelled {args.abstain!r}, the "
+                          "abstention label: leave them out (they belong in --val)")
+    if len(labels) < 2:
+        raise ChorusError(f"{args.intents}: an intent router needs examples of at least "
+                          f"two labels, got {len(labels)}")
     val = _read(args.val) if args.val else None
     epochs = 0
     if args.tune_encoder:

@@ -17,7 +17,7 @@ import yaml
 
 from chorus.core.errors import ConfigError
 
-__all__ = ["Document", "load_file", "load_text", "interpolate"]
+__all__ = ["Document", "load_file", "load_text", "interpolate", "yaml_problem"]
 
 Path_ = tuple[str | int, ...]
 _ENV = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -106,6 +106,16 @@ def _interpolate_tree(data: Any, doc: Document, path: Path_, env: Mapping[str, s
     return data
 
 
+def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
+    """The line (1-based, when known) and the problem of a YAML error, on one line (the
+    parser's own message spans several, with a caret under the spot)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        return (mark.line + 1 if mark else None), " ".join(problem.split())
+    return None, " ".join(str(exc).split())
+
+
 def load_text(text: str, file: str = "<config>",
               env: Mapping[str, str] | None = None) -> Document:
     lines: dict[Path_, int] = {}
@@ -116,13 +126,9 @@ def load_text(text: str, file: str = "<config>",
             data = {} if node is None else _construct(loader, node, (), lines)
         finally:
             loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(f"invalid YAML: {problem}", file=file, line=line) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", file=file) from None
+        line, problem = yaml_problem(exc)
+        raise ConfigError(f"invalid YAML: {problem}", file=file, line=line) from None
     except ConfigError as exc:
         raise ConfigError(exc.detail, file=file, line=exc.line, key=exc.key) from None
     doc = Document(data, file, lines)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from chorus.config.loader import yaml_problem
 from chorus.embeddings import Embedder, Vectors
 from chorus.eval.routers import embed_cached
 from chorus.routing.intent import IntentHead, fit_head
@@ -53,7 +54,9 @@ def read_intents(path: str | Path) -> list[tuple[str, str]]:
         try:
             doc = yaml.safe_load(raw)
         except yaml.YAMLError as exc:
-            raise ValueError(f"{p}: not YAML or JSON ({exc})") from None
+            at, problem = yaml_problem(exc)
+            raise ValueError(f"{p}{f':{at}' if at else ''}: not YAML or JSON "
+                             f"({problem})") from None
         if not isinstance(doc, dict) or not all(
                 isinstance(v, list) and all(isinstance(t, str) for t in v)
                 for v in doc.values()):
