@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from chorus.cli.main import main
+from chorus.core.errors import ChorusError
 
 CONFIG = """\
 models:
@@ -79,6 +80,20 @@ def test_errors_are_one_line(cfg: Path, capsys: pytest.CaptureFixture[str], args
     assert main(["run", "-c", str(cfg), *args, "hi"]) == 1
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("first line\n  ^ second"),
+                                 ChorusError("first line\n  ^ second")])
+def test_a_multi_line_message_is_printed_on_one_line(
+        cfg: Path, exc: Exception, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def fail(*_: object, **__: object) -> None:
+        raise exc
+
+    monkeypatch.setattr("chorus.cli.commands.load_config", fail)
+    assert main(["run", "-c", str(cfg), "hi"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "first line ^ second" in err
 
 
 def test_debug_shows_traceback(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -255,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(args: Any, exc: BaseException, line: str) -> int:
+    # One line, whatever the message: a parser's or a library's may span several.
+    line = " ".join(line.split())
     if getattr(args, "debug", False):
         traceback.print_exception(exc)
     if getattr(args, "json", None) is True:
