@@ -1,5 +1,5 @@
-"""Numeric flags out of range, and an output folder that is a file, are refused before
-any work, in one line that names the flag."""
+"""Numeric flags out of range, lists of names with one twice, and an output folder that is
+a file, are refused before any work, in one line that names the flag."""
 
 from pathlib import Path
 
@@ -44,6 +44,12 @@ T = "t.jsonl"  # never read: every case here stops at the flags
     (["run", "--timeout", "-1", "hi"], "argument --timeout: must be more than 0, got -1"),
     (["outcomes", "vote", T, "--max-models", "0"],
      "argument --max-models: must be at least 1, got 0"),
+    (["tune", "--outcomes", T, "--test", T, "--out", "o", "--models", "a,b,a"],
+     "argument --models: names a more than once"),
+    (["router", "fit", "--outcomes", T, "--out", "r", "--models", " , "],
+     "argument --models: expected one name or more, separated by commas"),
+    (["bench", "--systems", "x,y,x,y", "--dataset", T],
+     "argument --systems: names x, y more than once"),
 ])
 def test_a_number_out_of_range_is_refused_by_name(
         args: list[str], want: str, capsys: pytest.CaptureFixture[str]) -> None:

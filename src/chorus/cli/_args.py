@@ -10,7 +10,7 @@ from pathlib import Path
 
 from chorus.core.errors import ChorusError
 
-__all__ = ["count", "amount", "share", "out_folder"]
+__all__ = ["count", "amount", "share", "names", "out_folder"]
 
 
 def out_folder(path: str | Path, flag: str = "--out") -> Path:
@@ -65,3 +65,15 @@ def share(*, one: bool = False) -> Callable[[str], float]:
                 f"must be more than 0 and {'at most' if one else 'less than'} 1, got {text}")
         return value
     return parse
+
+
+def names(text: str) -> list[str]:
+    """A comma-separated list of names (blanks around them and empty entries ignored),
+    each at most once."""
+    got = [n.strip() for n in text.split(",") if n.strip()]
+    if not got:
+        raise argparse.ArgumentTypeError("expected one name or more, separated by commas")
+    twice = sorted({n for n in got if got.count(n) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"names {', '.join(twice)} more than once")
+    return got

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chorus.cli._args import amount, count, out_folder, share
+from chorus.cli._args import amount, count, names, out_folder, share
 from chorus.core.errors import ChorusError
 
 __all__ = ["add_parsers", "cmd_bench", "cmd_outcomes", "cmd_feedback"]
@@ -22,7 +22,7 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
                     "and report quality with a 95% interval, cost, latency, calls and "
                     "errors; recommend the simplest system near the best.")
     config_arg(bench)
-    bench.add_argument("--systems", required=True, metavar="A,B,...",
+    bench.add_argument("--systems", required=True, type=names, metavar="A,B,...",
                        help="comma-separated system or model names")
     bench.add_argument("--dataset", required=True, metavar="FILE",
                        help="items (.jsonl/.csv/.json) or an outcome table (.jsonl)")
@@ -63,7 +63,7 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
                       help="shared/data/mmlu_pro or shared/data/routellm")
     conv.add_argument("-o", "--output", required=True, metavar="OUT.jsonl",
                       help="the outcome table to write")
-    conv.add_argument("--models", metavar="A,B", help="only these models (MMLU-Pro)")
+    conv.add_argument("--models", type=names, metavar="A,B", help="only these models (MMLU-Pro)")
     split = osub.add_parser("split", help="split a table into train and test at random")
     split.add_argument("table", metavar="TABLE.jsonl", help="the outcome table to split")
     split.add_argument("--train", required=True, metavar="OUT.jsonl",
@@ -87,7 +87,7 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
                       choices=["choice", "number", "yes_no", "none"],
                       help="what counts as the same answer (default: choice letters; "
                            "none: the normalised text)")
-    vote.add_argument("--models", metavar="A,B,...", help="only these models")
+    vote.add_argument("--models", type=names, metavar="A,B,...", help="only these models")
     vote.add_argument("--max-models", type=count(1), default=12, metavar="N",
                       help="try votes of up to N models (default 12)")
     vote.add_argument("--name", default="weighted_vote", help="the system's name")
@@ -127,12 +127,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from chorus.eval.outcomes import as_items, read_outcomes, write_outcomes
     from chorus.eval.scorers import make_scorer
 
-    names = [n.strip() for n in args.systems.split(",") if n.strip()]
-    if not names:
-        raise ChorusError("--systems needs at least one name")
+    chosen: list[str] = args.systems
     out_folder(args.out)
     cfg = load_config(args.config)
-    systems = {n: cfg.get(n) for n in names}
+    systems = {n: cfg.get(n) for n in chosen}
     path = Path(args.dataset)
     table = None
     if _is_outcome_table(path):
@@ -149,7 +147,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     answerer, concurrency = None, args.concurrency
     if args.engine == "ray":
-        answerer, concurrency = _ray_answers(args, names)
+        answerer, concurrency = _ray_answers(args, chosen)
 
     async def go() -> Any:
         try:
@@ -165,7 +163,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 await m.aclose()
 
     results = run_async(go())
-    summaries = [report.summarise(n, system_kind(systems[n]), results[n]) for n in names]
+    summaries = [report.summarise(n, system_kind(systems[n]), results[n]) for n in chosen]
     print(report.text_table(summaries))
     best, why = report.recommend(summaries, args.tolerance)
     out = Path(args.out)
@@ -200,7 +198,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ray_answers(args: argparse.Namespace, names: list[str]) -> tuple[Any, int]:
+def _ray_answers(args: argparse.Namespace, chosen: list[str]) -> tuple[Any, int]:
     """The Ray workers that answer for ``chorus bench --engine ray``, and the number of
     items in flight (``--concurrency`` per worker)."""
     import os
@@ -216,7 +214,7 @@ def _ray_answers(args: argparse.Namespace, names: list[str]) -> tuple[Any, int]:
         raise ChorusError("--workers must be at least 1")
     ray = ray_session(args.address)
     workers = args.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    return RayAnswers(Path(path), names, workers, args.timeout), args.concurrency * workers
+    return RayAnswers(Path(path), chosen, workers, args.timeout), args.concurrency * workers
 
 
 def cmd_outcomes(args: argparse.Namespace) -> int:
@@ -227,8 +225,7 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
 
     if args.outcomes_command == "convert":
         if args.source == "mmlu_pro":
-            models = args.models.split(",") if args.models else None
-            rows = mmlu_pro_outcomes(args.folder, models=models)
+            rows = mmlu_pro_outcomes(args.folder, models=args.models)
         else:
             rows = routellm_outcomes(args.folder, args.source.split("-", 1)[1])
         n = write_outcomes(args.output, rows)
@@ -262,7 +259,7 @@ def _plan_vote(args: argparse.Namespace) -> int:
 
     rows = read_outcomes(args.table)
     kind = None if args.extract == "none" else args.extract
-    models = [m.strip() for m in args.models.split(",")] if args.models else None
+    models = args.models
     try:
         plan = plan_vote(rows, extract=extractor(kind), models=models,
                          max_models=args.max_models)

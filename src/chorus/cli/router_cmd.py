@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from chorus.cli._args import amount, count, out_folder, share
+from chorus.cli._args import amount, count, names, out_folder, share
 from chorus.core.errors import ChorusError
 
 __all__ = ["add_parser", "cmd_router"]
@@ -30,7 +30,8 @@ def add_parser(sub: Any) -> None:
     fit.add_argument("--out", required=True, metavar="ROUTER", help="folder to write")
     fit.add_argument("--kind", choices=["knn", "mlp", "mf"], default="knn",
                      help="nearest neighbours (default), a small MLP, or matrix factorisation")
-    fit.add_argument("--models", metavar="A,B,...", help="route among these (default: all)")
+    fit.add_argument("--models", type=names, metavar="A,B,...",
+                     help="route among these (default: all)")
     fit.add_argument("--holdout", type=share(), default=0.2,
                      help="share of items kept to calibrate the knob (0.2)")
     fit.add_argument("--tolerance", type=amount(0), default=0.01,
@@ -112,7 +113,7 @@ def cmd_router(args: argparse.Namespace) -> int:
                                   "not outcome tables")
         rows = _table(args.outcomes)
         out = Path(args.out)
-        models = [m.strip() for m in args.models.split(",")] if args.models else None
+        models = args.models
         try:  # before embedding, which takes minutes on a large table
             if len(require_models(rows, models)) < 2:
                 raise ValueError("a learned router needs outcomes of at least two models")

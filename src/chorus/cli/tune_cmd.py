@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from chorus.cli._args import amount, count, out_folder, share
+from chorus.cli._args import amount, count, names, out_folder, share
 from chorus.core.errors import ChorusError
 
 __all__ = ["add_parser", "cmd_tune"]
@@ -30,7 +30,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--test", required=True, metavar="TEST.jsonl",
                    help="the table the frontier is measured on (and replayed from)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
-    p.add_argument("--models", metavar="A,B,...", help="build from these (default: all)")
+    p.add_argument("--models", type=names, metavar="A,B,...",
+                   help="build from these (default: all)")
     p.add_argument("--max-cost-share", type=share(one=True), metavar="SHARE",
                    help="recommend only systems costing at most this share of the "
                         "strongest model (e.g. 0.5)")
@@ -113,7 +114,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     for path, items in ((args.outcomes, train), (args.test, test)):
         if not items:
             raise ChorusError(f"{path}: the table has no items")
-    wanted = [m.strip() for m in args.models.split(",")] if args.models else None
+    wanted = args.models
     models: list[str] = []
     for path, items in ((args.outcomes, train), (args.test, test)):
         try:
