@@ -72,7 +72,7 @@ def test_mmlu_pro_converter_scores_letters_and_prices_output(tmp_path: Path) -> 
     assert checked > 100
     only = mmlu_pro_outcomes(folder, models=["gemini-1.5-pro-002", "gemma-7b"])
     assert models_of(only) == ["gemini-1.5-pro-002", "gemma-7b"]
-    with pytest.raises(ChorusError, match="no model"):
+    with pytest.raises(ChorusError, match=r"no model\(s\) gpt-9; it has .*gemma-7b"):
         mmlu_pro_outcomes(folder, models=["gpt-9"])
 
 

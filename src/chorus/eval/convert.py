@@ -109,7 +109,8 @@ def mmlu_pro_outcomes(folder: str | Path, *, models: Iterable[str] | None = None
         wanted = list(models) if models is not None else columns
         unknown = [m for m in wanted if m not in columns]
         if unknown:
-            raise ChorusError(f"MMLU-Pro has no model(s) {', '.join(unknown)}")
+            raise ChorusError(f"MMLU-Pro has no model(s) {', '.join(unknown)}; it has "
+                              f"{', '.join(columns)}")
         rows = []
         for r in reader:
             qid = r["question_id"]
