@@ -24,7 +24,11 @@ def add_parser(sub: Any) -> None:
                     "cascades and learned routers on TRAIN (every setting chosen on items "
                     "the part was not fitted on: a held-out slice, or folds), write the "
                     "Pareto frontier as runnable systems (DIR/systems.yaml) and measure it "
-                    "on TEST with the bench runner (DIR/frontier.json).")
+                    "on TEST with the bench runner (DIR/frontier.json).",
+        epilog="TRAIN needs at least 50 items over two models or more; `chorus outcomes "
+               "split TABLE.jsonl --train TRAIN.jsonl --test TEST.jsonl` makes two "
+               "disjoint tables. `chorus bench -c DIR/systems.yaml --systems NAME "
+               "--dataset TEST.jsonl` reproduces a row of the frontier.")
     p.add_argument("--outcomes", required=True, metavar="TRAIN.jsonl",
                    help="the outcome table to search on (30 %% of it held out for choices)")
     p.add_argument("--test", required=True, metavar="TEST.jsonl",
