@@ -141,6 +141,19 @@ def test_config_check_counts_in_the_singular_too(tmp_path: Path,
     assert capsys.readouterr().out == f"ok: {path}: 1 model, 1 system (m, s)\n"
 
 
+def test_config_check_of_a_tuned_config_stays_one_readable_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text("models:\n  m: {provider: scripted, default: hi}\nsystems:\n"
+                    + "".join(f"  s{i:02d}: m\n" for i in range(30)))
+    assert main(["config", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"ok: {path}: 1 model, 30 systems (m, s00, s01, ") and "s10," in out
+    assert "s11" not in out and out.count("\n") == 1
+    assert out.endswith(", and 19 more: `chorus models -c FILE` and `chorus systems -c FILE` "
+                        "list them)\n")
+
+
 def test_config_check_takes_dash_c_like_every_command(cfg: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", "-c", str(cfg)]) == 0

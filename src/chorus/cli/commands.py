@@ -13,6 +13,7 @@ from rich.console import Console
 
 from chorus.cli.main import dump_json, load_config
 from chorus.cli.render import summary_line, trace_renderable
+from chorus.config.builder import LISTED
 from chorus.core.compose import Relay, open_stream
 from chorus.core.context import scope
 from chorus.core.errors import ChorusError, ConfigError
@@ -166,7 +167,11 @@ def cmd_config(args: argparse.Namespace) -> int:
             raise ConfigError("the config defines no models or systems", file=cfg.file)
         counts = [f"{n} {word}{'' if n == 1 else 's'}" for n, word in
                   ((len(cfg.model_names), "model"), (len(cfg.system_names), "system"))]
-        print(f"ok: {cfg.file}: {', '.join(counts)} ({', '.join(names)})")
+        listed = ", ".join(names[:LISTED])
+        if len(names) > LISTED:  # a tuned config holds dozens: one line stays readable
+            listed += (f", and {len(names) - LISTED} more: `chorus models -c FILE` and "
+                       "`chorus systems -c FILE` list them")
+        print(f"ok: {cfg.file}: {', '.join(counts)} ({listed})")
         return 0
     print(yaml.safe_dump(cfg.doc.data, sort_keys=False, allow_unicode=True), end="")
     return 0

@@ -17,13 +17,14 @@ from chorus.core.errors import ChorusError, ConfigError, UnknownName
 from chorus.core.model import Model
 from chorus.core.registry import Role, registry
 
-__all__ = ["Builder", "Config", "DEFAULT_CONFIG_NAME"]
+__all__ = ["Builder", "Config", "DEFAULT_CONFIG_NAME", "LISTED"]
 
 DEFAULT_CONFIG_NAME = "<default config>"
 M = TypeVar("M", bound=BaseModel)
 
 #: The most names an unknown-name error lists.
-_LISTED = 12
+#: How many names a one-line message lists before "and N more".
+LISTED = 12
 
 
 def _field_names(cls: type[BaseModel], seen: set[type] | None = None) -> set[str]:
@@ -218,9 +219,9 @@ class Builder:
             close = difflib.get_close_matches(name, models + systems, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             every = sorted(models + systems)
-            defined = ", ".join(every[:_LISTED]) or "none"
-            if len(every) > _LISTED:  # a tuned config holds dozens: one line stays readable
-                defined += (f", and {len(every) - _LISTED} more (`chorus models -c FILE` and "
+            defined = ", ".join(every[:LISTED]) or "none"
+            if len(every) > LISTED:  # a tuned config holds dozens: one line stays readable
+                defined += (f", and {len(every) - LISTED} more (`chorus models -c FILE` and "
                             "`chorus systems -c FILE` list them)")
             raise UnknownName(
                 f"unknown model or system {name!r}{hint}; defined: {defined}",
