@@ -73,7 +73,10 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
     write_outcomes(table_file, rows)
     models = list(PRICES)
     t = rp.Table.of(rows, models, extractor("choice"))
-    acc = AcceptanceModel.fit(x, rp.stage_features(t, [0, 1])[0], t.scores[:, 0] > 0.5)
+    # Which answer the stage gave is a feature too (the live check extracts it).
+    said = ["C", "A", "D", "B"]
+    acc = AcceptanceModel.fit(x, rp.stage_features(t, [0, 1], answers=said)[0],
+                              t.scores[:, 0] > 0.5, answers=said)
     acc.save(tmp_path / "accept")
     # With which member agrees, weighed against P(the strong model is right | prompt).
     feats2 = rp.stage_features(t, [0, 1, 2], by_member=True)[0]
@@ -82,8 +85,8 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
                                members=["cheap", "other", "mid"]).with_rival(rival, 1.0)
     acc2.save(tmp_path / "accept2")
     # A single model's stage: its answer's text is read whole (the shape features).
-    feats1 = rp.stage_features(t, [0])[0]
-    acc1 = AcceptanceModel.fit(x, feats1, t.scores[:, 0] > 0.5, shape=True)
+    feats1 = rp.stage_features(t, [0], answers=said)[0]
+    acc1 = AcceptanceModel.fit(x, feats1, t.scores[:, 0] > 0.5, shape=True, answers=said)
     assert acc1.reads_text and feats1.shape[1] == len(acc1.features)
     acc1.save(tmp_path / "accept1")
     # The same, weighing the escalation's price predicted from the stage's output tokens.
@@ -129,7 +132,8 @@ async def test_replays_decide_as_the_patterns_do(tmp_path: Path) -> None:
     res = await run_bench(systems, as_items(rows),
                           make_scorer("recorded", outcomes={r.id: r for r in rows}))
     strong = rp.single(t, 3)
-    p = acc.predict(x, rp.stage_features(t, [0, 1])[0])
+    p = acc.predict(x, rp.stage_features(t, [0, 1], answers=said)[0])
+    assert AcceptanceModel.load(tmp_path / "accept").answers == tuple(said)
     loaded = AcceptanceModel.load(tmp_path / "accept2")
     assert loaded.members == ("cheap", "other", "mid") and loaded.gain == 1.0
     p2 = loaded.score(x, feats2)
@@ -218,7 +222,7 @@ def test_models_right_less_than_half_the_time_still_vote_on_ten_options() -> Non
 
 
 def test_answer_classes_counts_the_answers_a_question_may_have() -> None:
-    from chorus.eval.tune import answer_classes
+    from chorus.eval.answer_kind import answer_classes
 
     def table(answers: list[str], kind: str) -> rp.Table:
         rows = [OutcomeItem(str(i), "q", None, None, {"m": Outcome(1.0, 0.1, a)})
@@ -430,7 +434,8 @@ def test_a_shipped_threshold_accepts_the_share_the_folds_chose() -> None:
                    else [models.index(m) for m in stage["model"]["models"]])
         model = c.parts[stage["check"]["path"]]
         assert isinstance(model, AcceptanceModel)
-        feats, who = rp.stage_features(t, members, by_member=bool(model.members))
+        feats, who = rp.stage_features(t, members, by_member=bool(model.members),
+                                       answers=model.answers)
         shipped = model.score(x, feats, t.stage_tokens(members)) >= stage["check"]["threshold"]
         shipped &= who >= 0  # an answer without a label escalates whatever the score
         stage_cost = t.costs[:, members].sum(axis=1)
@@ -471,3 +476,47 @@ def test_learned_vote_weights_do_not_count_models_that_err_alike_twice() -> None
     by_learning = rp.voted(test, list(learned), list(learned.values()))
     assert by_learning.quality >= by_log_odds.quality + 0.05, (by_learning.quality,
                                                                 by_log_odds.quality)
+
+
+def test_a_check_weighs_which_answer_a_biased_model_gave() -> None:
+    # The cheap model is right 85 % of the time when it answers "yes", 35 % when "no"
+    # (texts of one length: the shape features cannot tell them apart),
+    # on prompts whose embeddings say nothing; numbers it writes rarely repeat.
+    from chorus.eval.answer_kind import common_answers
+
+    rng = np.random.default_rng(3)
+    n = 600
+    says_yes = rng.random(n) < 0.5
+    right = np.where(says_yes, rng.random(n) < 0.85, rng.random(n) < 0.35)
+    rows = [OutcomeItem(str(i), f"q{i}", None, None, {
+        "cheap": Outcome(float(right[i]), 1e-4, "yes" if says_yes[i] else "no.", 3),
+        "sums": Outcome(1.0, 1e-4, f"The total is {i * 7}.", 9),
+        "strong": Outcome(1.0, 1e-2, "yes", 5)}) for i in range(n)]
+    t = rp.Table.of(rows, ["cheap", "sums", "strong"], extractor("yes_no"))
+    assert common_answers(t, [0]) == ["yes", "no"] or common_answers(t, [0]) == ["no", "yes"]
+    t_numbers = rp.Table.of(rows, ["cheap", "sums", "strong"], extractor("number"))
+    assert common_answers(t_numbers, [1]) == []  # every number once: no answer features
+    x = rng.normal(size=(n, 8))
+    said = common_answers(t, [0])
+    fit, test = np.arange(n) < 400, np.arange(n) >= 400
+    with_answers = AcceptanceModel.fit(x[fit], rp.stage_features(t, [0], answers=said)[0][fit],
+                                       right[fit], shape=True, answers=said)
+    without = AcceptanceModel.fit(x[fit], rp.stage_features(t, [0])[0][fit], right[fit],
+                                  shape=True)
+    p_with = with_answers.predict(x[test], rp.stage_features(t, [0], answers=said)[0][test])
+    p_without = without.predict(x[test], rp.stage_features(t, [0])[0][test])
+    yes = says_yes[test]
+    assert p_with[yes].mean() > p_with[~yes].mean() + 0.3
+    assert abs(p_without[yes].mean() - p_without[~yes].mean()) < 0.1
+    # tune gives the checks it fits these features, for labels only: never for numbers.
+    found = search(rows, x, ["cheap", "strong"], extract="yes_no", seed=0)
+    checks = [p for c in found.candidates for p in c.parts.values()
+              if isinstance(p, AcceptanceModel)]
+    assert checks and all(set(p.answers) == {"yes", "no"} for p in checks)
+    numeric = [OutcomeItem(r.id, r.prompt, None, None, {
+        m: Outcome(o.score, o.cost_usd, str(i % 3), o.output_tokens)
+        for m, o in r.outcomes.items()}) for i, r in enumerate(rows)]
+    found = search(numeric, x, ["cheap", "strong"], extract="number", seed=0)
+    checks = [p for c in found.candidates for p in c.parts.values()
+              if isinstance(p, AcceptanceModel)]
+    assert checks and all(p.answers == () for p in checks)

@@ -8,7 +8,7 @@ keeps with the bench runner itself; these replays only steer the search.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -27,8 +27,8 @@ Ints = npt.NDArray[np.int64]
 @dataclass
 class Table:
     """Scores, costs, output tokens and extracted answer labels (0: none) as items x
-    models arrays, and the ``SHAPE_FEATURES`` of each recorded response (items x models x
-    features)."""
+    models arrays, the ``SHAPE_FEATURES`` of each recorded response (items x models x
+    features), and ``keys``: each label's extracted answer (``keys[0]``: none)."""
 
     models: list[str]
     scores: Array
@@ -37,6 +37,7 @@ class Table:
     prompts: list[str]
     shapes: Array
     tokens: Array
+    keys: list[str] = field(default_factory=lambda: [""])
 
     @classmethod
     def of(cls, rows: Sequence[OutcomeItem], models: Sequence[str], extract: Extractor
@@ -57,11 +58,12 @@ class Table:
                     labels[i, j] = ids.setdefault(key, len(ids) + 1)
         return cls(list(models), np.nan_to_num(scores, nan=0.0),
                    np.nan_to_num(costs, nan=0.0), labels, [r.prompt for r in rows], shapes,
-                   tokens)
+                   tokens, ["", *ids])
 
     def take(self, idx: Ints) -> Table:
         return Table(self.models, self.scores[idx], self.costs[idx], self.labels[idx],
-                     [self.prompts[i] for i in idx], self.shapes[idx], self.tokens[idx])
+                     [self.prompts[i] for i in idx], self.shapes[idx], self.tokens[idx],
+                     self.keys)
 
     def stage_tokens(self, members: Sequence[int]) -> Array:
         """The output tokens a stage of ``members`` reports per item (a vote sums its
@@ -144,29 +146,45 @@ def consensus(t: Table, members: Sequence[int], threshold: float, escalate: Run)
     return Run(np.where(agree, _pick(t, v.winner), escalate.score), cost)
 
 
-def stage_features(t: Table, members: Sequence[int], *, by_member: bool = False
-                   ) -> tuple[Array, Ints]:
+def stage_answers(t: Table, members: Sequence[int]) -> Ints:
+    """The label of a cascade stage's answer per item (0: none): a single model's, or
+    its members' vote's."""
+    if len(members) == 1:
+        return np.asarray(t.labels[:, members[0]])
+    v = vote(t, members)
+    return np.where(v.winner >= 0, t.labels[np.arange(len(t)), np.maximum(v.winner, 0)], 0)
+
+
+def stage_features(t: Table, members: Sequence[int], *, by_member: bool = False,
+                   answers: Sequence[str] = ()) -> tuple[Array, Ints]:
     """The acceptance features of a cascade stage's answer (a vote when it has several
     members, as ``LearnedCheck`` reads them live; a single model's then the
     ``SHAPE_FEATURES`` of its answer's text, which a vote with an extractor replaces with
     the bare label) and the member whose answer it is; ``by_member``: then one 0/1 per
-    member, it gave the winning answer."""
+    member, it gave the winning answer; then one 0/1 per name in ``answers``: the
+    stage's answer is it."""
     if len(members) == 1 and not by_member:
         j = members[0]
         answered = t.labels[:, j] > 0
         one = np.asarray([answer_features(int(a), 1, bool(a), 1) for a in answered],
                          dtype=np.float64).reshape(len(t), -1)
-        return (np.hstack([one, t.shapes[:, j]]), np.full(len(t), j, dtype=np.int64))
-    v = vote(t, members)
-    feats: Array = np.asarray([answer_features(int(c), len(members), bool(w >= 0), int(d))
-                               for c, w, d in zip(v.count, v.winner, v.distinct,
-                                                  strict=True)],
-                              dtype=np.float64).reshape(len(t), -1)
-    if by_member:
-        won = np.where(v.winner >= 0, t.labels[np.arange(len(t)), np.maximum(v.winner, 0)], -1)
-        agrees = (t.labels[:, list(members)] == won[:, None]) & (won[:, None] > 0)
-        feats = np.hstack([feats, agrees.astype(np.float64)])
-    return feats, v.winner
+        feats = np.hstack([one, t.shapes[:, j]])
+        who = np.full(len(t), j, dtype=np.int64)
+    else:
+        v = vote(t, members)
+        feats = np.asarray([answer_features(int(c), len(members), bool(w >= 0), int(d))
+                            for c, w, d in zip(v.count, v.winner, v.distinct, strict=True)],
+                           dtype=np.float64).reshape(len(t), -1)
+        if by_member:
+            won = stage_answers(t, members)
+            agrees = (t.labels[:, list(members)] == won[:, None]) & (won[:, None] > 0)
+            feats = np.hstack([feats, agrees.astype(np.float64)])
+        who = v.winner
+    if answers:
+        said = np.asarray(t.keys, dtype=object)[stage_answers(t, members)]
+        feats = np.hstack([feats, np.stack([said == a for a in answers], axis=1)
+                           .astype(np.float64)])
+    return feats, who
 
 
 def accepted(t: Table, members: Sequence[int], accept: npt.NDArray[np.bool_],

@@ -1,16 +1,22 @@
 """Which answers agree: the answer kind (a choice letter, a number, yes/no) whose labels
 tell, on a recorded table, when two models' answers are the same answer; ``chorus tune``
-searches votes and agreement by it."""
+searches votes and agreement by it. Also how many answers a question may have (a vote's
+weights assume it) and which answers are common enough for a learned check to weigh each
+on its own."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
+from chorus.eval import _replay as rp
 from chorus.eval.outcomes import OutcomeItem
 from chorus.patterns.agreement import extractor
 
-__all__ = ["FIT", "pick_extract", "whole_answers_agree"]
+__all__ = ["FIT", "MAX_CLASSES", "answer_classes", "common_answers", "pick_extract",
+           "whole_answers_agree"]
 
 
 def _fitness(rows: Sequence[OutcomeItem], models: Sequence[str],
@@ -62,3 +68,34 @@ def whole_answers_agree(rows: Sequence[OutcomeItem], models: Sequence[str]) -> b
     """Whether whole answers, normalised, tell agreement (a table of short labels such as
     "positive" / "negative"); free text that never repeats does not."""
     return _fitness(rows, models, extractor(None)) >= FIT
+
+
+#: The most answer classes ``answer_classes`` counts. The weights assume a wrong answer is
+#: any of the K - 1 others alike; real mistakes cluster (two models that misread a sum
+#: often write the same wrong number), so beyond ten options agreement among the weaker
+#: models would count for more than it shows.
+MAX_CLASSES = 10
+
+
+def answer_classes(t: rp.Table) -> int:
+    """How many answers a question may have: the distinct answer labels in the table, at
+    least 2 and at most ``MAX_CLASSES`` (choice letters A-J: 10; yes/no: 2; numbers:
+    10)."""
+    return int(min(max(len(np.unique(t.labels[t.labels > 0])), 2), MAX_CLASSES))
+
+
+#: An answer the stage gives on at least this share of the training items (and at least
+#: ``ANSWER_ITEMS`` of them) is a feature of its learned check.
+ANSWER_SHARE, ANSWER_ITEMS = 0.02, 20
+
+
+def common_answers(t: rp.Table, stage: Sequence[int]) -> list[str]:
+    """The answers a stage gives often enough to weigh each on its own (labels such as
+    choice letters or yes/no; numbers are left out by the caller), commonest first, at
+    most ``MAX_CLASSES``; none unless two qualify."""
+    said = rp.stage_answers(t, stage)
+    ids, counts = np.unique(said[said > 0], return_counts=True)
+    need = max(ANSWER_ITEMS, ANSWER_SHARE * len(t))
+    common = sorted(((int(c), t.keys[int(i)]) for i, c in zip(ids, counts, strict=True)
+                     if c >= need), key=lambda ck: -ck[0])
+    return [k for _, k in common[:MAX_CLASSES]] if len(common) >= 2 else []

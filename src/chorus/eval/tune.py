@@ -42,7 +42,12 @@ import numpy as np
 import numpy.typing as npt
 
 from chorus.eval import _replay as rp
-from chorus.eval.answer_kind import pick_extract, whole_answers_agree
+from chorus.eval.answer_kind import (
+    answer_classes,
+    common_answers,
+    pick_extract,
+    whole_answers_agree,
+)
 from chorus.eval.ensembles import log_odds
 from chorus.eval.outcomes import OutcomeItem
 from chorus.patterns.agreement import extractor
@@ -97,20 +102,6 @@ def frontier(cands: Sequence[Candidate]) -> list[Candidate]:
             out.append(c)
             best = c.quality
     return out
-
-
-#: The most answer classes ``answer_classes`` counts. The weights assume a wrong answer is
-#: any of the K - 1 others alike; real mistakes cluster (two models that misread a sum
-#: often write the same wrong number), so beyond ten options agreement among the weaker
-#: models would count for more than it shows.
-MAX_CLASSES = 10
-
-
-def answer_classes(t: rp.Table) -> int:
-    """How many answers a question may have: the distinct answer labels in the table, at
-    least 2 and at most ``MAX_CLASSES`` (choice letters A-J: 10; yes/no: 2; numbers:
-    10)."""
-    return int(min(max(len(np.unique(t.labels[t.labels > 0])), 2), MAX_CLASSES))
 
 
 def _name(models: Sequence[str]) -> str:
@@ -363,7 +354,6 @@ PRICE_WEIGHTS = (0.0, 0.5, 1.0)
 #: The folds a learned check is cross-fitted on.
 FOLDS = 3
 
-
 def _fit_rival(t: rp.Table, x: Array, rows: npt.NDArray[np.bool_], strong: int
                ) -> AcceptanceModel | None:
     try:
@@ -383,7 +373,9 @@ def _acceptance_cascades(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
     the ones on that replay's frontier, shipping the parts fitted on all items."""
     by_member = len(stage) > 1
     members = [names[j] for j in stage] if by_member else []
-    feats, who = rp.stage_features(t, stage, by_member=by_member)
+    # A number is a value, not a class: "10" says nothing of how often "10" is right.
+    answers = [] if extract_spec.get("extract") == "number" else common_answers(t, stage)
+    feats, who = rp.stage_features(t, stage, by_member=by_member, answers=answers)
     right = np.where(who >= 0, t.scores[np.arange(len(t)), np.maximum(who, 0)], 0.0) > 0.5
     tokens = t.stage_tokens(stage)
     settings = [(g, w) for g in (GAINS if rivals[-1] is not None else (0.0,))
@@ -394,7 +386,7 @@ def _acceptance_cascades(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
         # A single model's answer is read whole (its length, its final answer, its
         # arithmetic); a vote's is the bare label it settled on.
         base = AcceptanceModel.fit(x[rows], feats[rows], right[rows], members=members,
-                                   shape=not by_member)
+                                   shape=not by_member, answers=answers)
         try:
             price: PriceModel | None = PriceModel.fit(x[rows], tokens[rows],
                                                       t.costs[rows, strong])
@@ -438,7 +430,8 @@ def _acceptance_cascades(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
             accept = p >= thr
             run = rp.accepted(t, stage, accept, strong_t)
             cut = len(shipped) - int(accept.sum())
-            ship = round(float(shipped[min(cut, len(shipped) - 1)]), 4)
+            # Rounded down, so that the shipped check accepts the item at the cut too.
+            ship = math.floor(float(shipped[min(cut, len(shipped) - 1)]) * 1e6) / 1e6
             if ship in seen:
                 continue
             seen.add(ship)
@@ -466,7 +459,8 @@ def _replay_on(c: Candidate, t: rp.Table, x: Array, names: list[str]) -> rp.Run 
                else [names.index(m) for m in stage["model"]["models"]])
     model = c.parts[stage["check"]["path"]]
     assert isinstance(model, AcceptanceModel)
-    feats, _ = rp.stage_features(t, members, by_member=bool(model.members))
+    feats, _ = rp.stage_features(t, members, by_member=bool(model.members),
+                                 answers=model.answers)
     p = model.score(x, feats, t.stage_tokens(members))
     return rp.accepted(t, members, p >= stage["check"]["threshold"], strong)
 

@@ -261,9 +261,11 @@ class LearnedCheck(Check):
         tally = attrs.get("tally") if isinstance(attrs.get("tally"), dict) else None
         asked = int(attrs.get("votes", 0)) + len(attrs.get("failed") or {}) if tally else 1
         winner = attrs.get("winner") if isinstance(attrs.get("winner"), str) else None
-        features = tally_features(tally, asked, bool(self.extract(answer.text)),
+        said = self.extract(answer.text)
+        features = tally_features(tally, asked, bool(said),
                                   winner=winner, members=self.model.members,
                                   text=answer.text if self.model.reads_text else None)
+        features += [1.0 if said == a else 0.0 for a in self.model.answers]
         tokens = [answer.usage.output_tokens]
         p = float(self.model.score(x, [features], tokens)[0])
         what = "P(right)" if self.model.rival is None and not self.model.priced else "score"

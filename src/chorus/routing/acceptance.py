@@ -6,8 +6,10 @@ The model is a logistic regression over the prompt's embedding and a few feature
 the answer: how many of the stage's models agree with it, whether an answer could be
 read from it at all, how many distinct answers the stage gave and, when it names the
 stage's ``members``, which of them agree with it (a strong member agreeing counts for
-more than a weak one), and the shape of the answer's text (``routing.answer_shape``: its
-length, whether it states a final answer, whether its worked arithmetic holds). It may
+more than a weak one), the shape of the answer's text (``routing.answer_shape``: its
+length, whether it states a final answer, whether its worked arithmetic holds) and, for
+answers that are labels, which label it is (``answers``: a model that answers "A" when it
+guesses, or "yes" too readily, is right less often when it says so). It may
 carry a ``rival``: P(the escalation's answer is right | prompt), so that the check
 escalates where escalating gains most, not only where the cheap answer is weakest; its
 score is then ``(P + gain * (1 - P_rival)) / (1 + gain)``, in [0, 1] and equal to P when
@@ -41,6 +43,8 @@ __all__ = ["AcceptanceModel", "PriceModel", "answer_features", "tally_features",
 
 Array = npt.NDArray[np.float64]
 _FORMAT = "chorus-acceptance/1"
+#: The prefix of a feature that is 1 when the stage gave that answer.
+_ANSWER = "answer:"
 
 #: The answer features, in order (after the prompt's embedding).
 ANSWER_FEATURES = ("agree_share", "answered", "distinct_share")
@@ -200,16 +204,18 @@ class AcceptanceModel:
     @classmethod
     def fit(cls, x: npt.ArrayLike, features: npt.ArrayLike, right: npt.ArrayLike, *,
             l2: float | None = None, seed: int = 0, members: Sequence[str] = (),
-            names: Sequence[str] | None = None, shape: bool = False) -> AcceptanceModel:
+            names: Sequence[str] | None = None, shape: bool = False,
+            answers: Sequence[str] = ()) -> AcceptanceModel:
         """Fit on embeddings ``x`` (items x dims), answer features (items x 3, then the
-        ``SHAPE_FEATURES`` when ``shape``, then one column per name in ``members``) and
-        whether each answer was right (0/1): a logistic regression by Newton's method.
+        ``SHAPE_FEATURES`` when ``shape``, then one column per name in ``members``, then
+        one per answer in ``answers``: the stage answered it) and whether each answer was
+        right (0/1): a logistic regression by Newton's method.
         ``names`` overrides the feature names (``()``: the prompt alone, as a rival is
         fitted). Without ``l2`` the penalty is the one of ``L2_GRID`` with the best log
         loss on a held-out quarter of the items (then refitted on all of them)."""
         if names is None:
             names = (*ANSWER_FEATURES, *(SHAPE_FEATURES if shape else ()),
-                     *(f"agrees:{m}" for m in members))
+                     *(f"agrees:{m}" for m in members), *(f"{_ANSWER}{a}" for a in answers))
         f = np.asarray(features, dtype=np.float64).reshape(len(np.asarray(x)), -1)
         if f.shape[1] != len(names):
             raise ValueError(f"expected {len(names)} answer features, got {f.shape[1]}")
@@ -317,6 +323,11 @@ class AcceptanceModel:
     def dims(self) -> int:
         """The embedding size it was fitted on."""
         return int(self.weights.shape[0] - len(self.features))
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """The answers it has a 0/1 feature for (the stage answered it), in order."""
+        return tuple(f[len(_ANSWER):] for f in self.features if f.startswith(_ANSWER))
 
     @property
     def reads_text(self) -> bool:
