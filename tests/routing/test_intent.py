@@ -296,8 +296,9 @@ def test_cli_refuses_bad_intent_files(tmp_path: Path, capsys: pytest.CaptureFixt
     (tmp_path / "oos.yaml").write_text("a: [hi]\nb: [yo]\noos: [the weather]\n")
     for name, want in (("one.yaml", "one.yaml: an intent router needs examples of at "
                                     "least two labels, got 1"),
-                       ("oos.yaml", "oos.yaml: examples are labelled 'oos', the abstention "
-                                    "label")):
+                       ("oos.yaml", "oos.yaml: training examples are labelled 'oos', the "
+                                    "abstention label: leave them out (they belong in "
+                                    "--val)")):
         assert main(["router", "fit", "--intents", str(tmp_path / name), "--out",
                      str(tmp_path / "r"), "--tune-encoder"]) == 1
         assert want in capsys.readouterr().err

@@ -45,6 +45,7 @@ def _read(path: str) -> list[tuple[str, str]]:
 def _fit(args: argparse.Namespace) -> int:
     from chorus.embeddings.local import model_folder
     from chorus.eval.intents import fit_intents
+    from chorus.routing.intent import check_labels
     from chorus.routing.intent_tune import EPOCHS
 
     for flag, default in (("models", None), ("k", None), ("kind", "knn"),
@@ -52,13 +53,10 @@ def _fit(args: argparse.Namespace) -> int:
         if getattr(args, flag) != default:
             raise ChorusError(f"--{flag} is for outcome tables, not --intents")
     train = _read(args.intents)
-    labels = {label for _, label in train}
-    if args.abstain in labels:  # before embedding (or minutes of fine-tuning)
-        raise ChorusError(f"{args.intents}: examples are labelled {args.abstain!r}, the "
-                          "abstention label: leave them out (they belong in --val)")
-    if len(labels) < 2:
-        raise ChorusError(f"{args.intents}: an intent router needs examples of at least "
-                          f"two labels, got {len(labels)}")
+    try:  # before embedding (or minutes of fine-tuning)
+        check_labels((label for _, label in train), args.abstain, validation="--val")
+    except ValueError as exc:
+        raise ChorusError(f"{args.intents}: {exc}") from None
     val = _read(args.val) if args.val else None
     epochs = 0
     if args.tune_encoder:

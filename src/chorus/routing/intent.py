@@ -28,7 +28,7 @@ The decision is one encode of the query and one (dimension x labels) product, pl
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +55,7 @@ __all__ = [
     "IntentHead",
     "balanced_threshold",
     "build_classifier",
+    "check_labels",
     "fit_head",
 ]
 
@@ -199,6 +200,19 @@ def _logistic(x: Array, y: Sequence[str], c: float, seed: int) -> tuple[list[str
     return [str(c) for c in model.classes_], model
 
 
+def check_labels(labels: Iterable[str], abstain: str, *,
+                 validation: str = "the validation set") -> None:
+    """Raise ValueError unless training ``labels`` can fit a head: two labels at least,
+    and none the abstention label (those belong in ``validation``)."""
+    known = set(labels)
+    if abstain in known:
+        raise ValueError(f"training examples are labelled {abstain!r}, the abstention "
+                         f"label: leave them out (they belong in {validation})")
+    if len(known) < 2:
+        raise ValueError(f"an intent router needs examples of at least two labels, got "
+                         f"{len(known)}")
+
+
 def fit_head(x: npt.ArrayLike, labels: Sequence[str], *,
              val_x: npt.ArrayLike | None = None, val_labels: Sequence[str] | None = None,
              abstain: str = "oos", c: float | None = None, seed: int = 0) -> IntentHead:
@@ -209,12 +223,7 @@ def fit_head(x: npt.ArrayLike, labels: Sequence[str], *,
     ys = [str(v) for v in labels]
     if xs.ndim != 2 or xs.shape[0] != len(ys):
         raise ValueError(f"{xs.shape[0] if xs.ndim else 0} vectors but {len(ys)} labels")
-    known = set(ys)
-    if abstain in known:
-        raise ValueError(f"training examples are labelled {abstain!r}, the abstention "
-                         "label: leave them out (they belong in the validation set)")
-    if len(known) < 2:
-        raise ValueError("an intent router needs examples of at least two labels")
+    check_labels(ys, abstain)
     info: dict[str, Any] = {"train_examples": len(ys), "abstain": abstain}
     if val_x is None or val_labels is None:
         names, model = _logistic(xs, ys, DEFAULT_C if c is None else c, seed)
@@ -222,7 +231,7 @@ def fit_head(x: npt.ArrayLike, labels: Sequence[str], *,
         return _head(names, model, None, info)
     vx = np.asarray(val_x, dtype=np.float64)
     vy = np.asarray([str(v) for v in val_labels])
-    unknown = sorted(set(vy) - known - {abstain})
+    unknown = sorted(set(vy) - set(ys) - {abstain})
     if unknown:
         raise ValueError(f"validation labels with no training examples: "
                          f"{', '.join(unknown[:5])} (out-of-scope ones must be {abstain!r})")
