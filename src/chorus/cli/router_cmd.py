@@ -97,6 +97,7 @@ def _table(path: str) -> Any:
 def cmd_router(args: argparse.Namespace) -> int:
     from chorus.eval.outcomes import models_of, require_models, unrecorded
     from chorus.eval.routers import evaluate_router, fit_router
+    from chorus.routing.learned import require_fittable
     from chorus.routing.predictor import Neighbours, OutcomePredictor
 
     if args.router_command == "fit":
@@ -115,8 +116,7 @@ def cmd_router(args: argparse.Namespace) -> int:
         out = Path(args.out)
         models = args.models
         try:  # before embedding, which takes minutes on a large table
-            if len(require_models(rows, models)) < 2:
-                raise ValueError("a learned router needs outcomes of at least two models")
+            require_fittable(len(rows), require_models(rows, models))
         except ValueError as exc:
             raise ChorusError(f"{args.outcomes}: {exc}") from None
         for line in unrecorded(rows, models or models_of(rows),

@@ -51,6 +51,7 @@ __all__ = [
     "LearnedClassifier",
     "LearnedClassifierConfig",
     "fit",
+    "require_fittable",
     "knob_grid",
     "sweep",
     "choose",
@@ -275,6 +276,15 @@ def _train(kind: Kind, x: Array, y: Array, mask: Array, rng: np.random.Generator
 K_GRID = (10, 20, 50, 100, 200)
 
 
+def require_fittable(items: int, models: Sequence[str]) -> None:
+    """Raise ValueError unless a router can be fitted on ``items`` items over ``models``:
+    two models at least, and ten items."""
+    if len(models) < 2:
+        raise ValueError("a learned router needs outcomes of at least two models")
+    if items < 10:
+        raise ValueError(f"need at least 10 items to fit a router, got {items}")
+
+
 def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: Kind = "knn",
         holdout: float = 0.2, tolerance: float = 0.01, seed: int = 0, k: int | None = None,
         hidden: int = 64, epochs: int = 40, lr: float = 3e-3, l2: float = 1e-4
@@ -289,13 +299,12 @@ def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: K
     """
     if k is not None and k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    if len(models) < 2 or scores.shape[1] != len(models):
-        raise ValueError("a learned router needs outcomes of at least two models")
+    if scores.shape[1] != len(models):
+        raise ValueError(f"{scores.shape[1]} score columns but {len(models)} models")
+    require_fittable(x.shape[0], models)
     if kind not in ("knn", "mlp", "mf"):
         raise ValueError(f"kind must be knn, mlp or mf, got {kind!r}")
     n = x.shape[0]
-    if n < 10:
-        raise ValueError(f"need at least 10 items to fit a router, got {n}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
     n_cal = max(1, int(round(n * holdout))) if holdout > 0 else 0
