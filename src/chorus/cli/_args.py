@@ -1,16 +1,17 @@
 """Checks of command-line flags that run before any work: argparse types for numbers (a
-value out of range is refused in the same one line as any other bad flag), and the
-folder a command writes to."""
+value out of range is refused in the same one line as any other bad flag), the folder a
+command writes to, and an outcome table a command reads."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from chorus.core.errors import ChorusError
 
-__all__ = ["count", "amount", "share", "names", "out_folder"]
+__all__ = ["count", "amount", "share", "names", "out_folder", "outcome_table"]
 
 
 def out_folder(path: str | Path, flag: str = "--out") -> Path:
@@ -20,6 +21,17 @@ def out_folder(path: str | Path, flag: str = "--out") -> Path:
     if out.exists() and not out.is_dir():
         raise ChorusError(f"{flag} {str(path)!r} is a file; give a folder to write into")
     return out
+
+
+def outcome_table(path: str) -> Any:
+    """The outcome table at ``path`` (a list of ``OutcomeItem``), refused when it has no
+    items."""
+    from chorus.eval.outcomes import read_outcomes
+
+    rows = read_outcomes(path)
+    if not rows:
+        raise ChorusError(f"{path}: the table has no items")
+    return rows
 
 
 def count(low: int = 1) -> Callable[[str], int]:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from chorus.cli._args import amount, count, names, out_folder, share
+from chorus.cli._args import amount, count, names, out_folder, outcome_table, share
 from chorus.core.errors import ChorusError
 
 __all__ = ["add_parser", "cmd_router"]
@@ -84,16 +84,6 @@ def _fmt(v: float | None) -> str:
     return "never" if v is None else f"{v:.3f}"
 
 
-def _table(path: str) -> Any:
-    """The outcome table at ``path``, refused when it has no items."""
-    from chorus.eval.outcomes import read_outcomes
-
-    rows = read_outcomes(path)
-    if not rows:
-        raise ChorusError(f"{path}: the table has no items")
-    return rows
-
-
 def cmd_router(args: argparse.Namespace) -> int:
     from chorus.eval.outcomes import models_of, require_models, unrecorded
     from chorus.eval.routers import evaluate_router, fit_router
@@ -112,7 +102,7 @@ def cmd_router(args: argparse.Namespace) -> int:
             if getattr(args, flag) != default:
                 raise ChorusError(f"--{flag.replace('_', '-')} is for --intents, "
                                   "not outcome tables")
-        rows = _table(args.outcomes)
+        rows = outcome_table(args.outcomes)
         out = Path(args.out)
         models = args.models
         try:  # before embedding, which takes minutes on a large table
@@ -145,7 +135,7 @@ def cmd_router(args: argparse.Namespace) -> int:
             router = OutcomePredictor.load(args.router)
         except ValueError as exc:
             raise ChorusError(str(exc)) from None
-        rows = _table(args.outcomes)
+        rows = outcome_table(args.outcomes)
         try:  # before embedding
             require_models(rows, router.models)
         except ValueError as exc:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from chorus.cli._args import amount, count, names, out_folder, share
+from chorus.cli._args import amount, count, names, out_folder, outcome_table, share
 from chorus.core.errors import ChorusError
 
 __all__ = ["add_parser", "cmd_tune"]
@@ -109,15 +109,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from chorus.eval import report
     from chorus.eval.answer_kind import pick_extract
     from chorus.eval.bench import error_lines, run_bench, system_kind
-    from chorus.eval.outcomes import as_items, read_outcomes, require_models, unrecorded
+    from chorus.eval.outcomes import as_items, require_models, unrecorded
     from chorus.eval.scorers import make_scorer
     from chorus.eval.tune import require_searchable, search
 
     out_folder(args.out)
-    train, test = read_outcomes(args.outcomes), read_outcomes(args.test)
-    for path, items in ((args.outcomes, train), (args.test, test)):
-        if not items:
-            raise ChorusError(f"{path}: the table has no items")
+    train, test = outcome_table(args.outcomes), outcome_table(args.test)
     wanted = args.models
     models: list[str] = []
     for path, items in ((args.outcomes, train), (args.test, test)):
