@@ -171,12 +171,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
           f"(${prev.cost_usd + outcome.cost_usd:.4f} in all); {outcome.elapsed_s:.1f}s, "
           f"{rate:.1f} items/s{where}")
     if outcome.failed:
-        ranked = sorted(outcome.errors.items(), key=lambda kv: -kv[1][0])
-        for message, (count, first) in ranked[:3]:
-            print(f"batch: {count} x {message or '(other messages)'} (first: item {first})",
-                  file=sys.stderr)
-        if len(ranked) > 3:
-            print(f"batch: and {len(ranked) - 3} other message(s)", file=sys.stderr)
+        from chorus.eval.bench import commonest_messages
+
+        tally = {message or "(other messages)": v for message, v in outcome.errors.items()}
+        for line in commonest_messages(tally):
+            print(f"batch: {line}", file=sys.stderr)
         print(f"batch: each failed item's line in {args.output} holds its error; "
               "--retry-failed answers them again", file=sys.stderr)
     if outcome.stopped:

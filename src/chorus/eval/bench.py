@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from chorus.core.context import scope
 from chorus.core.errors import ChorusError
@@ -32,6 +32,7 @@ __all__ = [
     "leaf_calls",
     "to_outcomes",
     "error_lines",
+    "commonest_messages",
     "COMPLEXITY",
 ]
 
@@ -191,16 +192,23 @@ def error_lines(results: Mapping[str, Sequence[ItemResult]], most: int = 3) -> l
     how many items gave it and the first such item."""
     lines = []
     for name, rs in results.items():
-        by_message: dict[str, list[str]] = {}
+        by_message: dict[str, list[Any]] = {}  # message -> [items, the first one]
         for r in rs:
             if r.error is not None:
-                by_message.setdefault(r.error, []).append(r.item_id)
+                by_message.setdefault(r.error, [0, r.item_id])[0] += 1
         if not by_message:
             continue
-        failed = sum(len(ids) for ids in by_message.values())
+        failed = sum(n for n, _ in by_message.values())
         lines.append(f"{name}: {failed} of {len(rs)} items failed")
-        ranked = sorted(by_message.items(), key=lambda kv: -len(kv[1]))
-        lines += [f"  {len(ids)} x {msg} (first: item {ids[0]})" for msg, ids in ranked[:most]]
-        if len(ranked) > most:
-            lines.append(f"  and {len(ranked) - most} other message(s)")
+        lines += [f"  {line}" for line in commonest_messages(by_message, most)]
+    return lines
+
+
+def commonest_messages(by_message: Mapping[str, Sequence[Any]], most: int = 3) -> list[str]:
+    """The ``most`` commonest of ``by_message`` (message -> [how many items, the first
+    one]), one line each, then how many other messages there were."""
+    ranked = sorted(by_message.items(), key=lambda kv: -kv[1][0])
+    lines = [f"{n} x {msg} (first: item {first})" for msg, (n, first) in ranked[:most]]
+    if len(ranked) > most:
+        lines.append(f"and {len(ranked) - most} other message(s)")
     return lines
