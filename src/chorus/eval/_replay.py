@@ -8,7 +8,7 @@ keeps with the bench runner itself; these replays only steer the search.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +37,7 @@ class Table:
     prompts: list[str]
     shapes: Array
     tokens: Array
-    keys: list[str] = field(default_factory=lambda: [""])
+    keys: list[str]
 
     @classmethod
     def of(cls, rows: Sequence[OutcomeItem], models: Sequence[str], extract: Extractor
@@ -151,7 +151,11 @@ def stage_answers(t: Table, members: Sequence[int]) -> Ints:
     its members' vote's."""
     if len(members) == 1:
         return np.asarray(t.labels[:, members[0]])
-    v = vote(t, members)
+    return _won(t, vote(t, members))
+
+
+def _won(t: Table, v: VoteOutcome) -> Ints:
+    """The label a vote settled on per item (0: nobody answered)."""
     return np.where(v.winner >= 0, t.labels[np.arange(len(t)), np.maximum(v.winner, 0)], 0)
 
 
@@ -170,18 +174,19 @@ def stage_features(t: Table, members: Sequence[int], *, by_member: bool = False,
                          dtype=np.float64).reshape(len(t), -1)
         feats = np.hstack([one, t.shapes[:, j]])
         who = np.full(len(t), j, dtype=np.int64)
+        won = np.asarray(t.labels[:, j])
     else:
         v = vote(t, members)
         feats = np.asarray([answer_features(int(c), len(members), bool(w >= 0), int(d))
                             for c, w, d in zip(v.count, v.winner, v.distinct, strict=True)],
                            dtype=np.float64).reshape(len(t), -1)
+        won = _won(t, v)
         if by_member:
-            won = stage_answers(t, members)
             agrees = (t.labels[:, list(members)] == won[:, None]) & (won[:, None] > 0)
             feats = np.hstack([feats, agrees.astype(np.float64)])
         who = v.winner
     if answers:
-        said = np.asarray(t.keys, dtype=object)[stage_answers(t, members)]
+        said = np.asarray(t.keys, dtype=object)[won]
         feats = np.hstack([feats, np.stack([said == a for a in answers], axis=1)
                            .astype(np.float64)])
     return feats, who

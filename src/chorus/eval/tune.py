@@ -354,6 +354,7 @@ PRICE_WEIGHTS = (0.0, 0.5, 1.0)
 #: The folds a learned check is cross-fitted on.
 FOLDS = 3
 
+
 def _fit_rival(t: rp.Table, x: Array, rows: npt.NDArray[np.bool_], strong: int
                ) -> AcceptanceModel | None:
     try:
