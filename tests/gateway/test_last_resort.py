@@ -59,3 +59,25 @@ def test_a_raising_function_gives_a_typed_500_and_is_counted(
     assert 'chorus_gateway_errors_total{system="half",code="internal_error"} 1' in metrics
     logged = [r for r in caplog.records if r.exc_info]
     assert any("secret detail" in str(r.exc_info[1]) for r in logged if r.exc_info)
+
+
+def test_each_streaming_endpoint_ends_a_failing_stream_with_a_typed_error(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The Responses API and the legacy completions stream the same system: a failure of
+    the system's own code after the first piece ends the stream with an internal_error
+    event (never a second response start), logged and counted."""
+    gw = Gateway({"half": HalfStream("half"), "ok": ScriptedModel("ok", default="y")})
+    with caplog.at_level(logging.ERROR, "chorus.gateway"), serving(create_app(gw)) as url, \
+            httpx.Client(base_url=url) as http:
+        r = http.post("/v1/responses", json={"model": "half", "input": "x", "stream": True})
+        assert r.status_code == 200
+        assert "event: error" in r.text and '"code":"internal_error"' in r.text
+        assert "response.completed" not in r.text and "lost" not in r.text
+        r = http.post("/v1/completions", json={"model": "half", "prompt": "x", "stream": True})
+        assert r.status_code == 200
+        assert '"code":"internal_error"' in r.text and "[DONE]" not in r.text
+        # The server keeps serving.
+        assert http.post("/v1/responses", json={"model": "ok", "input": "x"}).status_code == 200
+        metrics = http.get("/metrics").text
+    assert 'chorus_gateway_errors_total{system="half",code="internal_error"} 2' in metrics
+    assert sum(1 for r in caplog.records if r.exc_info) == 2

@@ -15,7 +15,6 @@ from orjson import dumps
 
 from chorus.core.compose import Relay, open_stream
 from chorus.core.context import scope as chorus_scope
-from chorus.core.errors import ChorusError, DeadlineExceeded
 from chorus.core.model import Model
 from chorus.core.types import Completion, Request, TextDelta, Usage
 from chorus.gateway._deadline import caller_deadline
@@ -33,6 +32,7 @@ from chorus.gateway._endpoint import (
     _ids,
     _send,
     _wants_trace,
+    stream_failure,
 )
 from chorus.gateway.app import ChatEndpoint
 from chorus.gateway.auth import KeyInfo
@@ -44,7 +44,7 @@ from chorus.gateway.completions_api import (
     legacy_logprobs,
     to_requests,
 )
-from chorus.gateway.openai_wire import error_response, internal_error, models_answered
+from chorus.gateway.openai_wire import models_answered
 
 __all__ = ["CompletionsEndpoint"]
 
@@ -164,17 +164,10 @@ class CompletionsEndpoint(ChatEndpoint):
                         answers.append(final)
                         if index < len(requests) - 1:  # the last one goes with the info
                             await chunk(index, "", finish=final.finish_reason or "stop")
-        except TimeoutError:
-            await self._stream_error(send, opened, error_response(DeadlineExceeded(
-                f"{system!r} did not finish within {timeout:g}s")), system, started)
-            return
-        except ChorusError as exc:
-            await self._stream_error(send, opened, error_response(exc), system, started)
-            return
-        except Exception as exc:  # the last resort: a typed error, logged
-            log.exception("completions %s: unexpected error in the stream", system)
-            await self._stream_error(send, opened, internal_error(exc, system), system,
-                                     started)
+        except Exception as exc:
+            await self._stream_error(send, opened,
+                                     stream_failure(exc, "completions", system, timeout),
+                                     system, started)
             return
         info = _info(system, answers, started, _wants_trace(scope, body))
         merged = _merged(answers)

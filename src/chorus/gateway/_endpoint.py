@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from chorus.core import instrument
 from chorus.core.context import scope as chorus_scope
-from chorus.core.errors import ChorusError
+from chorus.core.errors import ChorusError, DeadlineExceeded
 from chorus.core.model import Model, call
 from chorus.core.types import Completion, Request, Span
 from chorus.gateway.auth import KeyInfo
@@ -44,6 +44,20 @@ _MAX_BODY = 32 * 1024 * 1024
 # Completion ids need to be unique, not secret: a seeded PRNG spares uuid4's
 # os.urandom call on every request.
 _ids = random.Random()
+
+
+def stream_failure(exc: Exception, endpoint: str, system: str, timeout: float | None
+                   ) -> WireError:
+    """The error a stream that ``exc`` stopped ends with: past the endpoint's deadline, a
+    chorus error as it is, anything else a typed internal error, its traceback logged (the
+    details stay in the log, never in the answer)."""
+    if isinstance(exc, TimeoutError):
+        within = "its deadline" if timeout is None else f"{timeout:g}s"
+        return error_response(DeadlineExceeded(f"{system!r} did not finish within {within}"))
+    if isinstance(exc, ChorusError):
+        return error_response(exc)
+    log.error("%s %s: unexpected error in the stream", endpoint, system, exc_info=exc)
+    return internal_error(exc, system)
 
 
 def _completion_id() -> str:

@@ -26,7 +26,6 @@ from starlette.routing import Route
 
 from chorus.core.compose import Relay, open_stream
 from chorus.core.context import scope as chorus_scope
-from chorus.core.errors import ChorusError, DeadlineExceeded
 from chorus.core.model import Model
 from chorus.core.types import Completion, Request, ToolCallDelta
 from chorus.gateway import responses_api
@@ -48,6 +47,7 @@ from chorus.gateway._endpoint import (
     _ids,
     _send,
     _wants_trace,
+    stream_failure,
 )
 from chorus.gateway.auth import KeyInfo
 from chorus.gateway.metrics import Metrics
@@ -57,7 +57,6 @@ from chorus.gateway.openai_wire import (
     WireError,
     chat_body,
     chunk_body,
-    error_response,
     internal_error,
     to_request,
 )
@@ -149,17 +148,9 @@ class ChatEndpoint(_Endpoint):
                                 cid, created, leaf, text=text, tool_call=call,
                                 include_usage=include_usage, logprobs=logprobs))
             final = relay.final
-        except TimeoutError:
-            await self._stream_error(send, opened, error_response(DeadlineExceeded(
-                f"{system!r} did not finish within {timeout:g}s")), system, started)
-            return
-        except ChorusError as exc:
-            await self._stream_error(send, opened, error_response(exc), system, started)
-            return
-        except Exception as exc:  # the last resort: a typed error, logged
-            log.exception("chat %s: unexpected error in the stream", system)
-            await self._stream_error(send, opened, internal_error(exc, system), system,
-                                     started)
+        except Exception as exc:
+            await self._stream_error(send, opened, stream_failure(exc, "chat", system, timeout),
+                                     system, started)
             return
         finally:
             await events.aclose()
@@ -245,9 +236,8 @@ class ResponsesEndpoint(ChatEndpoint):
                         elif ev.text:
                             await emit(state.text_delta(ev.text, ev.logprobs))
             final = relay.final
-        except (TimeoutError, ChorusError) as exc:
-            err = error_response(exc if isinstance(exc, ChorusError) else DeadlineExceeded(
-                f"{system!r} did not finish within {self.timeout:g}s"))
+        except Exception as exc:
+            err = stream_failure(exc, "responses", system, self.timeout)
             if not opened:
                 await self._error(send, err, system, started)
                 return
