@@ -79,6 +79,47 @@ class ClientGone(Exception):
     """The client disconnected before its request body was read."""
 
 
+class _Watch:
+    """The request's ``receive`` and ``send``, watched: once the body has been read, a
+    task waits for the client to disconnect and, if the response is not complete by then,
+    cancels the task answering it, so that the system stops working for nobody (a local
+    model stops generating, an upstream call is closed). ``gone`` says it did."""
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive, self._send = receive, send
+        self._task = asyncio.current_task()
+        self._watcher: asyncio.Task[None] | None = None
+        self.done = False
+        self.gone = False
+
+    async def receive(self) -> dict[str, Any]:
+        msg = await self._receive()
+        if (msg["type"] == "http.request" and not msg.get("more_body", False)
+                and self._watcher is None):
+            self._watcher = asyncio.create_task(self._wait_for_disconnect())
+        return msg
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "http.response.body" and not msg.get("more_body", False):
+            self.done = True
+        await self._send(msg)
+
+    async def _wait_for_disconnect(self) -> None:
+        while not self.done:
+            msg = await self._receive()
+            # The server says "disconnect" too once the response is complete: only a
+            # disconnect before that is the client leaving.
+            if msg["type"] == "http.disconnect":
+                if not self.done and self._task is not None:
+                    self.gone = True
+                    self._task.cancel()
+                return
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+
 def _is_json(content_type: str) -> bool:
     kind = content_type.split(";", 1)[0].strip().lower()
     return kind == "application/json" or (kind.startswith("application/")
@@ -210,9 +251,13 @@ class _Endpoint:
         state = {"system": ""}
         # With telemetry on, the request's spans continue the caller's trace (traceparent).
         joined = None if instrument.active() is None else _join_trace(scope)
+        watch = _Watch(receive, send)
         try:
             key = self.gw.keys.check(_header(scope, b"authorization"))
-            await self.handle(scope, receive, send, key, started, state)
+            await self.handle(scope, watch.receive, watch.send, key, started, state)
+        except asyncio.CancelledError:
+            if not watch.gone:
+                raise
         except ClientGone:
             # Nobody to answer: a note, not an error with a traceback.
             log.info("%s %s: the client disconnected before its request was read",
@@ -227,6 +272,14 @@ class _Endpoint:
             await self._error(send, internal_error(exc, state["system"]), state["system"],
                               started)
         finally:
+            watch.stop()
+            if watch.gone:  # the watch cancelled this task: that cancel is spent
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+                log.info("%s: the client disconnected while %r was answering; stopped it",
+                         self.name, state["system"] or "-")
+                self.metrics.error(state["system"], "client_disconnected")
             if joined is not None:
                 joined()
 
