@@ -278,6 +278,10 @@ def test_cli_tune_writes_a_frontier_that_bench_reproduces(
     assert ("note: train.jsonl: mid: no cost_usd on 1 of 300 items (counted as $0)"
             in err), err
     assert "test.jsonl: mid" not in err
+    # The search, minutes on a large table, says which part of it is running.
+    for phase in ("singles", "weighted votes", "learned-acceptance cascades",
+                  "learned routers"):
+        assert f"  {phase} (at " in err, err
     front = json.loads(Path("tuned/frontier.json").read_text())
     assert front and all(f["split"] == "test" and set(f) >= {
         "name", "kind", "quality", "quality_ci", "cost_usd", "calls_per_item"} for f in front)

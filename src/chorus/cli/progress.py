@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["EVERY_S", "step"]
+__all__ = ["EVERY_S", "say", "step"]
 
 _console = Console(stderr=True)
 #: Off a terminal, how often a long step says how far it is (seconds).
@@ -46,3 +46,8 @@ def step(label: str, total: int | None = None) -> Iterator[Callable[[int], None]
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
         bar.update(task, completed=total if total is not None else 1, total=total or 1)
+
+
+def say(text: str) -> None:
+    """A line on stderr (above a live bar, on a terminal): what a long step is doing now."""
+    _console.print(text, highlight=False)

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ def _config(search: Any, test: Path, out: Path) -> dict[str, Any]:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from chorus.cli.main import run_async
-    from chorus.cli.progress import step
+    from chorus.cli.progress import say, step
     from chorus.config.builder import Config
     from chorus.eval import report
     from chorus.eval.answer_kind import pick_extract
@@ -146,8 +147,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     x_train = _embed(train, "training")
     x_test = _embed(test, "test")
     with step("searching systems on the training table") as _:
+        started = time.monotonic()
         try:
-            found = search(train, x_train, models, extract=extract, seed=args.seed)
+            found = search(train, x_train, models, extract=extract, seed=args.seed,
+                           on_step=lambda s: say(f"  {s} (at {time.monotonic() - started:.0f}"
+                                                 " s)"))
         except ValueError as exc:
             raise ChorusError(f"{args.outcomes}: {exc}") from None
     out = Path(args.out)
