@@ -89,7 +89,7 @@ def _item(line: str, where: str) -> dict[str, Any]:
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
-        with path.open(encoding="utf-8") as f:
+        with path.open(encoding="utf-8-sig") as f:
             for n, line in enumerate(f, 1):
                 if line.strip():
                     yield n, line

@@ -109,7 +109,7 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
 def _is_outcome_table(path: Path) -> bool:
     if path.suffix.lower() != ".jsonl" or not path.is_file():
         return False
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8-sig") as f:
         for line in f:
             if line.strip():
                 try:

@@ -97,15 +97,15 @@ def load_dataset(path: str | Path, *, limit: int | None = None) -> list[Item]:
     rows: list[tuple[str, Mapping[str, Any]]] = []
     try:
         if p.suffix.lower() == ".csv":
-            with p.open(newline="", encoding="utf-8") as f:
+            with p.open(newline="", encoding="utf-8-sig") as f:
                 rows = [(f"{p}:{i + 2}", r) for i, r in enumerate(csv.DictReader(f))]
         elif p.suffix.lower() == ".json":
-            data = json.loads(p.read_text("utf-8"))
+            data = json.loads(p.read_text("utf-8-sig"))
             if not isinstance(data, list):
                 raise ChorusError(f"{p}: a .json dataset must be a list of objects")
             rows = [(f"{p}[{i}]", r) for i, r in enumerate(data)]
         else:
-            with p.open(encoding="utf-8") as f:
+            with p.open(encoding="utf-8-sig") as f:
                 for n, line in enumerate(f, 1):
                     if line.strip():
                         rows.append((f"{p}:{n}", json.loads(line)))

@@ -34,7 +34,7 @@ def read_intents(path: str | Path) -> list[tuple[str, str]]:
     """(text, label) pairs from a JSONL file or a JSON/YAML mapping label -> texts."""
     p = Path(path)
     try:
-        raw = p.read_text("utf-8")
+        raw = p.read_text("utf-8-sig")
     except OSError as exc:
         raise ValueError(f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
     if p.suffix == ".jsonl":

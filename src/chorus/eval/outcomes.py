@@ -163,7 +163,7 @@ def read_outcomes(path: str | Path, *, limit: int | None = None) -> list[Outcome
     if not p.is_file():
         raise ChorusError(f"outcome table {str(p)!r} does not exist")
     out: list[OutcomeItem] = []
-    with p.open(encoding="utf-8") as f:
+    with p.open(encoding="utf-8-sig") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue

@@ -47,7 +47,7 @@ def hedge_update(
 def load_weights(path: Path) -> dict[str, float] | None:
     """The weights saved in ``path``, or None when the file does not exist yet."""
     try:
-        text = path.read_text("utf-8")
+        text = path.read_text("utf-8-sig")
     except FileNotFoundError:
         return None
     except OSError as exc:
