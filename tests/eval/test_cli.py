@@ -91,6 +91,34 @@ def test_bench_says_why_items_failed(tmp_path: Path,
     assert "### Errors" in report and "vote: 4 of 12 items failed" in report
 
 
+def test_bench_says_when_exact_match_misses_answers_in_sentences(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A table of zeros from exact match, where the answers say the reference in a
+    # sentence, says so and names the scorers that read such answers.
+    (tmp_path / "c.yaml").write_text("""
+models:
+  talky: {provider: scripted, rules: {France: The capital of France is Paris., two: Four.}}
+  terse: {provider: scripted, rules: {France: Paris, two: "4"}}
+""")
+    (tmp_path / "d.jsonl").write_text(
+        '{"id": "fr", "prompt": "Capital of France?", "reference": "Paris"}\n'
+        '{"id": "sum", "prompt": "What is two plus two?", "reference": "4"}\n')
+    assert main(["bench", "-c", str(tmp_path / "c.yaml"), "--systems", "talky,terse",
+                 "--dataset", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "o"),
+                 "--no-plot"]) == 0
+    err = capsys.readouterr().err
+    assert ("chorus bench: note: talky: 1 of its 2 answers scored 0 by exact match hold the "
+            "reference in a longer answer (first: item fr, 'The capital of France is "
+            "Paris.')") in err
+    assert "terse:" not in err  # right by exact match: nothing to say
+    assert "--scorer regex:PATTERN, judge or py:module:fn" in err
+    # Another scorer: no such note.
+    assert main(["bench", "-c", str(tmp_path / "c.yaml"), "--systems", "talky",
+                 "--dataset", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "o"),
+                 "--no-plot", "--scorer", "numeric"]) == 0
+    assert "exact match" not in capsys.readouterr().err
+
+
 def test_feedback_moves_weights_and_saves(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     _table(tmp_path / "t.jsonl")

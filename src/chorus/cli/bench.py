@@ -122,7 +122,14 @@ def _is_outcome_table(path: Path) -> bool:
 def cmd_bench(args: argparse.Namespace) -> int:
     from chorus.cli.main import load_config, run_async
     from chorus.eval import report
-    from chorus.eval.bench import Progress, error_lines, run_bench, system_kind, to_outcomes
+    from chorus.eval.bench import (
+        Progress,
+        error_lines,
+        exact_misses,
+        run_bench,
+        system_kind,
+        to_outcomes,
+    )
     from chorus.eval.datasets import load_dataset
     from chorus.eval.outcomes import as_items, read_outcomes, write_outcomes
     from chorus.eval.scorers import make_scorer
@@ -173,6 +180,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     errors = error_lines(results)
     for line in errors:
         print(f"chorus bench: {line}", file=sys.stderr)
+    misses = exact_misses(results, items) if scorer.name == "exact" else []
+    for line in misses:
+        print(f"chorus bench: note: {line}", file=sys.stderr)
+    if misses:
+        print("chorus bench: note: exact match wants the whole answer to be the reference; "
+              "for answers in sentences use --scorer regex:PATTERN, judge or py:module:fn",
+              file=sys.stderr)
     if errors:
         note += "\n\n### Errors\n\n```\n" + "\n".join(errors) + "\n```"
     (out / "report.md").write_text(report.markdown(summaries, title="chorus bench",

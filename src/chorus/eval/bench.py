@@ -21,7 +21,7 @@ from chorus.core.model import FAMILIES, Model, call
 from chorus.core.types import Completion, Span, ToolCall
 from chorus.eval.datasets import Item
 from chorus.eval.outcomes import Outcome, OutcomeItem
-from chorus.eval.scorers import Scorer
+from chorus.eval.scorers import Scorer, normalize
 
 __all__ = [
     "Answerer",
@@ -32,6 +32,7 @@ __all__ = [
     "leaf_calls",
     "to_outcomes",
     "error_lines",
+    "exact_misses",
     "commonest_messages",
     "COMPLEXITY",
 ]
@@ -201,6 +202,27 @@ def error_lines(results: Mapping[str, Sequence[ItemResult]], most: int = 3) -> l
         failed = sum(n for n, _ in by_message.values())
         lines.append(f"{name}: {failed} of {len(rs)} items failed")
         lines += [f"  {line}" for line in commonest_messages(by_message, most)]
+    return lines
+
+
+def exact_misses(results: Mapping[str, Sequence[ItemResult]], items: Sequence[Item]
+                 ) -> list[str]:
+    """For a run scored by exact match: per system, how many of the answers that scored 0
+    hold the whole reference as words ("The capital of France is Paris." for "Paris"),
+    with the first one, so that a table of zeros says why. Nothing when none do."""
+    refs = {i.id: normalize(i.reference) for i in items if i.reference}
+    lines = []
+    for name, rs in results.items():
+        held = [r for r in rs if r.score == 0 and r.text and refs.get(r.item_id)
+                and f" {refs[r.item_id]} " in f" {normalize(r.text)} "]
+        if held:
+            zeros = sum(1 for r in rs if r.score == 0)
+            first = held[0]
+            text = first.text or ""
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            lines.append(f"{name}: {len(held)} of its {zeros} answers scored 0 by exact match "
+                         f"hold the reference in a longer answer (first: item {first.item_id}, "
+                         f"{shown!r})")
     return lines
 
 
