@@ -32,7 +32,8 @@ def test_scan_and_stream_in_file_order(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("line, message", [
-    ('{"id": 1, "prompt": "a"', r"in.jsonl:2: not valid JSON"),
+    ('{"id": 1, "prompt": "a"', r"in.jsonl:2: not valid JSON \(Expecting ',' delimiter, "
+                                r"column 24\)"),
     ('[1, 2]', r"in.jsonl:2: each line must be a JSON object"),
     ('{"prompt": "a"}', r"in.jsonl:2: needs an 'id'"),
     ('{"id": "x"}', r"in.jsonl:2: needs exactly one of 'prompt'"),

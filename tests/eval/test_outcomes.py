@@ -49,6 +49,11 @@ def test_bad_rows_are_reported_with_line(tmp_path: Path) -> None:
     p.write_text('{"id": "1", "prompt": "q"}\n')
     with pytest.raises(ChorusError, match="missing key 'outcomes'"):
         read_outcomes(p)
+    # A row cut short (a copy interrupted): the file's line and the column.
+    p.write_text('{"id": "1", "prompt": "q", "outcomes": {}}\n{"id": "2", "prompt": "q"\n')
+    with pytest.raises(ChorusError, match=r"t.jsonl:2: not valid JSON \(Expecting ',' "
+                                          r"delimiter, column 26\)"):
+        read_outcomes(p)
 
 
 def test_mmlu_pro_converter_scores_letters_and_prices_output(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ class Scan:
 def _item(line: str, where: str) -> dict[str, Any]:
     """One checked item: id (as text), messages, params and metadata."""
     try:
-        row = json.loads(line)
+        row = json.loads(line.rstrip())
     except json.JSONDecodeError as exc:
         raise InputError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
     if not isinstance(row, dict):

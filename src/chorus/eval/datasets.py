@@ -1,5 +1,5 @@
-"""Evaluation items from JSONL or CSV: id, prompt (or chat messages), reference and an
-optional category.
+"""Evaluation items from JSONL, JSON or CSV (comma, semicolon or tab separated): id,
+prompt (or chat messages), reference and an optional category.
 
 Column names are forgiving where data sets disagree: ``question``/``input`` stand for
 ``prompt``, ``answer``/``target``/``label`` for ``reference``. An outcome table (see
@@ -74,7 +74,9 @@ def item_from_dict(row: Mapping[str, Any], index: int, where: str = "item") -> I
     if prompt is None and messages:
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
     if prompt is None:
-        raise ChorusError(f"{where}: needs 'prompt' (or question/input/text) or 'messages'")
+        fields = ", ".join(repr(str(k)) for k in list(row)[:8]) or "none"
+        raise ChorusError(f"{where}: needs 'prompt' (or question/input/text) or 'messages' "
+                          f"(its fields: {fields}{', ...' if len(row) > 8 else ''})")
     reference = _first(row, _REFERENCE_KEYS)
     category = row.get("category")
     ident = row.get("id", row.get("question_id"))
@@ -89,30 +91,54 @@ def item_from_dict(row: Mapping[str, Any], index: int, where: str = "item") -> I
     )
 
 
+def _delimiter(header: str, suffix: str) -> str:
+    """A CSV's delimiter, read off its header: a tab for .tsv, else whichever of comma,
+    semicolon (Excel's where the decimal mark is a comma) and tab the header has most of,
+    a comma on a tie."""
+    if suffix == ".tsv":
+        return "\t"
+    return max((",", ";", "\t"), key=lambda d: (header.count(d), d == ","))
+
+
 def load_dataset(path: str | Path, *, limit: int | None = None) -> list[Item]:
-    """The items of a ``.jsonl`` / ``.json`` / ``.csv`` file, in file order."""
+    """The items of a ``.jsonl`` / ``.json`` / ``.csv`` / ``.tsv`` file, in file order (any
+    other name is read as JSONL)."""
     p = Path(path)
     if not p.is_file():
         raise ChorusError(f"dataset {str(p)!r} does not exist")
     rows: list[tuple[str, Mapping[str, Any]]] = []
+    suffix = p.suffix.lower()
     try:
-        if p.suffix.lower() == ".csv":
+        if suffix in (".csv", ".tsv"):
             with p.open(newline="", encoding="utf-8-sig") as f:
-                rows = [(f"{p}:{i + 2}", r) for i, r in enumerate(csv.DictReader(f))]
-        elif p.suffix.lower() == ".json":
-            data = json.loads(p.read_text("utf-8-sig"))
+                header = f.readline()
+                f.seek(0)
+                reader = csv.DictReader(f, delimiter=_delimiter(header, suffix))
+                rows = [(f"{p}:{i + 2}", r) for i, r in enumerate(reader)]
+        elif suffix == ".json":
+            try:
+                data = json.loads(p.read_text("utf-8-sig"))
+            except json.JSONDecodeError as exc:
+                raise ChorusError(f"{p}: not valid JSON ({exc.msg}, line {exc.lineno} column "
+                                  f"{exc.colno})") from None
             if not isinstance(data, list):
                 raise ChorusError(f"{p}: a .json dataset must be a list of objects")
             rows = [(f"{p}[{i}]", r) for i, r in enumerate(data)]
         else:
             with p.open(encoding="utf-8-sig") as f:
                 for n, line in enumerate(f, 1):
-                    if line.strip():
-                        rows.append((f"{p}:{n}", json.loads(line)))
+                    if not line.strip():
+                        continue
+                    try:
+                        rows.append((f"{p}:{n}", json.loads(line.rstrip())))
+                    except json.JSONDecodeError as exc:
+                        hint = "" if suffix in (".jsonl", ".ndjson") else (
+                            "; read as JSONL: a dataset is .jsonl (one JSON object a line), "
+                            ".json (a list of objects) or .csv")
+                        raise ChorusError(f"{p}:{n}: not valid JSON ({exc.msg}, column "
+                                          f"{exc.colno}){hint}") from None
                     if limit is not None and len(rows) >= limit:
                         break
-    except json.JSONDecodeError as exc:
-        raise ChorusError(f"{p}: not valid JSON ({exc})") from None
     except UnicodeDecodeError as exc:
         raise ChorusError(f"{p}: not UTF-8 text ({exc})") from None
     if limit is not None:

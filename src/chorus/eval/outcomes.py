@@ -168,9 +168,10 @@ def read_outcomes(path: str | Path, *, limit: int | None = None) -> list[Outcome
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line.rstrip())
             except json.JSONDecodeError as exc:
-                raise ChorusError(f"{p}:{n}: not valid JSON ({exc})") from None
+                raise ChorusError(f"{p}:{n}: not valid JSON ({exc.msg}, column "
+                                  f"{exc.colno})") from None
             out.append(parse_row(row, f"{p}:{n}"))
             if limit is not None and len(out) >= limit:
                 break
