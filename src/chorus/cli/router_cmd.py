@@ -26,7 +26,8 @@ def add_parser(sub: Any) -> None:
     src.add_argument("--outcomes", metavar="TRAIN.jsonl", help="the outcome table to fit on")
     src.add_argument("--intents", metavar="TRAIN",
                      help="an intent router instead: labelled utterances (JSONL of "
-                          "{text, label}, or YAML/JSON label -> utterances)")
+                          "{text, label}, CSV/TSV with columns text and label, or "
+                          "YAML/JSON label -> utterances)")
     fit.add_argument("--out", required=True, metavar="ROUTER", help="folder to write")
     fit.add_argument("--kind", choices=["knn", "mlp", "mf"], default="knn",
                      help="nearest neighbours (default), a small MLP, or matrix factorisation")

@@ -18,7 +18,7 @@ from typing import Any
 from chorus.core.errors import ChorusError
 from chorus.core.types import Message, Request
 
-__all__ = ["Item", "load_dataset", "item_from_dict"]
+__all__ = ["Item", "csv_rows", "load_dataset", "item_from_dict"]
 
 _PROMPT_KEYS = ("prompt", "question", "input", "text")
 _REFERENCE_KEYS = ("reference", "answer", "target", "label", "gold")
@@ -91,13 +91,17 @@ def item_from_dict(row: Mapping[str, Any], index: int, where: str = "item") -> I
     )
 
 
-def _delimiter(header: str, suffix: str) -> str:
-    """A CSV's delimiter, read off its header: a tab for .tsv, else whichever of comma,
-    semicolon (Excel's where the decimal mark is a comma) and tab the header has most of,
-    a comma on a tie."""
-    if suffix == ".tsv":
-        return "\t"
-    return max((",", ";", "\t"), key=lambda d: (header.count(d), d == ","))
+def csv_rows(path: Path) -> list[tuple[str, dict[str, str]]]:
+    """The rows of a CSV file, each with where it stands (``file:line``), its delimiter
+    read off its header: a tab for .tsv, else whichever of comma, semicolon (Excel's where
+    the decimal mark is a comma) and tab the header has most of, a comma on a tie."""
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        header = f.readline()
+        f.seek(0)
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else max(
+            (",", ";", "\t"), key=lambda d: (header.count(d), d == ","))
+        return [(f"{path}:{i + 2}", r)
+                for i, r in enumerate(csv.DictReader(f, delimiter=delimiter))]
 
 
 def load_dataset(path: str | Path, *, limit: int | None = None) -> list[Item]:
@@ -110,11 +114,7 @@ def load_dataset(path: str | Path, *, limit: int | None = None) -> list[Item]:
     suffix = p.suffix.lower()
     try:
         if suffix in (".csv", ".tsv"):
-            with p.open(newline="", encoding="utf-8-sig") as f:
-                header = f.readline()
-                f.seek(0)
-                reader = csv.DictReader(f, delimiter=_delimiter(header, suffix))
-                rows = [(f"{p}:{i + 2}", r) for i, r in enumerate(reader)]
+            rows = list(csv_rows(p))
         elif suffix == ".json":
             try:
                 data = json.loads(p.read_text("utf-8-sig"))

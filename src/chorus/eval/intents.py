@@ -23,6 +23,7 @@ import yaml
 
 from chorus.config.loader import yaml_problem
 from chorus.embeddings import Embedder, Vectors
+from chorus.eval.datasets import csv_rows
 from chorus.eval.routers import embed_cached
 from chorus.routing.intent import IntentHead, fit_head
 
@@ -31,10 +32,14 @@ __all__ = ["IntentEval", "embed_texts", "evaluate_intents", "fit_intents", "read
 
 
 def read_intents(path: str | Path) -> list[tuple[str, str]]:
-    """(text, label) pairs from a JSONL file or a JSON/YAML mapping label -> texts."""
+    """(text, label) pairs from a JSONL file of {"text", "label"} lines, a CSV (or .tsv)
+    file with columns text and label (or utterance/query/sentence and intent/route), or a
+    JSON/YAML mapping label -> texts."""
     p = Path(path)
     try:
         raw = p.read_text("utf-8-sig")
+        if p.suffix.lower() in (".csv", ".tsv"):
+            return _csv_intents(p)
     except OSError as exc:
         raise ValueError(f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
     if p.suffix == ".jsonl":
@@ -61,10 +66,33 @@ def read_intents(path: str | Path) -> list[tuple[str, str]]:
                 isinstance(v, list) and all(isinstance(t, str) for t in v)
                 for v in doc.values()):
             raise ValueError(f"{p}: expected a mapping of label to a list of utterances "
-                             "(or a .jsonl file of {\"text\", \"label\"} lines)")
+                             "(or a .jsonl file of {\"text\", \"label\"} lines, or a .csv "
+                             "file with columns text and label)")
         pairs = [(t, str(label)) for label, texts in doc.items() for t in texts]
     if not pairs:
         raise ValueError(f"{p}: no utterances")
+    return pairs
+
+
+_TEXT_COLUMNS = ("text", "utterance", "query", "sentence")
+_LABEL_COLUMNS = ("label", "intent", "route")
+
+
+def _csv_intents(p: Path) -> list[tuple[str, str]]:
+    rows = csv_rows(p)
+    columns = list(rows[0][1]) if rows else []
+    text = next((c for c in _TEXT_COLUMNS if c in columns), None)
+    label = next((c for c in _LABEL_COLUMNS if c in columns), None)
+    if text is None or label is None:
+        raise ValueError(f"{p}: needs a header with columns text and label (or "
+                         f"utterance/query/sentence and intent/route); it has "
+                         f"{', '.join(repr(c) for c in columns) or 'no rows'}")
+    pairs = []
+    for where, row in rows:
+        t, lab = (row.get(text) or "").strip(), (row.get(label) or "").strip()
+        if not t or not lab:
+            raise ValueError(f"{where}: needs a text and a label")
+        pairs.append((t, lab))
     return pairs
 
 
