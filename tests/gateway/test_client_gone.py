@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from chorus.core import Completion, Request, StreamEvent, TextDelta, Usage
+from chorus.core.errors import ProviderError
 from chorus.gateway import Gateway, create_app
 from chorus.providers import ScriptedModel
 from tests.gateway.conftest import serving
@@ -106,5 +107,24 @@ def test_a_whole_stream_is_not_cut_by_its_own_end() -> None:
                 r = http.post(path, json=body)
                 assert r.status_code == 200
                 assert "[DONE]" in r.text or "response.completed" in r.text
+        metrics = http.get("/metrics").text
+    assert "client_disconnected" not in metrics
+
+
+class SlowFailure(ScriptedModel):
+    """Fails after 150 ms, when the watch for its client is on."""
+
+    async def complete(self, request: Request) -> Completion:
+        await asyncio.sleep(0.15)
+        raise ProviderError("the upstream said no", model=self.name, status_code=500)
+
+
+def test_an_error_after_the_watch_began_reaches_the_client_whole() -> None:
+    gw = Gateway({"late": SlowFailure("late")})
+    with serving(create_app(gw)) as url, httpx.Client(base_url=url) as http:
+        for _ in range(3):
+            r = http.post("/v1/chat/completions",
+                          json={"model": "late", "messages": [{"role": "user", "content": "x"}]})
+            assert r.status_code >= 500 and "the upstream said no" in r.json()["error"]["message"]
         metrics = http.get("/metrics").text
     assert "client_disconnected" not in metrics

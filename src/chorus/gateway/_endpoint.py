@@ -279,12 +279,12 @@ class _Endpoint:
                      self.name, state["system"] or "-")
             self.metrics.error(state["system"], "client_disconnected")
         except WireError as err:
-            await self._error(send, err, state["system"], started)
+            await self._error(watch.send, err, state["system"], started)
         except ChorusError as exc:
-            await self._error(send, error_response(exc), state["system"], started)
+            await self._error(watch.send, error_response(exc), state["system"], started)
         except Exception as exc:  # the last resort: a typed 500, logged
             log.exception("%s %s: unexpected error", self.name, state["system"] or "-")
-            await self._error(send, internal_error(exc, state["system"]), state["system"],
+            await self._error(watch.send, internal_error(exc, state["system"]), state["system"],
                               started)
         finally:
             watch.stop()
