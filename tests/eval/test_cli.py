@@ -112,6 +112,8 @@ models:
             "Paris.')") in err
     assert "terse:" not in err  # right by exact match: nothing to say
     assert "--scorer regex:PATTERN, judge or py:module:fn" in err
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert "### Scoring" in report and "talky: 1 of its 2 answers scored 0" in report
     # Another scorer: no such note.
     assert main(["bench", "-c", str(tmp_path / "c.yaml"), "--systems", "talky",
                  "--dataset", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "o"),

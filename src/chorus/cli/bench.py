@@ -181,12 +181,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for line in errors:
         print(f"chorus bench: {line}", file=sys.stderr)
     misses = exact_misses(results, items) if scorer.name == "exact" else []
-    for line in misses:
-        print(f"chorus bench: note: {line}", file=sys.stderr)
     if misses:
-        print("chorus bench: note: exact match wants the whole answer to be the reference; "
-              "for answers in sentences use --scorer regex:PATTERN, judge or py:module:fn",
-              file=sys.stderr)
+        misses.append("exact match wants the whole answer to be the reference; for answers "
+                      "in sentences use --scorer regex:PATTERN, judge or py:module:fn")
+        for line in misses:
+            print(f"chorus bench: note: {line}", file=sys.stderr)
+        note += "\n\n### Scoring\n\n" + "\n".join(f"- {line}" for line in misses)
     if errors:
         note += "\n\n### Errors\n\n```\n" + "\n".join(errors) + "\n```"
     (out / "report.md").write_text(report.markdown(summaries, title="chorus bench",
