@@ -19,7 +19,9 @@ threshold and pays for the weak call on every item.
 Prompts are embedded with the local MiniLM (cached in $CHORUS_BENCH_CACHE, default
 ~/.cache/chorus/embeddings as for chorus router fit). Each router is fitted on the train
 half (20 % of it held out to calibrate the cost knob) and evaluated on the test half.
-Costs are estimated from list prices (see chorus/eval/convert.py).
+Costs are estimated from list prices (see chorus/eval/convert.py). Each router is also
+measured as RouteLLM measures one, in calls: the cost is the share of items sent to the
+strong model, the weak model's calls free ("in calls" columns).
 
     .venv/bin/python benchmarks/bench_routers.py [--data ../shared/data]
 
@@ -77,11 +79,15 @@ def split(rows: list[OutcomeItem], sample: int | None, seed: int = 0
     return rows[half:], rows[:half]
 
 
-def cascade_metrics(t: rp.Table, accept_p: np.ndarray, weak: int, strong: int
-                    ) -> RouterMetrics:
+def cascade_metrics(t: rp.Table, accept_p: np.ndarray, weak: int, strong: int,
+                    calls: bool = False) -> RouterMetrics:
     """The cascade weak -> strong over every threshold of ``accept_p`` (escalate the
-    least likely right first), against the two models alone."""
+    least likely right first), against the two models alone; with ``calls``, its cost is
+    the number of strong calls, as RouteLLM counts (the weak model's calls free)."""
     q, c = t.scores, t.costs
+    if calls:
+        c = np.zeros(q.shape)
+        c[:, strong] = 1.0
     escalate = np.zeros(len(t), dtype=bool)
     points = []
     for i in [None, *np.argsort(accept_p, kind="stable")]:
@@ -94,7 +100,7 @@ def cascade_metrics(t: rp.Table, accept_p: np.ndarray, weak: int, strong: int
 
 
 def learned_cascade(train: list[OutcomeItem], x_train: np.ndarray, test: list[OutcomeItem],
-                    x_test: np.ndarray) -> tuple[str, RouterMetrics]:
+                    x_test: np.ndarray) -> tuple[str, RouterMetrics, RouterMetrics]:
     """The weak -> strong cascade with a learned acceptance check; with or without the
     prompt's embedding, whichever has the higher APGR on a held-out fifth of train."""
     models = sorted({m for r in train for m in r.outcomes})
@@ -123,7 +129,9 @@ def learned_cascade(train: list[OutcomeItem], x_train: np.ndarray, test: list[Ou
     label = ("cascade, learned check on the answer"
              + (" and the prompt" if prompt else " alone")
              + f" (held-out APGR {held[True]:.3f} with the prompt, {held[False]:.3f} without)")
-    return label, cascade_metrics(te, accept(model, x_test, f_te), weak, strong)
+    p = accept(model, x_test, f_te)
+    return label, cascade_metrics(te, p, weak, strong), cascade_metrics(te, p, weak, strong,
+                                                                        calls=True)
 
 
 def fmt(v: float | None) -> str:
@@ -229,26 +237,32 @@ async def main() -> None:
             results.append({"dataset": name, "router": label, "train": len(train),
                             "test": len(test), "weak": m.weak, "strong": m.strong,
                             "apgr": m.apgr, "cpt50": m.cpt50, "cpt80": m.cpt80, "aiq": m.aiq,
+                            "apgr_calls": ev.calls.apgr, "cpt50_calls": ev.calls.cpt50,
                             "fit_s": round(fit_s, 2), "embed_s": round(embed_s, 1),
                             "default_knob": {"willingness_to_pay": d.knob,
                                              "quality": d.quality, "cost_usd": d.cost_usd}})
         if all(o.response for r in train[:50] for o in r.outcomes.values()) and not models:
             t1 = time.time()
-            label, m = learned_cascade(train, np.asarray(x_train), test, np.asarray(x_test))
+            label, m, mc = learned_cascade(train, np.asarray(x_train), test,
+                                           np.asarray(x_test))
             results.append({"dataset": name, "router": label, "train": len(train),
                             "test": len(test), "weak": m.weak, "strong": m.strong,
                             "apgr": m.apgr, "cpt50": m.cpt50, "cpt80": m.cpt80, "aiq": m.aiq,
+                            "apgr_calls": mc.apgr, "cpt50_calls": mc.cpt50,
                             "fit_s": round(time.time() - t1, 2)})
     print(f"Command: `{cmd}`  \nMachine: {machine()}  \n"
           f"Total time: {time.time() - started:.0f} s\n")
     print("| data | router | train/test | APGR | CPT(50%) | CPT(80%) | AIQ | "
-          "quality / cost $ at calibrated knob |")
-    print("|---|---|---|---|---|---|---|---|")
+          "APGR / CPT(50%) in calls | quality / cost $ at calibrated knob |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         at = r.get("default_knob")
         knob = f"{at['quality']:.3f} / {at['cost_usd']:.3g}" if at else "-"
+        by_calls = (f"{r['apgr_calls']:.3f} / {fmt(r['cpt50_calls'])}" if "apgr_calls" in r
+                    else "-")
         print(f"| {r['dataset']} | {r['router']} | {r['train']}/{r['test']} | {r['apgr']:.3f} "
-              f"| {fmt(r['cpt50'])} | {fmt(r['cpt80'])} | {r['aiq']:.4f} | {knob} |")
+              f"| {fmt(r['cpt50'])} | {fmt(r['cpt80'])} | {r['aiq']:.4f} | {by_calls} "
+              f"| {knob} |")
     print()
     for r in results:
         if r["router"] == "random":

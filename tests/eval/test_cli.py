@@ -206,8 +206,11 @@ def test_router_fit_and_eval_on_minilm(tmp_path: Path, capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert "APGR" in out and "CPT(50%)" in out
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert {"apgr", "cpt50", "cpt80", "aiq", "curve"} <= set(metrics)
+    assert {"apgr", "cpt50", "cpt80", "aiq", "curve", "by_calls"} <= set(metrics)
     assert metrics["strong"] == "gpt-4-1106-preview"
+    calls = metrics["by_calls"]
+    assert (f"  in calls to gpt-4-1106-preview, as RouteLLM counts (a random router: APGR "
+            f"0.5): APGR {calls['apgr']:.3f}") in out
     assert list(router.glob("curve-*.png"))
 
 

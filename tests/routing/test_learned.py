@@ -228,3 +228,47 @@ async def test_classifier_in_a_router_and_from_yaml(tmp_path: Path) -> None:
         " routes: {a: a}, default: a}\n")
     with pytest.raises(ConfigError, match="not a saved router"):
         bad.get("r")
+
+
+def test_the_measure_in_calls_is_routellms() -> None:
+    # RouteLLM's APGR and CPT count calls to the strong model, whatever each prompt costs;
+    # the dollar measure weighs a long prompt's call more. By calls must equal a direct
+    # computation: route the items in order of how much more the strong model is
+    # predicted to get right (only those where it is predicted better, as the router's
+    # knob at 0 does), the gap recovered after each, the area under it over the share of
+    # calls, flat after the last.
+    from chorus.eval.metrics import RouterMetrics
+    from chorus.eval.routers import by_calls
+
+    rng = np.random.default_rng(7)
+    n = 500
+    pred = rng.random((n, 2))
+    scores = (rng.random((n, 2)) < np.stack([0.3 + 0.4 * pred[:, 0],
+                                             0.2 + 0.7 * pred[:, 1]], axis=1)).astype(float)
+    got = by_calls(pred, np.array([0.05, 1.0]), scores, ["cheap", "big"],
+                   RouterMetrics(0.0, None, None, 0.0, "cheap", "big"))
+    qw, qs = scores[:, 0].mean(), scores[:, 1].mean()
+    d = pred[:, 1] - pred[:, 0]
+    order = [i for i in np.argsort(-d) if d[i] > 0]
+    xs, ys, q = [0.0], [0.0], qw
+    for k, i in enumerate(order, 1):
+        q += (scores[i, 1] - scores[i, 0]) / n
+        xs.append(k / n)
+        ys.append((q - qw) / (qs - qw))
+    want = float(np.trapezoid(ys, xs)) + ys[-1] * (1 - xs[-1])
+    assert got.apgr == pytest.approx(want, abs=1e-9)
+    assert (got.weak, got.strong) == ("cheap", "big")
+    half = next(x for x, y in zip(xs, ys, strict=True) if y >= 0.5)
+    assert got.cpt50 is not None and abs(got.cpt50 - half) <= 1 / n
+
+
+def test_evaluate_reports_both_measures() -> None:
+    x, s, c, _ = _data(300, 2)
+    router = fit_router(_rows(x, s, c), x, kind="knn")
+    xt, st, ctst, _ = _data(200, 3)
+    ctst[:, 1] *= np.linspace(0.2, 5.0, len(ctst))  # prompts of very different prices
+    ev = evaluate_router(router, _rows(xt, st, ctst), xt)
+    assert (ev.calls.weak, ev.calls.strong) == (ev.metrics.weak, ev.metrics.strong)
+    assert ev.calls.apgr != pytest.approx(ev.metrics.apgr, abs=1e-3)
+    assert ev.to_dict()["by_calls"] == {"apgr": ev.calls.apgr, "cpt50": ev.calls.cpt50,
+                                        "cpt80": ev.calls.cpt80}

@@ -153,6 +153,9 @@ def cmd_router(args: argparse.Namespace) -> int:
               f"AIQ {m.aiq:.4f}")
         print(f"  random router: APGR {r.apgr:.3f}   CPT(50%) {_fmt(r.cpt50)}   "
               f"CPT(80%) {_fmt(r.cpt80)}   AIQ {r.aiq:.4f}")
+        c = result.calls
+        print(f"  in calls to {c.strong}, as RouteLLM counts (a random router: APGR 0.5): "
+              f"APGR {c.apgr:.3f}   CPT(50%) {_fmt(c.cpt50)}   CPT(80%) {_fmt(c.cpt80)}")
         d = result.at_default
         print(f"  at the calibrated knob ({router.willingness_to_pay:.4g}): quality "
               f"{d.quality:.3f}, cost ${d.cost_usd:.4g}")

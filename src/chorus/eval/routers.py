@@ -18,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from chorus.embeddings import Embedder, Vectors
-from chorus.eval.metrics import Point, RouterMetrics, random_curve, router_metrics
+from chorus.eval.metrics import (
+    Point,
+    RouterMetrics,
+    aiq,
+    apgr,
+    cpt,
+    random_curve,
+    router_metrics,
+)
 from chorus.eval.outcomes import OutcomeItem, matrices, models_of
 from chorus.routing.learned import (
     Kind,
@@ -120,6 +128,8 @@ class RouterEval:
     metrics: RouterMetrics
     random: RouterMetrics
     at_default: Point
+    #: The same in RouteLLM's terms: cost is the share of calls to the strong model.
+    calls: RouterMetrics
 
     def to_dict(self) -> dict[str, Any]:
         m = self.metrics
@@ -128,6 +138,8 @@ class RouterEval:
             "weak": m.weak, "strong": m.strong,
             "random": {"apgr": self.random.apgr, "cpt50": self.random.cpt50,
                        "cpt80": self.random.cpt80, "aiq": self.random.aiq},
+            "by_calls": {"apgr": self.calls.apgr, "cpt50": self.calls.cpt50,
+                         "cpt80": self.calls.cpt80},
             "at_default_knob": {"cost_usd": self.at_default.cost_usd,
                                 "quality": self.at_default.quality,
                                 "willingness_to_pay": self.at_default.knob},
@@ -156,4 +168,23 @@ def evaluate_router(router: OutcomePredictor, rows: Sequence[OutcomeItem], x: Ve
     rnd = router_metrics(random_curve(singles[metrics.weak], singles[metrics.strong], 51),
                          singles)
     return RouterEval(curve, singles, metrics, rnd,
-                      Point(cost, quality, router.willingness_to_pay))
+                      Point(cost, quality, router.willingness_to_pay),
+                      by_calls(pred, rel, scores, router.models, metrics))
+
+
+def by_calls(pred: Any, rel: Any, scores: Any, models: Sequence[str], metrics: RouterMetrics
+             ) -> RouterMetrics:
+    """The same router measured as RouteLLM measures one: its cost is the share of items
+    sent to the strong model, the others free, so a call costs the same whatever its
+    prompt. ``metrics``: the dollar measure, whose weak and strong models it keeps."""
+    j = list(models).index(metrics.strong)
+    calls = np.zeros(scores.shape)
+    calls[:, j] = 1.0
+    curve = [Point(c, q, lam) for lam, c, q in sweep(pred, rel, scores, calls)]
+    n = float(len(scores))
+    quality = np.mean(np.nan_to_num(scores, nan=0.0), axis=0)
+    weak = Point(0.0, float(quality[list(models).index(metrics.weak)]))
+    strong = Point(n, float(quality[j]))
+    return RouterMetrics(apgr(curve, weak, strong), cpt(curve, weak, strong, 0.5),
+                         cpt(curve, weak, strong, 0.8), aiq(curve, 0.0, n), metrics.weak,
+                         metrics.strong)
