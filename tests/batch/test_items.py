@@ -56,3 +56,28 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(InputError, match="has no items"):
         scan(tmp_path / "empty.jsonl")
+
+
+def test_a_csv_input(tmp_path: Path) -> None:
+    # A spreadsheet of prompts: its id column, or else the row's number, and every other
+    # column kept as metadata; semicolons and a BOM as Excel writes them.
+    p = tmp_path / "in.csv"
+    p.write_bytes("\ufeffid;prompt;team\r\nt-1;Summarise: a, b;support\r\nt-2;Hi;sales\r\n"
+                  .encode())
+    assert scan(p).ids == ["t-1", "t-2"]
+    items = list(stream(p, skip={"t-1"}))
+    assert [i["id"] for i in items] == ["t-2"]
+    req = to_request(items[0])
+    assert req.prompt == "Hi" and req.metadata == {"team": "sales", "item_id": "t-2"}
+    bare = tmp_path / "bare.csv"
+    bare.write_text("question\nFirst?\nSecond?\n")
+    assert scan(bare).ids == ["1", "2"]
+    assert to_request(next(stream(bare))).prompt == "First?"
+    dup = tmp_path / "dup.csv"
+    dup.write_text("id,prompt\na,x\na,y\n")
+    with pytest.raises(InputError, match=r"dup.csv:3: duplicate id 'a' \(first on line 2\)"):
+        scan(dup)
+    none = tmp_path / "none.csv"
+    none.write_text("body\nhello\n")
+    with pytest.raises(InputError, match=r"needs a 'prompt' column .*it has 'body'"):
+        scan(none)

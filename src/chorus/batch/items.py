@@ -1,4 +1,5 @@
-"""The input of a batch run: JSONL, one item a line, read as a stream.
+"""The input of a batch run: JSONL, one item a line, read as a stream (or a CSV/TSV file
+with a ``prompt`` column: see ``_csv_items``).
 
     {"id": "t-1", "prompt": "Summarise ...", "params": {"max_tokens": 200},
      "metadata": {"team": "support"}}
@@ -23,6 +24,7 @@ from typing import Any
 
 from chorus.core.errors import ChorusError
 from chorus.core.types import Message, Params, Request
+from chorus.eval.datasets import csv_rows
 
 __all__ = ["InputError", "Scan", "scan", "stream", "to_request"]
 
@@ -44,12 +46,8 @@ class Scan:
     ids: list[str]
 
 
-def _item(line: str, where: str) -> dict[str, Any]:
+def _item(row: Any, where: str) -> dict[str, Any]:
     """One checked item: id (as text), messages, params and metadata."""
-    try:
-        row = json.loads(line.rstrip())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno})") from None
     if not isinstance(row, dict):
         raise InputError(f"{where}: each line must be a JSON object")
     unknown = sorted(set(row) - set(_KEYS))
@@ -87,12 +85,23 @@ def _item(line: str, where: str) -> dict[str, Any]:
     return {"id": str(ident), "messages": messages, "params": params, "metadata": metadata}
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def _rows(path: Path) -> Iterator[tuple[str, Any]]:
+    """Each item of the file as it stands (a JSON value, or a CSV row as an item), with
+    where it stands (``file:line``)."""
     try:
+        if path.suffix.lower() in (".csv", ".tsv"):
+            yield from _csv_items(path)
+            return
         with path.open(encoding="utf-8-sig") as f:
             for n, line in enumerate(f, 1):
-                if line.strip():
-                    yield n, line
+                if not line.strip():
+                    continue
+                where = f"{path}:{n}"
+                try:
+                    yield where, json.loads(line.rstrip())
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"{where}: not valid JSON ({exc.msg}, column "
+                                     f"{exc.colno})") from None
     except FileNotFoundError:
         raise InputError(f"input {str(path)!r} does not exist") from None
     except IsADirectoryError:
@@ -102,14 +111,28 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             from None
 
 
+def _csv_items(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A CSV (or .tsv) file's rows as items: its ``prompt`` column (or question/input/
+    text), its ``id`` column or else the row's number, every other column as metadata."""
+    for i, (where, row) in enumerate(csv_rows(path), 1):
+        prompt = next((c for c in ("prompt", "question", "input", "text") if c in row), None)
+        if prompt is None:
+            raise InputError(f"{path}: a CSV input needs a 'prompt' column (or question/"
+                             f"input/text); it has {', '.join(map(repr, row)) or 'none'}")
+        item = {"id": row["id"] if "id" in row else i, "prompt": row[prompt],
+                "metadata": {k: v for k, v in row.items() if k not in ("id", prompt)}}
+        yield where, item
+
+
 def scan(path: str | Path) -> Scan:
     """Check every line and that no id repeats; the ids in file order."""
     p = Path(path)
     first: dict[str, int] = {}
-    for n, line in _lines(p):
-        ident = _item(line, f"{p}:{n}")["id"]
+    for where, row in _rows(p):
+        ident = _item(row, where)["id"]
+        n = int(where.rsplit(":", 1)[1])
         if ident in first:
-            raise InputError(f"{p}:{n}: duplicate id {ident!r} (first on line {first[ident]})")
+            raise InputError(f"{where}: duplicate id {ident!r} (first on line {first[ident]})")
         first[ident] = n
     if not first:
         raise InputError(f"input {str(p)!r} has no items")
@@ -120,8 +143,8 @@ def stream(path: str | Path, skip: set[str] | frozenset[str] = frozenset()
            ) -> Iterator[dict[str, Any]]:
     """The items of the file one at a time, in file order, less the ids in ``skip``."""
     p = Path(path)
-    for n, line in _lines(p):
-        item = _item(line, f"{p}:{n}")
+    for where, row in _rows(p):
+        item = _item(row, where)
         if item["id"] not in skip:
             yield item
 

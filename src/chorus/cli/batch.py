@@ -34,7 +34,9 @@ def add_parser(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]) 
     config_arg(p)
     p.add_argument("-s", "--system", help="system or model name (default: the config's default)")
     p.add_argument("--input", required=True, metavar="ITEMS.jsonl",
-                   help="the items, one JSON object a line (id, prompt or messages)")
+                   help="the items, one JSON object a line (id, prompt or messages), or "
+                        "a .csv/.tsv with a prompt column (an id column, else the row "
+                        "number; the other columns go to metadata)")
     p.add_argument("--output", required=True, metavar="ANSWERS.jsonl",
                    help="answers, one per line; also the checkpoint a rerun resumes from")
     p.add_argument("--concurrency", type=int, default=8, metavar="N",
