@@ -16,7 +16,6 @@ the Request a system answers.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 from chorus.core.errors import ChorusError
 from chorus.core.types import Message, Params, Request
-from chorus.eval.datasets import csv_rows
+from chorus.eval.datasets import PROMPT_KEYS, csv_rows, json_line
 
 __all__ = ["InputError", "Scan", "scan", "stream", "to_request"]
 
@@ -85,23 +84,17 @@ def _item(row: Any, where: str) -> dict[str, Any]:
     return {"id": str(ident), "messages": messages, "params": params, "metadata": metadata}
 
 
-def _rows(path: Path) -> Iterator[tuple[str, Any]]:
+def _rows(path: Path) -> Iterator[tuple[int, Any]]:
     """Each item of the file as it stands (a JSON value, or a CSV row as an item), with
-    where it stands (``file:line``)."""
+    its line in the file, one at a time."""
     try:
         if path.suffix.lower() in (".csv", ".tsv"):
             yield from _csv_items(path)
             return
         with path.open(encoding="utf-8-sig") as f:
             for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{n}"
-                try:
-                    yield where, json.loads(line.rstrip())
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{where}: not valid JSON ({exc.msg}, column "
-                                     f"{exc.colno})") from None
+                if line.strip():
+                    yield n, json_line(line, f"{path}:{n}", InputError)
     except FileNotFoundError:
         raise InputError(f"input {str(path)!r} does not exist") from None
     except IsADirectoryError:
@@ -111,28 +104,27 @@ def _rows(path: Path) -> Iterator[tuple[str, Any]]:
             from None
 
 
-def _csv_items(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+def _csv_items(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """A CSV (or .tsv) file's rows as items: its ``prompt`` column (or question/input/
     text), its ``id`` column or else the row's number, every other column as metadata."""
-    for i, (where, row) in enumerate(csv_rows(path), 1):
-        prompt = next((c for c in ("prompt", "question", "input", "text") if c in row), None)
+    for i, (n, row) in enumerate(csv_rows(path), 1):
+        prompt = next((c for c in PROMPT_KEYS if c in row), None)
         if prompt is None:
             raise InputError(f"{path}: a CSV input needs a 'prompt' column (or question/"
                              f"input/text); it has {', '.join(map(repr, row)) or 'none'}")
         item = {"id": row["id"] if "id" in row else i, "prompt": row[prompt],
                 "metadata": {k: v for k, v in row.items() if k not in ("id", prompt)}}
-        yield where, item
+        yield n, item
 
 
 def scan(path: str | Path) -> Scan:
     """Check every line and that no id repeats; the ids in file order."""
     p = Path(path)
     first: dict[str, int] = {}
-    for where, row in _rows(p):
-        ident = _item(row, where)["id"]
-        n = int(where.rsplit(":", 1)[1])
+    for n, row in _rows(p):
+        ident = _item(row, f"{p}:{n}")["id"]
         if ident in first:
-            raise InputError(f"{where}: duplicate id {ident!r} (first on line {first[ident]})")
+            raise InputError(f"{p}:{n}: duplicate id {ident!r} (first on line {first[ident]})")
         first[ident] = n
     if not first:
         raise InputError(f"input {str(p)!r} has no items")
@@ -143,8 +135,8 @@ def stream(path: str | Path, skip: set[str] | frozenset[str] = frozenset()
            ) -> Iterator[dict[str, Any]]:
     """The items of the file one at a time, in file order, less the ids in ``skip``."""
     p = Path(path)
-    for where, row in _rows(p):
-        item = _item(row, where)
+    for n, row in _rows(p):
+        item = _item(row, f"{p}:{n}")
         if item["id"] not in skip:
             yield item
 

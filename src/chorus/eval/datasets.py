@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,10 @@ from typing import Any
 from chorus.core.errors import ChorusError
 from chorus.core.types import Message, Request
 
-__all__ = ["Item", "csv_rows", "load_dataset", "item_from_dict"]
+__all__ = ["Item", "PROMPT_KEYS", "csv_rows", "json_line", "load_dataset", "item_from_dict"]
 
-_PROMPT_KEYS = ("prompt", "question", "input", "text")
+#: The names a prompt goes by in a dataset's rows or a CSV's columns.
+PROMPT_KEYS = ("prompt", "question", "input", "text")
 _REFERENCE_KEYS = ("reference", "answer", "target", "label", "gold")
 _ROLES = ("system", "user", "assistant", "tool")
 
@@ -70,7 +71,7 @@ def item_from_dict(row: Mapping[str, Any], index: int, where: str = "item") -> I
         raw_messages = json.loads(raw_messages)
     if raw_messages not in (None, ""):
         messages = _messages(raw_messages, where)
-    prompt = _first(row, _PROMPT_KEYS)
+    prompt = _first(row, PROMPT_KEYS)
     if prompt is None and messages:
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
     if prompt is None:
@@ -80,7 +81,7 @@ def item_from_dict(row: Mapping[str, Any], index: int, where: str = "item") -> I
     reference = _first(row, _REFERENCE_KEYS)
     category = row.get("category")
     ident = row.get("id", row.get("question_id"))
-    known = {"id", "question_id", "messages", "category", *_PROMPT_KEYS, *_REFERENCE_KEYS}
+    known = {"id", "question_id", "messages", "category", *PROMPT_KEYS, *_REFERENCE_KEYS}
     return Item(
         id=str(ident) if ident not in (None, "") else str(index),
         prompt=str(prompt),
@@ -91,17 +92,28 @@ def item_from_dict(row: Mapping[str, Any], index: int, where: str = "item") -> I
     )
 
 
-def csv_rows(path: Path) -> list[tuple[str, dict[str, str]]]:
-    """The rows of a CSV file, each with where it stands (``file:line``), its delimiter
-    read off its header: a tab for .tsv, else whichever of comma, semicolon (Excel's where
-    the decimal mark is a comma) and tab the header has most of, a comma on a tie."""
+def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows of a CSV file one at a time, each with its line in the file, the
+    delimiter read off the header: a tab for .tsv, else whichever of comma, semicolon
+    (Excel's where the decimal mark is a comma) and tab the header has most of, a comma on
+    a tie."""
     with path.open(newline="", encoding="utf-8-sig") as f:
         header = f.readline()
         f.seek(0)
         delimiter = "\t" if path.suffix.lower() == ".tsv" else max(
             (",", ";", "\t"), key=lambda d: (header.count(d), d == ","))
-        return [(f"{path}:{i + 2}", r)
-                for i, r in enumerate(csv.DictReader(f, delimiter=delimiter))]
+        for i, row in enumerate(csv.DictReader(f, delimiter=delimiter)):
+            yield i + 2, row
+
+
+def json_line(line: str, where: str, error: type[ChorusError] = ChorusError,
+              hint: str = "") -> Any:
+    """One line of a JSONL file, parsed; else ``error`` naming ``where`` (``file:line``),
+    the problem and its column, then ``hint``."""
+    try:
+        return json.loads(line.rstrip())
+    except json.JSONDecodeError as exc:
+        raise error(f"{where}: not valid JSON ({exc.msg}, column {exc.colno}){hint}") from None
 
 
 def load_dataset(path: str | Path, *, limit: int | None = None) -> list[Item]:
@@ -114,7 +126,7 @@ def load_dataset(path: str | Path, *, limit: int | None = None) -> list[Item]:
     suffix = p.suffix.lower()
     try:
         if suffix in (".csv", ".tsv"):
-            rows = list(csv_rows(p))
+            rows = [(f"{p}:{n}", r) for n, r in csv_rows(p)]
         elif suffix == ".json":
             try:
                 data = json.loads(p.read_text("utf-8-sig"))
@@ -129,14 +141,10 @@ def load_dataset(path: str | Path, *, limit: int | None = None) -> list[Item]:
                 for n, line in enumerate(f, 1):
                     if not line.strip():
                         continue
-                    try:
-                        rows.append((f"{p}:{n}", json.loads(line.rstrip())))
-                    except json.JSONDecodeError as exc:
-                        hint = "" if suffix in (".jsonl", ".ndjson") else (
-                            "; read as JSONL: a dataset is .jsonl (one JSON object a line), "
-                            ".json (a list of objects) or .csv")
-                        raise ChorusError(f"{p}:{n}: not valid JSON ({exc.msg}, column "
-                                          f"{exc.colno}){hint}") from None
+                    hint = "" if suffix in (".jsonl", ".ndjson") else (
+                        "; read as JSONL: a dataset is .jsonl (one JSON object a line), "
+                        ".json (a list of objects) or .csv")
+                    rows.append((f"{p}:{n}", json_line(line, f"{p}:{n}", hint=hint)))
                     if limit is not None and len(rows) >= limit:
                         break
     except UnicodeDecodeError as exc:

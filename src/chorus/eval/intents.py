@@ -37,9 +37,9 @@ def read_intents(path: str | Path) -> list[tuple[str, str]]:
     JSON/YAML mapping label -> texts."""
     p = Path(path)
     try:
-        raw = p.read_text("utf-8-sig")
         if p.suffix.lower() in (".csv", ".tsv"):
             return _csv_intents(p)
+        raw = p.read_text("utf-8-sig")
     except OSError as exc:
         raise ValueError(f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
     if p.suffix == ".jsonl":
@@ -79,7 +79,7 @@ _LABEL_COLUMNS = ("label", "intent", "route")
 
 
 def _csv_intents(p: Path) -> list[tuple[str, str]]:
-    rows = csv_rows(p)
+    rows = [(f"{p}:{n}", row) for n, row in csv_rows(p)]
     columns = list(rows[0][1]) if rows else []
     text = next((c for c in _TEXT_COLUMNS if c in columns), None)
     label = next((c for c in _LABEL_COLUMNS if c in columns), None)

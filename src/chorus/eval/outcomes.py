@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from chorus.core.errors import ChorusError
 from chorus.core.types import ToolCall
-from chorus.eval.datasets import Item
+from chorus.eval.datasets import Item, json_line
 
 __all__ = [
     "Outcome",
@@ -167,12 +167,7 @@ def read_outcomes(path: str | Path, *, limit: int | None = None) -> list[Outcome
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line.rstrip())
-            except json.JSONDecodeError as exc:
-                raise ChorusError(f"{p}:{n}: not valid JSON ({exc.msg}, column "
-                                  f"{exc.colno})") from None
-            out.append(parse_row(row, f"{p}:{n}"))
+            out.append(parse_row(json_line(line, f"{p}:{n}"), f"{p}:{n}"))
             if limit is not None and len(out) >= limit:
                 break
     return out
