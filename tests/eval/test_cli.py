@@ -111,7 +111,7 @@ models:
             "reference in a longer answer (first: item fr, 'The capital of France is "
             "Paris.')") in err
     assert "terse:" not in err  # right by exact match: nothing to say
-    assert "--scorer regex:PATTERN, judge or py:module:fn" in err
+    assert "use --scorer contains (the reference as words" in err
     report = (tmp_path / "o" / "report.md").read_text()
     assert "### Scoring" in report and "talky: 1 of its 2 answers scored 0" in report
     # Another scorer: no such note.
@@ -119,6 +119,12 @@ models:
                  "--dataset", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "o"),
                  "--no-plot", "--scorer", "numeric"]) == 0
     assert "exact match" not in capsys.readouterr().err
+    # The scorer it names reads the sentence as right, and the terse answer too.
+    assert main(["bench", "-c", str(tmp_path / "c.yaml"), "--systems", "talky,terse",
+                 "--dataset", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "o"),
+                 "--no-plot", "--scorer", "contains", "--json", str(tmp_path / "b.json")]) == 0
+    got = {s["system"]: s["quality"] for s in json.loads((tmp_path / "b.json").read_text())}
+    assert got == {"talky": 0.5, "terse": 1.0}   # "Four." does not hold "4"
 
 
 def test_feedback_moves_weights_and_saves(tmp_path: Path,

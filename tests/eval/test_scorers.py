@@ -56,6 +56,22 @@ async def test_text_scorers_against_reference() -> None:
     assert (await make_scorer("exact").score(Item("4", "q"), _c("x")))[0] is None
 
 
+@pytest.mark.parametrize(("answer", "reference", "score"), [
+    ("The capital of France is Paris.", "Paris", 1.0),
+    ("paris", "Paris", 1.0),
+    ("It is Parisian in style.", "Paris", 0.0),      # words, not letters
+    ("The Eiffel Tower, of course!", "the eiffel tower", 1.0),
+    ("New York City", "York City", 1.0),
+    ("Four.", "4", 0.0),                             # no reading of numbers
+    ("anything", "!!!", 0.0),                        # nothing left of the reference
+])
+async def test_contains_scorer_wants_the_reference_as_whole_words(
+        answer: str, reference: str, score: float) -> None:
+    got, calls = await make_scorer("contains").score(Item("1", "q", reference), _c(answer))
+    assert (got, calls) == (score, [])
+    assert (await make_scorer("contains").score(Item("2", "q"), _c(answer)))[0] is None
+
+
 async def test_regex_scorer_with_and_without_group() -> None:
     item = Item("1", "q", reference="blue")
     grouped = make_scorer(r"regex:colou?r is (\w+)")

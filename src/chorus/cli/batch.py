@@ -1,4 +1,4 @@
-"""``chorus batch``: run a system over a JSONL file of items, resumably."""
+"""``chorus batch``: run a system over a JSONL (or CSV/TSV) file of items, resumably."""
 
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ EXIT_INCOMPLETE = 3
 
 def add_parser(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser(
-        "batch", help="run a system over a JSONL file of items, resumably",
+        "batch", help="run a system over a JSONL, CSV or TSV file of items, resumably",
         description="Answer every item of ITEMS.jsonl (one {id, prompt | messages, params, "
-                    "metadata} a line) with a system and append one JSON line per item to "
-                    "ANSWERS.jsonl, which is also the checkpoint: after a crash, Ctrl-C or "
-                    "kill, --resume answers exactly the items that have no line yet.",
+                    "metadata} a line, or a CSV/TSV with a prompt column) with a system "
+                    "and append one JSON line per item to ANSWERS.jsonl, which is also "
+                    "the checkpoint: after a crash, Ctrl-C or kill, --resume answers "
+                    "exactly the items that have no line yet.",
         epilog="Exit status: 0 when every item has a line (failed items included; see "
                "the summary), 3 when the budget stopped the run first, 1 on an error.")
     config_arg(p)

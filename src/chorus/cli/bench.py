@@ -28,7 +28,7 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
                        help="items (.jsonl/.csv/.json) or an outcome table (.jsonl)")
     bench.add_argument("--limit", type=count(1), metavar="N", help="only the first N items")
     bench.add_argument("--scorer", metavar="SPEC",
-                       help="exact | choice | numeric | regex:PATTERN | judge | "
+                       help="exact | contains | choice | numeric | regex:PATTERN | judge | "
                             "py:module:fn | recorded (default: recorded for an outcome "
                             "table, else exact)")
     bench.add_argument("--judge", metavar="NAME", help="the judge model for --scorer judge")
@@ -183,7 +183,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     misses = exact_misses(results, items) if scorer.name == "exact" else []
     if misses:
         misses.append("exact match wants the whole answer to be the reference; for answers "
-                      "in sentences use --scorer regex:PATTERN, judge or py:module:fn")
+                      "in sentences use --scorer contains (the reference as words in the "
+                      "answer, negations not read), regex:PATTERN, judge or py:module:fn")
         for line in misses:
             print(f"chorus bench: note: {line}", file=sys.stderr)
         note += "\n\n### Scoring\n\n" + "\n".join(f"- {line}" for line in misses)

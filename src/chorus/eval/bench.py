@@ -21,7 +21,7 @@ from chorus.core.model import FAMILIES, Model, call
 from chorus.core.types import Completion, Span, ToolCall
 from chorus.eval.datasets import Item
 from chorus.eval.outcomes import Outcome, OutcomeItem
-from chorus.eval.scorers import Scorer, normalize
+from chorus.eval.scorers import Scorer, holds
 
 __all__ = [
     "Answerer",
@@ -210,11 +210,11 @@ def exact_misses(results: Mapping[str, Sequence[ItemResult]], items: Sequence[It
     """For a run scored by exact match: per system, how many of the answers that scored 0
     hold the whole reference as words ("The capital of France is Paris." for "Paris"),
     with the first one, so that a table of zeros says why. Nothing when none do."""
-    refs = {i.id: normalize(i.reference) for i in items if i.reference}
+    refs = {i.id: i.reference for i in items if i.reference}
     lines = []
     for name, rs in results.items():
         held = [r for r in rs if r.score == 0 and r.text and refs.get(r.item_id)
-                and f" {refs[r.item_id]} " in f" {normalize(r.text)} "]
+                and holds(r.text, refs[r.item_id])]
         if held:
             zeros = sum(1 for r in rs if r.score == 0)
             first = held[0]

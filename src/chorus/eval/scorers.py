@@ -1,6 +1,7 @@
 """Scorers: how right an answer is, from 0 to 1 (None when it cannot be told).
 
     make_scorer("exact")            normalised exact match with the reference
+    make_scorer("contains")         the normalised reference as whole words in the answer
     make_scorer("choice")           the choice letter (A-J) in the answer vs the reference
     make_scorer("numeric")          the final number (GSM8K's ``#### n`` too) vs the reference
     make_scorer("regex:PATTERN")    group 1 vs the reference, or 1 when PATTERN matches
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Scorer",
     "ExactMatch",
+    "Contains",
     "ChoiceLetter",
     "Numeric",
     "RegexScorer",
@@ -41,6 +43,7 @@ __all__ = [
     "RecordedScorer",
     "make_scorer",
     "normalize",
+    "holds",
     "extract_choice",
     "extract_number",
 ]
@@ -126,6 +129,18 @@ def _exact(text: str, reference: str) -> float:
     return float(normalize(text) == normalize(reference))
 
 
+def holds(text: str, reference: str) -> bool:
+    """Whether the answer holds the whole reference as words, once both are normalised:
+    "The capital of France is Paris." holds "Paris"; "Parisian" does not. It does not read
+    the sentence, so "It is not Paris." holds it too."""
+    ref = normalize(reference)
+    return bool(ref) and f" {ref} " in f" {normalize(text)} "
+
+
+def _contains(text: str, reference: str) -> float:
+    return float(holds(text, reference))
+
+
 def _choice(text: str, reference: str) -> float:
     ref = extract_choice(reference) or reference.strip().upper()
     return float(extract_choice(text) == ref)
@@ -141,6 +156,11 @@ def _numeric(text: str, reference: str) -> float:
 class ExactMatch(_TextScorer):
     def __init__(self) -> None:
         super().__init__(_exact, "exact")
+
+
+class Contains(_TextScorer):
+    def __init__(self) -> None:
+        super().__init__(_contains, "contains")
 
 
 class ChoiceLetter(_TextScorer):
@@ -253,6 +273,8 @@ def make_scorer(spec: str, *, judge: Model | None = None, rubric: str | None = N
     """The scorer a spec names (see the module docstring)."""
     if spec == "exact":
         return ExactMatch()
+    if spec == "contains":
+        return Contains()
     if spec in ("choice", "letter"):
         return ChoiceLetter()
     if spec in ("numeric", "number", "gsm8k"):
@@ -275,5 +297,5 @@ def make_scorer(spec: str, *, judge: Model | None = None, rubric: str | None = N
         if outcomes is None:
             raise ChorusError("the recorded scorer needs an outcome table as the dataset")
         return RecordedScorer(outcomes)
-    raise ChorusError(f"unknown scorer {spec!r}; known: exact, choice, numeric, regex:PATTERN, "
-                      "judge, py:module:function, recorded")
+    raise ChorusError(f"unknown scorer {spec!r}; known: exact, contains, choice, numeric, "
+                      "regex:PATTERN, judge, py:module:function, recorded")
