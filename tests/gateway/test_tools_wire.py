@@ -151,6 +151,7 @@ def test_a_fallback_skips_the_child_without_images_and_says_so(url: str,
     ({"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
      "tool_choice"),
     ({"tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools"),
+    ({"n": 2}, "n"),
 ])
 def test_fields_chorus_does_not_do_are_refused_by_name(url: str, extra: dict[str, Any],
                                                       named: str) -> None:
@@ -159,6 +160,19 @@ def test_fields_chorus_does_not_do_are_refused_by_name(url: str, extra: dict[str
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert named in err["message"] and (err["param"] or "").startswith(named)
+
+
+def test_several_choices_are_refused_with_what_to_do_instead(url: str) -> None:
+    r = httpx.post(f"{url}/v1/chat/completions", json={"model": "agent", "messages": ASK,
+                                                        "n": 3})
+    err = r.json()["error"]
+    assert (r.status_code, err["code"]) == (400, "unsupported_field"), r.text
+    assert err["message"].startswith("n: chorus does not support it (1 only: one choice "
+                                     "per request; for more, send it again or serve a "
+                                     "fanout or vote system)")
+    ok = httpx.post(f"{url}/v1/chat/completions", json={"model": "agent", "messages": ASK,
+                                                         "n": 1})
+    assert ok.status_code == 200, ok.text
 
 
 def test_harmless_values_of_refused_fields_pass(url: str) -> None:

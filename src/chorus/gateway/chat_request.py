@@ -46,7 +46,8 @@ FIELDS: Final[Mapping[str, str]] = {
     "max_completion_tokens": "yes",
     "stop": "yes (up to 4)",
     "seed": "yes",
-    "n": "yes (1 only)",
+    "n": "1 only: one choice per request; for more, send it again or serve a "
+         "fanout or vote system",
     "response_format": "yes: text, json_object, json_schema",
     "stream": "yes",
     "stream_options": "yes: include_usage",
@@ -76,7 +77,7 @@ _HARMLESS: Final[Mapping[str, tuple[Any, ...]]] = {
     "frequency_penalty": (0,), "presence_penalty": (0,), "logit_bias": ({},),
     "modalities": (["text"],), "store": (False,), "audio": (), "prediction": (),
     "reasoning_effort": (), "verbosity": (), "web_search_options": (), "functions": (),
-    "function_call": (),
+    "function_call": (), "n": (1,),
 }
 
 
@@ -207,7 +208,7 @@ class ChatRequest(_Wire):
     max_completion_tokens: int | None = Field(None, ge=1, le=1_000_000)
     stop: str | list[str] | None = None
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
-    n: int | None = Field(None, ge=1, le=1)
+    n: int | None = Field(None, ge=1)
     stream: StrictBool | None = False
     stream_options: StreamOptions | None = None
     response_format: ResponseFormat | None = None

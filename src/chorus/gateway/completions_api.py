@@ -47,7 +47,8 @@ COMPLETIONS_FIELDS: Final[Mapping[str, str]] = {
     "top_p": "yes",
     "stop": "yes (up to 4)",
     "seed": "yes",
-    "n": "yes (1 only)",
+    "n": "1 only: one choice per request; for more, send it again or serve a "
+         "fanout or vote system",
     "best_of": "yes (1 only)",
     "echo": "yes (not with logprobs)",
     "logprobs": "yes (0-5)",
