@@ -91,6 +91,24 @@ def test_bench_says_why_items_failed(tmp_path: Path,
     assert "### Errors" in report and "vote: 4 of 12 items failed" in report
 
 
+def test_bench_counts_one_message_for_items_that_fail_alike(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Three rows have no outcome for 'bad': the message names each item, and still the
+    # three count as one message, not three of one.
+    rows = read_outcomes(_table(tmp_path / "t.jsonl"))
+    write_outcomes(tmp_path / "t.jsonl", [
+        replace(r, outcomes={"good": r.outcomes["good"]}) if i in (2, 5, 7) else r
+        for i, r in enumerate(rows)])
+    (tmp_path / "c.yaml").write_text(CONFIG)
+    assert main(["bench", "-c", str(tmp_path / "c.yaml"), "--systems", "bad",
+                 "--dataset", str(tmp_path / "t.jsonl"), "--out", str(tmp_path / "o"),
+                 "--no-plot"]) == 0
+    err = capsys.readouterr().err
+    assert "chorus bench: bad: 3 of 12 items failed" in err
+    assert ("3 x model 'bad': the item has no outcome for 'bad' (first: item i2)") in err
+    assert "other message" not in err
+
+
 def test_bench_says_when_exact_match_misses_answers_in_sentences(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # A table of zeros from exact match, where the answers say the reference in a

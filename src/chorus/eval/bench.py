@@ -190,13 +190,15 @@ def to_outcomes(items: Sequence[Item], results: Mapping[str, Sequence[ItemResult
 def error_lines(results: Mapping[str, Sequence[ItemResult]], most: int = 3) -> list[str]:
     """What failed, so that a run's errors are read and not only counted: for each system
     with errors, how many items failed, then its ``most`` commonest messages, each with
-    how many items gave it and the first such item."""
+    how many items gave it and the first such item. A message that names its own item
+    ("item 'q7' has no outcome for 'm'") counts with the same message of other items."""
     lines = []
     for name, rs in results.items():
         by_message: dict[str, list[Any]] = {}  # message -> [items, the first one]
         for r in rs:
             if r.error is not None:
-                by_message.setdefault(r.error, [0, r.item_id])[0] += 1
+                message = r.error.replace(f"item {r.item_id!r}", "the item")
+                by_message.setdefault(message, [0, r.item_id])[0] += 1
         if not by_message:
             continue
         failed = sum(n for n, _ in by_message.values())
