@@ -107,3 +107,8 @@ def test_unrecorded_names_each_model_with_missing_scores_or_costs() -> None:
     assert lines == ["b: no score on 2 of 5 items (counted as wrong), "
                      "no cost_usd on 1 of 5 items (as $0)"]
     assert unrecorded(rows, ["a"], no_score="x", no_cost="y") == []
+    # A row without the model at all is neither a missing score nor a missing cost.
+    rows[3] = OutcomeItem("3", "q", None, None, {"a": Outcome(1.0, 0.1)})
+    assert unrecorded(rows, ["a", "b"], no_score="counted as wrong", no_cost="as $0") == [
+        "b: no outcome on 1 of 5 items (counted as wrong; as $0), no score on 2 of 5 items "
+        "(counted as wrong), no cost_usd on 1 of 5 items (as $0)"]

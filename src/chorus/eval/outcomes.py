@@ -218,15 +218,20 @@ def matrices(rows: Sequence[OutcomeItem], models: Sequence[str]) -> tuple[Matrix
 
 def unrecorded(rows: Sequence[OutcomeItem], models: Sequence[str], *,
                no_score: str, no_cost: str) -> list[str]:
-    """One line per model whose score or cost is missing on some items, saying how many
-    and what is done with them (``no_score``, ``no_cost``: e.g. "counted as wrong")."""
+    """One line per model whose outcome, score or cost is missing on some items, saying
+    how many and what is done with them (``no_score``, ``no_cost``: e.g. "counted as
+    wrong"). An item without the model's outcome at all counts as neither, but as
+    "no outcome"."""
     scores, costs = matrices(rows, models)
     lines = []
     for j, m in enumerate(models):
+        absent = np.array([m not in r.outcomes for r in rows], dtype=bool)
         parts = []
-        if (n := int(np.isnan(scores[:, j]).sum())):
+        if (n := int(absent.sum())):
+            parts.append(f"no outcome on {n} of {len(rows)} items ({no_score}; {no_cost})")
+        if (n := int((np.isnan(scores[:, j]) & ~absent).sum())):
             parts.append(f"no score on {n} of {len(rows)} items ({no_score})")
-        if (n := int(np.isnan(costs[:, j]).sum())):
+        if (n := int((np.isnan(costs[:, j]) & ~absent).sum())):
             parts.append(f"no cost_usd on {n} of {len(rows)} items ({no_cost})")
         if parts:
             lines.append(f"{m}: {', '.join(parts)}")
