@@ -295,8 +295,12 @@ def test_cli_tune_writes_a_frontier_that_bench_reproduces(
         f for f in front if f["name"] == cheapest)["quality"] >= strong_q
     rec = out.split("recommended: ")[1].split(":")[0]
     assert rec in {f["name"] for f in front}
-    doc = yaml.safe_load(Path("tuned/systems.yaml").read_text())
+    text = Path("tuned/systems.yaml").read_text()
+    doc = yaml.safe_load(text)
     assert set(doc["systems"]) == {f["name"] for f in front}
+    # A cascade that is both a system and a router's route is written out both times,
+    # never as a YAML anchor and alias (&id001 / *id001) a reader has to chase.
+    assert "&id0" not in text and "*id0" not in text
     # Every learned part travels with the config, and bench reproduces each figure (the
     # learned ones embed live here).
     learned = [f["name"] for f in front if f["name"].startswith(("cascade-", "router"))][:2]

@@ -93,6 +93,14 @@ def _leaves(spec: Any, used: set[str]) -> None:
                 _leaves({"model": v["judge"]} if "judge" in v else {}, used)
 
 
+class _Plain(yaml.SafeDumper):
+    """Writes a part used twice (a cascade that is a system and a router's route) out in
+    full both times, not as an ``&id001`` anchor and a ``*id001`` alias."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def _config(search: Any, test: Path, out: Path) -> dict[str, Any]:
     used: set[str] = set()
     for c in search.front:
@@ -164,8 +172,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
               f"systems searched; the {len(found.front)} on the held-out frontier).\n"
               f"# Replay models answer from {args.test}; for production, point each model "
               "at a live provider with the same name.\n")
-    (out / "systems.yaml").write_text(header + yaml.safe_dump(doc, sort_keys=False,
-                                                               width=100), "utf-8")
+    (out / "systems.yaml").write_text(header + yaml.dump(doc, Dumper=_Plain, sort_keys=False,
+                                                          width=100), "utf-8")
     cfg = Config.load(out / "systems.yaml")
     systems = {c.name: cfg.get(c.name) for c in found.front}
     prompts = [r.prompt for r in test]
