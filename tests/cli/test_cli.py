@@ -58,12 +58,14 @@ def test_run_stream(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == "I do not know\n"
 
 
+@pytest.mark.parametrize("dash", [[], ["-"]])
 def test_prompt_from_stdin(cfg: Path, monkeypatch: pytest.MonkeyPatch,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+                           capsys: pytest.CaptureFixture[str], dash: list[str]) -> None:
     import io
 
+    # No prompt, or "-" as cat and most tools read it: not the one-character prompt "-".
     monkeypatch.setattr(sys, "stdin", io.StringIO("capital of France\n"))
-    assert main(["run", "-c", str(cfg)]) == 0
+    assert main(["run", "-c", str(cfg), *dash]) == 0
     assert capsys.readouterr().out.strip() == "Paris"
 
 

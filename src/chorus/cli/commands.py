@@ -27,7 +27,7 @@ __all__ = ["cmd_run", "cmd_models", "cmd_systems", "cmd_config"]
 
 def _read_prompt(args: argparse.Namespace) -> str:
     prompt: str | None = args.prompt
-    if prompt is None:
+    if prompt is None or prompt == "-":  # "-": stdin, as for cat
         if sys.stdin is None or sys.stdin.isatty():
             raise ChorusError("no prompt: give one as an argument or pipe it on stdin")
         prompt = sys.stdin.read()

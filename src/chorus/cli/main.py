@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="sampling seed, for models that take one")
     run.add_argument("--timeout", type=amount(0, above=True), metavar="SECONDS",
                      help="deadline for the whole request")
-    run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when absent)")
+    run.add_argument("prompt", nargs="?", help="the prompt (read from stdin when absent or '-')")
 
     models = sub.add_parser("models", help="list models with provider, price and usability")
     _config_arg(models)
