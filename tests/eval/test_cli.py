@@ -220,9 +220,19 @@ def test_router_fit_and_eval_on_minilm(tmp_path: Path, capsys: pytest.CaptureFix
     cached = list((tmp_path / "cache" / "chorus" / "embeddings").glob("emb-*.npy"))
     assert len(cached) == 1
     assert not list(tmp_path.rglob("routers/**/emb-*.npy")) and not list(work.iterdir())
-    err = capsys.readouterr().err
+    fitted = capsys.readouterr()
+    err = fitted.err
     assert "embedding 75 prompts ..." in err and "embedding 75 prompts: done in" in err
     assert "note:" not in err  # every score and cost is recorded
+    # GPT-4's calls cost more for longer problems: the fit says how it priced them, and
+    # the saved router prices so.
+    saved = json.loads((router / "router.json").read_text())
+    areas = saved["training"]["price_chosen_from"]
+    how = ("priced by prompt length" if "price_by_length" in saved
+           else "priced at each model's mean cost")
+    assert (f"  {how}: held-out curve area {areas['by_length']:.4f} by length, "
+            f"{areas['mean']:.4f} at mean costs") in fitted.out
+    assert ("price_by_length" in saved) == (areas["by_length"] > areas["mean"])
     assert main(["router", "eval", "--router", str(router), "--outcomes", str(table),
                  "--json", str(tmp_path / "m.json")]) == 0
     assert list((tmp_path / "cache" / "chorus" / "embeddings").glob("emb-*.npy")) == cached

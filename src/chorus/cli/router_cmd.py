@@ -130,6 +130,12 @@ def cmd_router(args: argparse.Namespace) -> int:
               f"({', '.join(router.models)}), {router.training.train_items} training items; "
               f"calibrated willingness_to_pay {router.willingness_to_pay:.4g} on "
               f"{router.training.holdout_items} held-out items -> {out}")
+        areas = router.training.price_chosen_from
+        if areas:
+            how = ("priced by prompt length" if router.price_by_length is not None
+                   else "priced at each model's mean cost")
+            print(f"  {how}: held-out curve area {areas['by_length']:.4f} by length, "
+                  f"{areas['mean']:.4f} at mean costs")
         return 0
     if args.router_command == "eval":
         try:

@@ -38,7 +38,7 @@ from chorus.routing.learned import (
 )
 
 __all__ = ["RouterEval", "embed_rows", "embedding_cache", "fit_router", "evaluate_router",
-           "single_points"]
+           "single_points", "prompt_chars"]
 
 
 def embedding_cache() -> Path:
@@ -110,7 +110,13 @@ def fit_router(rows: Sequence[OutcomeItem], x: Vectors, *, kind: Kind = "knn",
     """Fit a router on a table (all its models unless ``models`` names some)."""
     names = list(models) if models else models_of(rows)
     scores, costs = _scores_costs(rows, names)
-    return fit(np.asarray(x, dtype=np.float64), scores, costs, names, kind=kind, **options)
+    return fit(np.asarray(x, dtype=np.float64), scores, costs, names, kind=kind,
+               chars=prompt_chars(rows), **options)
+
+
+def prompt_chars(rows: Sequence[OutcomeItem]) -> np.ndarray[Any, Any]:
+    """Each row's prompt length in characters: what a router priced by length reads."""
+    return np.array([len(r.prompt) for r in rows], dtype=np.float64)
 
 
 def single_points(rows: Sequence[OutcomeItem], models: Sequence[str]) -> dict[str, Point]:
@@ -160,16 +166,18 @@ def evaluate_router(router: OutcomePredictor, rows: Sequence[OutcomeItem], x: Ve
         raise ValueError(f"the table has no outcomes for: {', '.join(missing)}")
     scores, costs = _scores_costs(rows, router.models)
     pred = router.predict(x)
-    rel = router.relative_costs()
+    rel = router.relative_costs(prompt_chars(rows))
     curve = [Point(cost, quality, lam) for lam, cost, quality in sweep(pred, rel, scores, costs)]
     cost, quality = curve_points(choose(pred, rel, router.willingness_to_pay), scores, costs)
     singles = single_points(rows, router.models)
     metrics = router_metrics(curve, singles)
     rnd = router_metrics(random_curve(singles[metrics.weak], singles[metrics.strong], 51),
                          singles)
+    # In calls every call of a model costs the same, whatever its prompt: the router
+    # prices them so there (at each model's mean cost), not by the prompt's length.
     return RouterEval(curve, singles, metrics, rnd,
                       Point(cost, quality, router.willingness_to_pay),
-                      by_calls(pred, rel, scores, router.models, metrics))
+                      by_calls(pred, router.relative_costs(), scores, router.models, metrics))
 
 
 def by_calls(pred: Any, rel: Any, scores: Any, models: Sequence[str], metrics: RouterMetrics

@@ -50,6 +50,7 @@ from chorus.eval.answer_kind import (
 )
 from chorus.eval.ensembles import log_odds
 from chorus.eval.outcomes import OutcomeItem
+from chorus.eval.routers import prompt_chars
 from chorus.patterns.agreement import extractor
 from chorus.routing.acceptance import AcceptanceModel, PriceModel
 from chorus.routing.learned import OutcomePredictor, choose, fit, sweep
@@ -233,13 +234,16 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
         pool = ranked[:2]
     targets: list[tuple[str, str | dict[str, Any], rp.Run, rp.Run]] = [
         (names[j], names[j], rp.single(a, j), rp.single(b, j)) for j in pool]
-    cands.extend(_routers("router", targets, xa, xb, seed))
+    length = prompt_chars(rows)
+    chars = (length[ia], length[ib])
+    cands.extend(_routers("router", targets, xa, xb, seed, chars))
     # And over the five best models whatever their price: a model the efficient set
     # leaves out can still be the right call for some prompts.
     top = ranked[:5]
     if sorted(top) != sorted(pool):
         cands.extend(_routers("router-top5", [(names[j], names[j], rp.single(a, j),
-                                               rp.single(b, j)) for j in top], xa, xb, seed))
+                                               rp.single(b, j)) for j in top], xa, xb, seed,
+                                    chars))
     # Routes to cascades too: the two best-value cascades found above, replayed on the
     # fitting slice so the router can learn where they pay.
     best_casc = sorted(frontier(cascades + [c for c, _ in consensus_cands]),
@@ -253,7 +257,7 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
             if run_a is not None:
                 extra.append((c.name, c.spec, run_a, c.held_out))
     if extra:
-        routed = _routers("router-cascades", targets + extra, xa, xb, seed)
+        routed = _routers("router-cascades", targets + extra, xa, xb, seed, chars)
         for r in routed:
             for c in best_casc:
                 r.parts.update(c.parts)
@@ -467,17 +471,20 @@ def _replay_on(c: Candidate, t: rp.Table, x: Array, names: list[str]) -> rp.Run 
 
 
 def _routers(label: str, targets: Sequence[tuple[str, str | dict[str, Any], rp.Run, rp.Run]],
-             xa: Array, xb: Array, seed: int) -> list[Candidate]:
+             xa: Array, xb: Array, seed: int, chars: tuple[Array, Array]) -> list[Candidate]:
     """A kNN router over ``targets`` fitted on the fitting slice (it holds out its own
-    share to pick k), then one candidate per knob value on the held-out slice's curve."""
+    share to pick k, and whether to price calls by prompt length: ``chars``, the two
+    slices' prompt lengths), then one candidate per knob value on the held-out slice's
+    curve."""
     scores = np.stack([t[2].score for t in targets], axis=1)
     costs = np.stack([t[2].cost for t in targets], axis=1)
     try:
-        router = fit(xa, scores, costs, [t[0] for t in targets], kind="knn", seed=seed)
+        router = fit(xa, scores, costs, [t[0] for t in targets], kind="knn", seed=seed,
+                     chars=chars[0])
     except ValueError:
         return []
     pred = router.predict(xb)
-    rel = router.relative_costs()
+    rel = router.relative_costs(chars[1])
     runs_b = [t[3] for t in targets]
     path = f"routers/{label}"
     out = []

@@ -3,7 +3,10 @@ predicts each model's score for a prompt from its embedding (local MiniLM by def
 and ``LearnedClassifier`` has the Router pattern call the model with the best predicted
 score minus a price of cost (``willingness_to_pay``, λ):
 
-    choice = argmax_j  predicted_score[j] - λ * mean_cost[j] / max(mean_cost)
+    choice = argmax_j  predicted_score[j] - λ * cost[j] / max(mean_cost)
+
+where ``cost[j]`` is the model's mean cost per call, or, when fitting found that it
+routes better, its cost for a prompt of this length (``PriceByLength``).
 
 Three scorers (``kind``): ``knn`` (the similarity-weighted mean score of the k most
 similar training prompts), ``mlp`` (one hidden layer, numpy) and ``mf`` (matrix
@@ -38,6 +41,7 @@ from chorus.routing.predictor import (
     KnobPoint,
     Neighbours,
     OutcomePredictor,
+    PriceByLength,
     Training,
     choose,
     feedback_shift,
@@ -94,7 +98,8 @@ class _LearnedRouter(OutcomePredictor):
             out["k"] = self.scorer.k
         for f in fields(t):
             value = getattr(t, f.name)
-            if value is None or (f.name == "k_chosen_from" and not value):
+            if value is None or (f.name in ("k_chosen_from", "price_chosen_from")
+                                 and not value):
                 continue
             out[f.name] = value
         out["train_means"] = list(t.train_means)
@@ -127,9 +132,11 @@ def _events(pred: Array, rel_costs: Array
     """Every decision change of ``choose`` as λ grows from 0: the choice at 0 per row,
     and (λ, row, old choice, new choice) for each change. Per row, the choice walks the
     upper envelope of the lines ``pred[j] - λ·rel[j]``: from the current model, the next
-    one is the cheaper model whose line overtakes it first (the cheapest on a tie)."""
+    one is the cheaper model whose line overtakes it first (the cheapest on a tie).
+    ``rel_costs``: one cost per model, or one row per row of ``pred``."""
     n = pred.shape[0]
     rows = np.arange(n)
+    rel = np.broadcast_to(rel_costs, pred.shape)
     start = np.asarray(np.argmax(pred, axis=1), dtype=np.int64)
     cur, lam = start.copy(), np.zeros(n)
     lams: list[Array] = []
@@ -137,7 +144,7 @@ def _events(pred: Array, rel_costs: Array
     olds: list[npt.NDArray[np.int64]] = []
     news: list[npt.NDArray[np.int64]] = []
     for _ in range(pred.shape[1]):
-        dr = rel_costs[cur][:, None] - rel_costs[None, :]
+        dr = rel[rows, cur][:, None] - rel
         with np.errstate(divide="ignore", invalid="ignore"):
             t = (pred[rows, cur][:, None] - pred) / dr
         t = np.where(dr > 0, np.maximum(t, lam[:, None]), np.inf)
@@ -146,8 +153,7 @@ def _events(pred: Array, rel_costs: Array
         if not moves.any():
             break
         tied = t <= first[:, None] + 1e-12 * np.maximum(1.0, np.abs(first[:, None]))
-        nxt = np.asarray(np.argmin(np.where(tied, rel_costs[None, :], np.inf), axis=1),
-                         dtype=np.int64)
+        nxt = np.asarray(np.argmin(np.where(tied, rel, np.inf), axis=1), dtype=np.int64)
         lams.append(first[moves])
         who.append(rows[moves])
         olds.append(cur[moves])
@@ -287,15 +293,17 @@ def require_fittable(items: int, models: Sequence[str]) -> None:
 
 def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: Kind = "knn",
         holdout: float = 0.2, tolerance: float = 0.01, seed: int = 0, k: int | None = None,
-        hidden: int = 64, epochs: int = 40, lr: float = 3e-3, l2: float = 1e-4
-        ) -> OutcomePredictor:
+        hidden: int = 64, epochs: int = 40, lr: float = 3e-3, l2: float = 1e-4,
+        chars: npt.ArrayLike | None = None) -> OutcomePredictor:
     """Fit on all but a ``holdout`` share of the rows, calibrate λ on the rest.
 
     ``x``: one embedding row per item; ``scores``/``costs``: items x models, NaN where
     not recorded. Scores should lie in [0, 1]. A kNN router without ``k`` takes the
     count from ``K_GRID`` (up to a tenth of the training items) whose held-out
     cost-quality curve is highest on average (``_curve_area``); without a held-out split
-    it uses 20.
+    it uses 20. Given each prompt's length in characters (``chars``), the router prices
+    each call by its prompt's length (``PriceByLength``) when that gives the higher
+    held-out curve, and by each model's mean cost otherwise.
     """
     if k is not None and k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -326,25 +334,36 @@ def fit(x: Array, scores: Array, costs: Array, models: Sequence[str], *, kind: K
                               training=training)
     if kind == "knn" and k is None and n_cal:
         router = _choose_k(router, x[cal], scores[cal], costs[cal])
+    length = None if chars is None else np.asarray(chars, dtype=np.float64)
+    if length is not None and n_cal:
+        router = _choose_price(router, PriceByLength.fit(length[train], costs[train]),
+                               x[cal], scores[cal], costs[cal], length[cal],
+                               (scores[train], costs[train], length[train]))
     if n_cal:
-        router = _calibrate(router, x[cal], scores[cal], costs[cal], tolerance)
+        router = _calibrate(router, x[cal], scores[cal], costs[cal], tolerance,
+                            None if length is None else length[cal])
     return router
 
 
-def _held_out_table(router: OutcomePredictor, x: Array, scores: Array, costs: Array
+def _held_out_table(router: OutcomePredictor, x: Array, scores: Array, costs: Array,
+                    chars: Array | None = None, pred: Array | None = None
                     ) -> tuple[KnobPoint, ...]:
     """At every distinct decision of the router on the held-out rows (``sweep``): λ, the
-    cost as a share of always calling the costliest model, and the mean quality."""
-    pred = router.predict(x)
-    top = float(np.max(router.costs)) * len(x)
+    cost as a share of always calling the costliest model, and the mean quality.
+    ``pred``: the router's predictions for the rows, when made otherwise than from ``x``
+    (a kNN's left-out ones)."""
+    pred = router.predict(x) if pred is None else pred
+    top = float(np.max(router.costs)) * len(pred)
     return tuple(KnobPoint(lam, cost / top if top > 0 else 0.0, quality)
-                 for lam, cost, quality in sweep(pred, router.relative_costs(), scores, costs))
+                 for lam, cost, quality in sweep(pred, router.relative_costs(chars), scores,
+                                                 costs))
 
 
-def _curve_area(router: OutcomePredictor, x: Array, scores: Array, costs: Array) -> float:
+def _curve_area(router: OutcomePredictor, x: Array, scores: Array, costs: Array,
+                chars: Array | None = None, pred: Array | None = None) -> float:
     """Mean, over cost budgets of 5 %, 10 %, ... 100 % of the costliest model, of the best
     held-out quality the router reaches within the budget (0 where none fits)."""
-    table = _held_out_table(router, x, scores, costs)
+    table = _held_out_table(router, x, scores, costs, chars, pred)
     budgets = np.linspace(0.05, 1.0, 20)
     return float(np.mean([max((c.quality for c in table
                                if c.cost_share <= b + 1e-12), default=0.0)
@@ -369,9 +388,33 @@ def _choose_k(router: OutcomePredictor, x: Array, scores: Array, costs: Array
         router.training, k_chosen_from={k: round(v, 5) for k, v in areas.items()}))
 
 
+def _choose_price(router: OutcomePredictor, price: PriceByLength, x: Array, scores: Array,
+                  costs: Array, chars: Array, fitted_on: tuple[Array, Array, Array]
+                  ) -> OutcomePredictor:
+    """The router priced by prompt length when that gives the higher held-out curve (the
+    costs as recorded either way), else as it is: at each model's mean cost. A kNN
+    router judges on every item, each training prompt predicted from its neighbours but
+    itself (``fitted_on``: the training rows' scores, costs and lengths) beside the
+    held-out ones; a one-fifth held-out split alone chose by chance."""
+    if not price.per_char.any():
+        return router  # no model's price grows with the prompt: nothing to choose
+    pred = router.predict(x)
+    if isinstance(router.scorer, Neighbours):
+        s, c, n = fitted_on
+        pred = np.vstack([router.scorer.predict_left_out(), pred])
+        scores, costs, chars = np.vstack([s, scores]), np.vstack([c, costs]), \
+            np.concatenate([n, chars])
+    by_length = replace(router, price_by_length=price)
+    areas = {"mean": _curve_area(router, x, scores, costs, pred=pred),
+             "by_length": _curve_area(by_length, x, scores, costs, chars, pred)}
+    chosen = by_length if areas["by_length"] > areas["mean"] else router
+    return replace(chosen, training=replace(
+        router.training, price_chosen_from={k: round(v, 5) for k, v in areas.items()}))
+
+
 def _calibrate(router: OutcomePredictor, x: Array, scores: Array, costs: Array,
-               tolerance: float) -> OutcomePredictor:
-    table = _held_out_table(router, x, scores, costs)
+               tolerance: float, chars: Array | None = None) -> OutcomePredictor:
+    table = _held_out_table(router, x, scores, costs, chars)
     best = max(c.quality for c in table)
     good = [c for c in table if c.quality >= best - tolerance]
     return replace(router, willingness_to_pay=float(min(good, key=lambda c: c.cost_share).lam),
@@ -404,7 +447,6 @@ class LearnedClassifier(Classifier):
             raise ValueError(f"labels name unknown models: {', '.join(sorted(unknown))}")
         self.names = [rename.get(m, m) for m in predictor.models]
         self.labels = tuple(self.names)
-        self._rel = predictor.relative_costs()
 
     def record_outcome(self, model: str, reward: float) -> None:
         """One real outcome (reward in [0, 1]) of ``model`` (its recorded name) into the
@@ -412,12 +454,15 @@ class LearnedClassifier(Classifier):
         self.predictor = self.predictor.with_outcome(model, reward)
 
     async def classify(self, request: Request) -> Decision:
-        x = await self.embedder.embed([request.prompt])
+        prompt = request.prompt
+        x = await self.embedder.embed([prompt])
         pred = self.predictor.predict(x)[0]
-        j = int(choose(pred[None, :], self._rel, self.lam)[0])
+        # Priced by this prompt's length when the router was fitted so.
+        rel = self.predictor.relative_costs([len(prompt)]).reshape(-1)
+        j = int(choose(pred[None, :], rel, self.lam)[0])
         scores = {name: float(s) for name, s in zip(self.names, pred, strict=True)}
         return Decision(self.names[j], f"{self.names[j]}: predicted {pred[j]:.2f}, "
-                        f"λ={self.lam:g} x relative cost {self._rel[j]:.3f}",
+                        f"λ={self.lam:g} x relative cost {rel[j]:.3f}",
                         float(pred[j]), scores)
 
 

@@ -1,7 +1,8 @@
 """What a learned router knows, as frozen dataclasses: an ``OutcomePredictor`` predicts
 each model's score for an embedded prompt (its ``scorer``: ``Neighbours``, ``Perceptron``
-or ``Factorisation``), keeps the models' mean costs, the calibrated cost knob and the
-real outcomes recorded since fitting. It is neither a Router nor a Model: the Router
+or ``Factorisation``), keeps the models' mean costs (and, where the table shows that a
+longer prompt costs more, each model's ``PriceByLength``), the calibrated cost knob and
+the real outcomes recorded since fitting. It is neither a Router nor a Model: the Router
 pattern uses it through ``LearnedClassifier`` (``chorus.routing.learned``), which fits
 it (``fit``) too.
 
@@ -30,6 +31,7 @@ __all__ = [
     "Neighbours",
     "OutcomePredictor",
     "Perceptron",
+    "PriceByLength",
     "Scorer",
     "Training",
     "choose",
@@ -89,6 +91,22 @@ class Neighbours:
 
     def means(self) -> Array:
         return np.asarray(self.train_y.mean(axis=0), dtype=np.float64)
+
+    def predict_left_out(self, chunk: int = 1024) -> Array:
+        """The prediction for each training prompt from its ``k`` nearest *other*
+        training prompts: a held-out prediction of every training item, for free."""
+        n = self.train_x.shape[0]
+        k = min(self.k, n - 1)
+        out = np.empty((n, self.train_y.shape[1]))
+        for start in range(0, n, chunk):
+            sims = self.train_x[start:start + chunk] @ self.train_x.T
+            rows = np.arange(sims.shape[0])
+            sims[rows, rows + start] = -np.inf
+            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            w = np.maximum(np.take_along_axis(sims, top, axis=1), 1e-6)
+            out[start:start + chunk] = ((self.train_y[top] * w[:, :, None]).sum(axis=1)
+                                        / w.sum(axis=1, keepdims=True))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +182,45 @@ def scorer_of(kind: str, arrays: Mapping[str, npt.ArrayLike], k: int = 20) -> Sc
 
 
 @dataclass(frozen=True, slots=True)
+class PriceByLength:
+    """What a call of each model costs for a prompt of ``chars`` characters:
+    ``base + per_char * chars`` (least squares on the training items, ``per_char`` at
+    least 0). A long prompt costs more input tokens, and often more output; where the
+    price of a call varies with it, routing by each model's mean cost sends the long,
+    dear prompts to the dear model as readily as the short ones."""
+
+    base: Array
+    per_char: Array
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base", _frozen(self.base))
+        object.__setattr__(self, "per_char", _frozen(self.per_char))
+
+    def costs(self, chars: npt.ArrayLike) -> Array:
+        """Items x models: the expected cost of each call (never below 0)."""
+        c = np.asarray(chars, dtype=np.float64).reshape(-1, 1)
+        return np.asarray(np.maximum(self.base[None, :] + c * self.per_char[None, :], 0.0))
+
+    @classmethod
+    def fit(cls, chars: npt.ArrayLike, costs: Array) -> PriceByLength:
+        """Per model (a column of ``costs``, NaN where not recorded), the least-squares
+        line of cost against prompt length; a falling line is flattened to the mean."""
+        c = np.asarray(chars, dtype=np.float64)
+        base, per_char = np.zeros(costs.shape[1]), np.zeros(costs.shape[1])
+        for j in range(costs.shape[1]):
+            seen = ~np.isnan(costs[:, j])
+            if not seen.any():
+                continue
+            x, y = c[seen], costs[seen, j]
+            slope = float(np.cov(x, y, bias=True)[0, 1] / np.var(x)) if np.var(x) > 0 else 0.0
+            # Rounding in a constant price is not a price that grows with the prompt.
+            if slope * float(np.std(x)) > 1e-9 * max(abs(float(y.mean())), 1e-12):
+                per_char[j] = slope
+            base[j] = float(y.mean() - per_char[j] * x.mean())
+        return cls(base, per_char)
+
+
+@dataclass(frozen=True, slots=True)
 class KnobPoint:
     """One held-out point of the calibration: at knob ``lam`` (λ), the router's cost as
     a share of always calling the costliest model, and its mean quality."""
@@ -187,6 +244,9 @@ class Training:
     train_means: tuple[float, ...] = ()
     #: kNN without a given k: the held-out curve area of each k tried.
     k_chosen_from: Mapping[int, float] = field(default_factory=dict)
+    #: The held-out curve area with each model at its mean cost ("mean") and priced by
+    #: prompt length ("by_length"): the larger decides ``price_by_length``.
+    price_chosen_from: Mapping[str, float] = field(default_factory=dict)
     embedding_dims: int | None = None
     embedder: str | None = None
     trained_on: str | None = None
@@ -220,10 +280,12 @@ def feedback_shift(base: Array, feedback: Mapping[str, Sequence[float]],
 
 def choose(pred: Array, rel_costs: Array, lam: float) -> npt.NDArray[np.int64]:
     """The chosen model per row: argmax of predicted score - λ·relative cost; λ = inf
-    picks the cheapest model."""
+    picks the cheapest model. ``rel_costs``: one cost per model, or one row per row of
+    ``pred`` (``OutcomePredictor.relative_costs`` given the prompts' lengths)."""
+    rel = np.broadcast_to(rel_costs, pred.shape)
     if np.isinf(lam):
-        return np.full(pred.shape[0], int(np.argmin(rel_costs)), dtype=np.int64)
-    return np.asarray(np.argmax(pred - lam * rel_costs[None, :], axis=1), dtype=np.int64)
+        return np.asarray(np.argmin(rel, axis=1), dtype=np.int64)
+    return np.asarray(np.argmax(pred - lam * rel, axis=1), dtype=np.int64)
 
 
 # -- the predictor ----------------------------------------------------------------------
@@ -242,6 +304,9 @@ class OutcomePredictor:
     calibration: tuple[KnobPoint, ...] = ()
     training: Training = field(default_factory=Training)
     feedback: Feedback = field(default_factory=Feedback)
+    #: Each model's cost by prompt length, when fitting found that it routes better than
+    #: the mean costs on the held-out items; None: every call at its model's mean cost.
+    price_by_length: PriceByLength | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
@@ -280,9 +345,15 @@ class OutcomePredictor:
             raise ValueError(f"reward must be in [0, 1], got {reward!r}")
         return replace(self, feedback=self.feedback.add(model, reward))
 
-    def relative_costs(self) -> Array:
+    def relative_costs(self, chars: npt.ArrayLike | None = None) -> Array:
+        """Each model's cost over the costliest model's mean cost: one row of means, or,
+        given the prompts' lengths in characters (``chars``) and a ``price_by_length``,
+        one row per prompt."""
         top = float(np.max(self.costs))
-        return self.costs / top if top > 0 else np.zeros_like(self.costs)
+        if chars is None or self.price_by_length is None:
+            return self.costs / top if top > 0 else np.zeros_like(self.costs)
+        by_item = self.price_by_length.costs(chars)
+        return by_item / top if top > 0 else np.zeros_like(by_item)
 
     def knob_for_share(self, share: float) -> float:
         """The calibrated λ whose held-out cost share (of the costliest model) is at most
@@ -334,7 +405,10 @@ def _to_json(p: OutcomePredictor) -> dict[str, Any]:
                              "quality": c.quality} for c in p.calibration],
             "training": training,
             "feedback": {"prior": p.feedback.prior,
-                         "outcomes": {m: list(v) for m, v in p.feedback.outcomes.items()}}}
+                         "outcomes": {m: list(v) for m, v in p.feedback.outcomes.items()}},
+            **({} if p.price_by_length is None else {"price_by_length": {
+                "base": [float(v) for v in p.price_by_length.base],
+                "per_char": [float(v) for v in p.price_by_length.per_char]}})}
 
 
 def _calibration(rows: Sequence[Mapping[str, float]]) -> tuple[KnobPoint, ...]:
@@ -357,12 +431,15 @@ def _feedback(outcomes: Mapping[str, Sequence[float]], prior: float) -> Feedback
 
 
 def _from_json(meta: Mapping[str, Any], arrays: Mapping[str, Array]) -> OutcomePredictor:
-    s, fb = meta["scorer"], meta.get("feedback", {})
+    s, fb, price = meta["scorer"], meta.get("feedback", {}), meta.get("price_by_length")
     return OutcomePredictor(
         tuple(meta["models"]), scorer_of(s["kind"], arrays, int(s.get("k", 20))),
         np.asarray(meta["costs"], dtype=np.float64), float(meta["willingness_to_pay"]),
         _calibration(meta["calibration"]), _training(meta.get("training", {})),
-        _feedback(fb.get("outcomes", {}), fb.get("prior", FEEDBACK_PRIOR)))
+        _feedback(fb.get("outcomes", {}), fb.get("prior", FEEDBACK_PRIOR)),
+        None if price is None else PriceByLength(np.asarray(price["base"], dtype=np.float64),
+                                                 np.asarray(price["per_char"],
+                                                            dtype=np.float64)))
 
 
 def _from_v1(meta: Mapping[str, Any], arrays: Mapping[str, Array]) -> OutcomePredictor:
