@@ -6,11 +6,15 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chorus.cli._args import amount, count, names, out_folder, share
 from chorus.core.errors import ChorusError
+
+if TYPE_CHECKING:
+    from chorus.eval.outcomes import OutcomeItem
 
 __all__ = ["add_parsers", "cmd_bench", "cmd_outcomes", "cmd_feedback"]
 
@@ -56,14 +60,23 @@ def add_parsers(sub: Any, config_arg: Callable[[argparse.ArgumentParser], None])
     out = sub.add_parser("outcomes", help="convert or split outcome tables")
     osub = out.add_subparsers(dest="outcomes_command", metavar="ACTION",
                               parser_class=type(out))
-    conv = osub.add_parser("convert", help="an outcome table from public recorded outputs")
-    conv.add_argument("source", choices=["mmlu_pro", "routellm-gsm8k", "routellm-mmlu"],
-                      help="which public recording the folder holds")
-    conv.add_argument("folder", metavar="DIR",
-                      help="shared/data/mmlu_pro or shared/data/routellm")
+    conv = osub.add_parser(
+        "convert", help="an outcome table from your own records or public recorded outputs",
+        description="An outcome table (one JSON line per item, every model's outcome in "
+                    "it) from 'long' records, one row per item and model (a CSV, TSV or "
+                    "JSONL with model, prompt and score columns; id, cost_usd, response, "
+                    "output_tokens, reference and category kept when given), or from a "
+                    "public recording.")
+    conv.add_argument("source", choices=["long", "mmlu_pro", "routellm-gsm8k",
+                                         "routellm-mmlu"],
+                      help="long: your records, one row per item and model; or which public "
+                           "recording the folder holds")
+    conv.add_argument("folder", metavar="PATH",
+                      help="the long file; or shared/data/mmlu_pro, shared/data/routellm")
     conv.add_argument("-o", "--output", required=True, metavar="OUT.jsonl",
                       help="the outcome table to write")
-    conv.add_argument("--models", type=names, metavar="A,B", help="only these models (MMLU-Pro)")
+    conv.add_argument("--models", type=names, metavar="A,B",
+                      help="only these models (long records and MMLU-Pro)")
     split = osub.add_parser("split", help="split a table into train and test at random")
     split.add_argument("table", metavar="TABLE.jsonl", help="the outcome table to split")
     split.add_argument("--train", required=True, metavar="OUT.jsonl",
@@ -236,15 +249,25 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     import random
 
     from chorus.eval.convert import mmlu_pro_outcomes, routellm_outcomes
-    from chorus.eval.outcomes import read_outcomes, write_outcomes
+    from chorus.eval.outcomes import models_of, read_outcomes, write_outcomes
 
     if args.outcomes_command == "convert":
-        if args.source == "mmlu_pro":
+        if args.source == "long":
+            from chorus.eval.long_table import long_outcomes
+
+            rows, ignored = long_outcomes(args.folder)
+            if args.models:
+                rows = _only(rows, args.models, args.folder)
+            if ignored:
+                print(f"chorus outcomes: note: {args.folder}: columns left out: "
+                      f"{', '.join(ignored)}", file=sys.stderr)
+        elif args.source == "mmlu_pro":
             rows = mmlu_pro_outcomes(args.folder, models=args.models)
         else:
             rows = routellm_outcomes(args.folder, args.source.split("-", 1)[1])
         n = write_outcomes(args.output, rows)
-        print(f"wrote {n} items to {args.output}")
+        m = len(models_of(rows))
+        print(f"wrote {n} items ({m} model{'' if m == 1 else 's'}) to {args.output}")
         return 0
     if args.outcomes_command == "split":
         rows = read_outcomes(args.table)
@@ -265,6 +288,18 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     if args.outcomes_command == "vote":
         return _plan_vote(args)
     raise ChorusError("give an action: chorus outcomes convert|split|vote (see --help)")
+
+
+def _only(rows: list[OutcomeItem], models: list[str], path: str) -> list[OutcomeItem]:
+    """The rows with only ``models``' outcomes (each must be in the table)."""
+    from chorus.eval.outcomes import require_models
+
+    try:
+        require_models(rows, models)
+    except ValueError as exc:
+        raise ChorusError(f"{path}: {exc}") from None
+    return [replace(r, outcomes={m: o for m, o in r.outcomes.items() if m in models})
+            for r in rows]
 
 
 def _plan_vote(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ __all__ = [
     "matrices",
     "unrecorded",
     "as_items",
+    "parse_outcome",
 ]
 
 
@@ -118,7 +119,9 @@ def _tool_calls(raw: Any, where: str) -> tuple[ToolCall, ...]:
     return tuple(calls)
 
 
-def _outcome(raw: Any, where: str) -> Outcome:
+def parse_outcome(raw: Any, where: str) -> Outcome:
+    """One model's outcome from its JSON object; one error naming ``where`` when it is
+    not one."""
     if not isinstance(raw, Mapping):
         raise ChorusError(f"{where}: each outcome must be an object with score, cost_usd, "
                           "response, output_tokens")
@@ -153,7 +156,7 @@ def parse_row(row: Any, where: str) -> OutcomeItem:
     opt = {k: None if row.get(k) is None else str(row[k]) for k in ("category", "reference")}
     return OutcomeItem(
         str(row["id"]), str(row["prompt"]), opt["category"], opt["reference"],
-        {str(m): _outcome(o, f"{where}: {m}") for m, o in row["outcomes"].items()},
+        {str(m): parse_outcome(o, f"{where}: {m}") for m, o in row["outcomes"].items()},
     )
 
 
