@@ -108,3 +108,20 @@ def test_no_price_by_length_where_a_call_costs_the_same_whatever_the_prompt() ->
     router = fit_router(rows, x, kind="knn", k=50)
     assert router.price_by_length is None and not router.training.price_chosen_from
     assert router.relative_costs([100, 4000]).shape == (2,)  # one row of mean costs
+
+
+def test_the_old_class_name_loads_a_priced_router_priced(tmp_path: Path) -> None:
+    import warnings
+
+    import chorus.routing.learned as learned
+
+    x, rows = _rows(400, 3)
+    router = fit_router(rows, x, kind="knn", k=50)
+    assert router.price_by_length is not None
+    router.save(tmp_path / "r")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        old = learned.LearnedRouter.load(tmp_path / "r")
+    assert old.price_by_length is not None
+    np.testing.assert_allclose(old.relative_costs([100, 4000]),
+                               router.relative_costs([100, 4000]))

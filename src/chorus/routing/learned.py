@@ -79,7 +79,7 @@ class _LearnedRouter(OutcomePredictor):
     def load(cls, folder: str | Path) -> _LearnedRouter:
         p = OutcomePredictor.load(folder)
         return cls(p.models, p.scorer, p.costs, p.willingness_to_pay, p.calibration,
-                   p.training, p.feedback)
+                   p.training, p.feedback, p.price_by_length)
 
     def record_outcome(self, model: str, reward: float) -> dict[str, float]:
         """Count one real outcome (reward in [0, 1]) of ``model`` in this router;
