@@ -241,6 +241,9 @@ def test_router_fit_and_eval_on_minilm(tmp_path: Path, capsys: pytest.CaptureFix
     assert "APGR" in out and "CPT(50%)" in out
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert {"apgr", "cpt50", "cpt80", "aiq", "curve", "by_calls"} <= set(metrics)
+    assert metrics["priced_by_length"] == ("price_by_length" in saved)
+    assert ("each call priced by its prompt's length" if metrics["priced_by_length"]
+            else "each call at its model's mean cost") in out
     assert metrics["strong"] == "gpt-4-1106-preview"
     calls = metrics["by_calls"]
     assert (f"  in calls to gpt-4-1106-preview, as RouteLLM counts (a random router: APGR "

@@ -154,7 +154,10 @@ def cmd_router(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ChorusError(f"{args.outcomes}: {exc}") from None
         m, r = result.metrics, result.random
-        print(f"{router.kind} router on {len(rows)} items: weak {m.weak}, strong {m.strong}")
+        priced = ("each call priced by its prompt's length" if router.price_by_length
+                  is not None else "each call at its model's mean cost")
+        print(f"{router.kind} router on {len(rows)} items: weak {m.weak}, strong {m.strong}; "
+              f"{priced}")
         print(f"  APGR {m.apgr:.3f}   CPT(50%) {_fmt(m.cpt50)}   CPT(80%) {_fmt(m.cpt80)}   "
               f"AIQ {m.aiq:.4f}")
         print(f"  random router: APGR {r.apgr:.3f}   CPT(50%) {_fmt(r.cpt50)}   "
@@ -174,6 +177,7 @@ def cmd_router(args: argparse.Namespace) -> int:
         print(f"  curve: {png}")
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n", "utf-8")
+            doc = {**result.to_dict(), "priced_by_length": router.price_by_length is not None}
+            Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", "utf-8")
         return 0
     raise ChorusError("give an action: chorus router fit|eval (see --help)")
