@@ -27,7 +27,9 @@ def add_parser(sub: Any) -> None:
                     "Pareto frontier as runnable systems (DIR/systems.yaml) and measure it "
                     "on TEST with the bench runner (DIR/frontier.json).",
         epilog="TRAIN needs at least 50 items over two models or more; `chorus outcomes "
-               "split TABLE.jsonl --train TRAIN.jsonl --test TEST.jsonl` makes two "
+               "convert long RECORDS.csv -o TABLE.jsonl` makes a table from your own "
+               "records (one row per item and model: model, prompt, score), and `chorus "
+               "outcomes split TABLE.jsonl --train TRAIN.jsonl --test TEST.jsonl` two "
                "disjoint tables. `chorus bench -c DIR/systems.yaml --systems NAME "
                "--dataset TEST.jsonl` reproduces a row of the frontier.")
     p.add_argument("--outcomes", required=True, metavar="TRAIN.jsonl",
