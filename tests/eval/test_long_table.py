@@ -98,3 +98,16 @@ def test_a_folder_or_a_missing_file_says_what_to_give(tmp_path: Path) -> None:
         long_outcomes(tmp_path)
     with pytest.raises(ChorusError, match="does not exist; give the file of records"):
         long_outcomes(tmp_path / "none.csv")
+
+
+def test_a_long_file_given_as_an_outcome_table_says_how_to_convert_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "log.csv").write_text(LOG)
+    (tmp_path / "log.txt").write_text(LOG)
+    for name in ("log.csv", "log.txt"):
+        path = tmp_path / name
+        assert main(["outcomes", "split", str(path), "--train", str(tmp_path / "a"),
+                     "--test", str(tmp_path / "b")]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "an outcome table is JSONL" in err
+        assert f"`chorus outcomes convert long {path} -o TABLE.jsonl`" in err

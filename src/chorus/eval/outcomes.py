@@ -165,12 +165,19 @@ def read_outcomes(path: str | Path, *, limit: int | None = None) -> list[Outcome
     p = Path(path)
     if not p.is_file():
         raise ChorusError(f"outcome table {str(p)!r} does not exist")
+    convert = (f"records with one row per item and model (model, prompt, score) become "
+               f"one with `chorus outcomes convert long {p} -o TABLE.jsonl`")
+    if p.suffix.lower() in (".csv", ".tsv"):
+        raise ChorusError(f"{p}: an outcome table is JSONL, one item a line with every "
+                          f"model's outcome in it; {convert}")
     out: list[OutcomeItem] = []
     with p.open(encoding="utf-8-sig") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            out.append(parse_row(json_line(line, f"{p}:{n}"), f"{p}:{n}"))
+            row = json_line(line, f"{p}:{n}", hint=f" (an outcome table is JSONL; {convert})"
+                            if n == 1 else "")
+            out.append(parse_row(row, f"{p}:{n}"))
             if limit is not None and len(out) >= limit:
                 break
     return out
