@@ -63,6 +63,10 @@ def test_jsonl_records_with_ids_and_the_cost_column_named_cost(tmp_path: Path) -
     assert (row.outcomes["m"].score, row.outcomes["m"].cost_usd,
             row.outcomes["m"].output_tokens) == (1.0, 0.1, 7)
     assert (row.outcomes["n"].score, row.outcomes["n"].cost_usd) == (0.5, None)
+    (tmp_path / "m.jsonl").write_text('{"model": "m", "prompt": [{"role": "user"}], '
+                                      '"score": 1}\n')
+    with pytest.raises(ChorusError, match=r"m.jsonl:1: the prompt must be text, got list"):
+        long_outcomes(tmp_path / "m.jsonl")
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -83,6 +87,7 @@ def test_jsonl_records_with_ids_and_the_cost_column_named_cost(tmp_path: Path) -
     ("id,model,prompt,score\n1,m,hi,1\n,m,ho,1\n",
      "some rows have an id and some not"),
     ("model,prompt,score\n", "no rows (one row per item and model: model, prompt, score)"),
+    ("model,prompt,score\nm, ,1\n", "f.csv:2: the prompt is blank"),
 ])
 def test_bad_records_get_one_line_naming_the_row(tmp_path: Path, text: str,
                                                  message: str) -> None:

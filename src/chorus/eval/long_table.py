@@ -97,7 +97,9 @@ def long_outcomes(path: str | Path) -> tuple[list[OutcomeItem], list[str]]:
         model, prompt = str(row["model"] or "").strip(), row["prompt"]
         if not model:
             raise ChorusError(f"{where}: the model is blank")
-        if not isinstance(prompt, str) or not prompt.strip():
+        if not isinstance(prompt, str):
+            raise ChorusError(f"{where}: the prompt must be text, got {type(prompt).__name__}")
+        if not prompt.strip():
             raise ChorusError(f"{where}: the prompt is blank")
         named = row.get("id") not in (None, "")
         key = str(row["id"]) if named else prompt
