@@ -80,14 +80,7 @@ class Neighbours:
 
     def predict(self, x: Array) -> Array:
         sims = x @ self.train_x.T
-        k = min(self.k, sims.shape[1])
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        # Weighted by similarity: closer neighbours count more, and two prompts rarely
-        # get the very same prediction, so the knob's decisions change one prompt at a
-        # time instead of in blocks that leave gaps in the curve.
-        w = np.maximum(np.take_along_axis(sims, top, axis=1), 1e-6)
-        return np.asarray((self.train_y[top] * w[:, :, None]).sum(axis=1)
-                          / w.sum(axis=1, keepdims=True))
+        return self._from_sims(sims, min(self.k, sims.shape[1]))
 
     def means(self) -> Array:
         return np.asarray(self.train_y.mean(axis=0), dtype=np.float64)
@@ -102,11 +95,19 @@ class Neighbours:
             sims = self.train_x[start:start + chunk] @ self.train_x.T
             rows = np.arange(sims.shape[0])
             sims[rows, rows + start] = -np.inf
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            w = np.maximum(np.take_along_axis(sims, top, axis=1), 1e-6)
-            out[start:start + chunk] = ((self.train_y[top] * w[:, :, None]).sum(axis=1)
-                                        / w.sum(axis=1, keepdims=True))
+            out[start:start + chunk] = self._from_sims(sims, k)
         return out
+
+    def _from_sims(self, sims: Array, k: int) -> Array:
+        """Per row of ``sims`` (similarity to every training prompt), the mean score of
+        the ``k`` most similar training prompts, weighted by similarity: closer
+        neighbours count more, and two prompts rarely get the very same prediction, so
+        the knob's decisions change one prompt at a time instead of in blocks that leave
+        gaps in the curve."""
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        w = np.maximum(np.take_along_axis(sims, top, axis=1), 1e-6)
+        return np.asarray((self.train_y[top] * w[:, :, None]).sum(axis=1)
+                          / w.sum(axis=1, keepdims=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +162,9 @@ Scorer = Neighbours | Perceptron | Factorisation
 _SCORERS: dict[str, type[Scorer]] = {c.kind: c for c in (Neighbours, Perceptron, Factorisation)}
 
 
-def _freeze_arrays(scorer: Scorer) -> None:
-    for name in scorer.ARRAYS:
-        object.__setattr__(scorer, name, _frozen(getattr(scorer, name)))
+def _freeze_arrays(owner: Scorer | PriceByLength) -> None:
+    for name in owner.ARRAYS:
+        object.__setattr__(owner, name, _frozen(getattr(owner, name)))
 
 
 def scorer_of(kind: str, arrays: Mapping[str, npt.ArrayLike], k: int = 20) -> Scorer:
@@ -189,12 +190,13 @@ class PriceByLength:
     price of a call varies with it, routing by each model's mean cost sends the long,
     dear prompts to the dear model as readily as the short ones."""
 
+    ARRAYS: ClassVar[tuple[str, ...]] = ("base", "per_char")
+
     base: Array
     per_char: Array
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "base", _frozen(self.base))
-        object.__setattr__(self, "per_char", _frozen(self.per_char))
+        _freeze_arrays(self)
 
     def costs(self, chars: npt.ArrayLike) -> Array:
         """Items x models: the expected cost of each call (never below 0)."""
@@ -350,10 +352,9 @@ class OutcomePredictor:
         given the prompts' lengths in characters (``chars``) and a ``price_by_length``,
         one row per prompt."""
         top = float(np.max(self.costs))
-        if chars is None or self.price_by_length is None:
-            return self.costs / top if top > 0 else np.zeros_like(self.costs)
-        by_item = self.price_by_length.costs(chars)
-        return by_item / top if top > 0 else np.zeros_like(by_item)
+        costs = (self.costs if chars is None or self.price_by_length is None
+                 else self.price_by_length.costs(chars))
+        return costs / top if top > 0 else np.zeros_like(costs)
 
     def knob_for_share(self, share: float) -> float:
         """The calibrated λ whose held-out cost share (of the costliest model) is at most
