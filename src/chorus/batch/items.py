@@ -23,7 +23,7 @@ from typing import Any
 
 from chorus.core.errors import ChorusError
 from chorus.core.types import Message, Params, Request
-from chorus.eval.datasets import PROMPT_KEYS, csv_rows, json_line
+from chorus.eval.datasets import PROMPT_KEYS, csv_rows, jsonl_rows
 
 __all__ = ["InputError", "Scan", "scan", "stream", "to_request"]
 
@@ -91,10 +91,7 @@ def _rows(path: Path) -> Iterator[tuple[int, Any]]:
         if path.suffix.lower() in (".csv", ".tsv"):
             yield from _csv_items(path)
             return
-        with path.open(encoding="utf-8-sig") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    yield n, json_line(line, f"{path}:{n}", InputError)
+        yield from jsonl_rows(path, InputError)
     except FileNotFoundError:
         raise InputError(f"input {str(path)!r} does not exist") from None
     except IsADirectoryError:

@@ -18,7 +18,8 @@ from typing import Any
 from chorus.core.errors import ChorusError
 from chorus.core.types import Message, Request
 
-__all__ = ["Item", "PROMPT_KEYS", "csv_rows", "json_line", "load_dataset", "item_from_dict"]
+__all__ = ["Item", "PROMPT_KEYS", "csv_rows", "json_line", "jsonl_rows", "load_dataset",
+           "item_from_dict"]
 
 #: The names a prompt goes by in a dataset's rows or a CSV's columns.
 PROMPT_KEYS = ("prompt", "question", "input", "text")
@@ -106,6 +107,16 @@ def csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             yield i + 2, row
 
 
+def jsonl_rows(path: Path, error: type[ChorusError] = ChorusError, hint: str = ""
+               ) -> Iterator[tuple[int, Any]]:
+    """The values of a JSONL file one at a time, each with its line in the file; blank
+    lines skipped, a bad line an ``error`` (see ``json_line``)."""
+    with path.open(encoding="utf-8-sig") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                yield n, json_line(line, f"{path}:{n}", error, hint)
+
+
 def json_line(line: str, where: str, error: type[ChorusError] = ChorusError,
               hint: str = "") -> Any:
     """One line of a JSONL file, parsed; else ``error`` naming ``where`` (``file:line``),
@@ -137,16 +148,13 @@ def load_dataset(path: str | Path, *, limit: int | None = None) -> list[Item]:
                 raise ChorusError(f"{p}: a .json dataset must be a list of objects")
             rows = [(f"{p}[{i}]", r) for i, r in enumerate(data)]
         else:
-            with p.open(encoding="utf-8-sig") as f:
-                for n, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    hint = "" if suffix in (".jsonl", ".ndjson") else (
-                        "; read as JSONL: a dataset is .jsonl (one JSON object a line), "
-                        ".json (a list of objects) or .csv")
-                    rows.append((f"{p}:{n}", json_line(line, f"{p}:{n}", hint=hint)))
-                    if limit is not None and len(rows) >= limit:
-                        break
+            hint = "" if suffix in (".jsonl", ".ndjson") else (
+                "; read as JSONL: a dataset is .jsonl (one JSON object a line), "
+                ".json (a list of objects) or .csv")
+            for n, value in jsonl_rows(p, hint=hint):
+                rows.append((f"{p}:{n}", value))
+                if limit is not None and len(rows) >= limit:
+                    break
     except UnicodeDecodeError as exc:
         raise ChorusError(f"{p}: not UTF-8 text ({exc})") from None
     if limit is not None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chorus.core.errors import ChorusError
-from chorus.eval.datasets import csv_rows, json_line
+from chorus.eval.datasets import csv_rows, jsonl_rows
 from chorus.eval.outcomes import OutcomeItem, parse_outcome
 
 __all__ = ["long_outcomes", "COLUMNS"]
@@ -38,14 +38,11 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         for at, cells in csv_rows(path):
             yield f"{path}:{at}", {k: v for k, v in cells.items() if k is not None}
         return
-    with path.open(encoding="utf-8-sig") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                row = json_line(line, f"{path}:{n}", hint=" (a .csv, .tsv or JSONL file "
-                                "with one row per item and model)")
-                if not isinstance(row, Mapping):
-                    raise ChorusError(f"{path}:{n}: each line must be a JSON object")
-                yield f"{path}:{n}", dict(row)
+    for n, row in jsonl_rows(path, hint=" (a .csv, .tsv or JSONL file with one row per "
+                             "item and model)"):
+        if not isinstance(row, Mapping):
+            raise ChorusError(f"{path}:{n}: each line must be a JSON object")
+        yield f"{path}:{n}", dict(row)
 
 
 def _number(value: Any, where: str, key: str, words: bool = False) -> Any:
