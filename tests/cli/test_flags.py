@@ -75,3 +75,54 @@ def test_an_output_folder_that_is_a_file_is_refused_first(
     err = capsys.readouterr().err
     assert err == "chorus: error: --out 'taken' is a file; give a folder to write into\n"
     assert Path("taken").read_text("utf-8") == "mine"
+
+
+@pytest.mark.parametrize("args", [
+    ["tune", "--outcomes", "t.jsonl", "--test", "t.jsonl", "--out", "taken/sub"],
+    ["bench", "--systems", "s", "--dataset", "t.jsonl", "--out", "taken/sub"],
+    ["router", "fit", "--outcomes", "t.jsonl", "--out", "taken/sub"],
+])
+def test_an_output_folder_that_cannot_be_made_is_refused_first(
+        args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("taken").write_text("mine", "utf-8")  # a file where a parent folder should be
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("chorus: error: --out 'taken/sub' cannot be made (")
+    assert err.endswith("give a folder you can write to\n") and err.count("\n") == 1
+
+
+def test_a_run_that_fails_after_the_output_check_leaves_no_empty_folders(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", "--outcomes", "t.jsonl", "--test", "t.jsonl",
+                 "--out", "a/b/c"]) == 1
+    assert "'t.jsonl' does not exist" in capsys.readouterr().err
+    assert not Path("a").exists()
+
+
+@pytest.mark.parametrize(("args", "want"), [
+    (["bench", "--systems", "s", "--dataset", "t.jsonl", "--json", "taken/b.json"],
+     "--json's folder 'taken' is a file"),
+    (["bench", "--systems", "s", "--dataset", "t.jsonl", "--record", "dir"],
+     "--record 'dir' is a folder; give a file to write"),
+    (["router", "eval", "--router", "r", "--outcomes", "t.jsonl", "--json", "dir"],
+     "--json 'dir' is a folder; give a file to write"),
+    (["router", "eval", "--router", "r", "--outcomes", "t.jsonl", "--plot", "taken/p.png"],
+     "--plot's folder 'taken' is a file"),
+    (["outcomes", "convert", "long", "t.jsonl", "-o", "taken/o.jsonl"],
+     "-o's folder 'taken' is a file"),
+    (["outcomes", "split", "t.jsonl", "--train", "dir", "--test", "b.jsonl"],
+     "--train 'dir' is a folder; give a file to write"),
+])
+def test_an_output_file_that_cannot_be_written_is_refused_first(
+        args: list[str], want: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("taken").write_text("mine", "utf-8")
+    Path("dir").mkdir()  # t.jsonl, s and r do not exist: the check ran before reading them
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"chorus: error: {want}") and err.count("\n") == 1

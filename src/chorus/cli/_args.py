@@ -11,7 +11,7 @@ from typing import Any
 
 from chorus.core.errors import ChorusError
 
-__all__ = ["count", "amount", "share", "names", "out_folder", "outcome_table"]
+__all__ = ["count", "amount", "share", "names", "out_file", "out_folder", "outcome_table"]
 
 
 def out_folder(path: str | Path, flag: str = "--out") -> Path:
@@ -20,7 +20,29 @@ def out_folder(path: str | Path, flag: str = "--out") -> Path:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ChorusError(f"{flag} {str(path)!r} is a file; give a folder to write into")
+    if not out.exists():
+        # Make it (and any missing parents) to see that it can be made, then take them
+        # away again: a run that fails later leaves no empty folders behind.
+        made = [p for p in (out, *out.parents) if not p.exists()]
+        try:
+            out.mkdir(parents=True)
+        except OSError as exc:
+            raise ChorusError(f"{flag} {str(path)!r} cannot be made ({exc.strerror or exc}); "
+                              "give a folder you can write to") from None
+        for p in made:
+            p.rmdir()
     return out
+
+
+def out_file(path: str | Path | None, flag: str) -> None:
+    """``path`` as a file to write at the end of a run, refused now (not after minutes of
+    work) when it is a folder or its folder cannot be made; None: not asked for."""
+    if path is None:
+        return
+    out = Path(path)
+    if out.is_dir():
+        raise ChorusError(f"{flag} {str(path)!r} is a folder; give a file to write")
+    out_folder(out.parent, f"{flag}'s folder")
 
 
 def outcome_table(path: str) -> Any:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from chorus.cli._args import amount, count, names, out_folder, outcome_table, share
+from chorus.cli._args import amount, count, names, out_file, out_folder, outcome_table, share
 from chorus.core.errors import ChorusError
 
 __all__ = ["add_parser", "cmd_router"]
@@ -93,6 +93,9 @@ def cmd_router(args: argparse.Namespace) -> int:
 
     if args.router_command == "fit":
         out_folder(args.out)
+    else:
+        out_file(args.json, "--json")
+        out_file(args.plot, "--plot")
     if getattr(args, "intents", None):
         from chorus.cli.router_intents import cmd_intents
 
