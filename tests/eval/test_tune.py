@@ -528,3 +528,81 @@ def test_a_check_weighs_which_answer_a_biased_model_gave() -> None:
     checks = [p for c in found.candidates for p in c.parts.values()
               if isinstance(p, AcceptanceModel)]
     assert checks and all(p.answers == () for p in checks)
+
+
+def _options_table(n: int, seed: int) -> tuple[list[OutcomeItem], np.ndarray, np.ndarray]:
+    """Four-option questions whose right option is the most detailed one. The cheap model
+    picks it on half of them and is then right 85 % of the time; elsewhere it is right
+    35 % of the time. Its letters are spread evenly, its answers' texts alike, and the
+    embeddings say nothing: only where its choice stands among the options tells."""
+    rng = np.random.default_rng(seed)
+    picks_longest = rng.random(n) < 0.5
+    right = np.where(picks_longest, rng.random(n) < 0.85, rng.random(n) < 0.35)
+    rows = []
+    for i in range(n):
+        long_at = int(rng.integers(0, 4))
+        opts = ["a short one"] * 4
+        opts[long_at] = "the long, detailed and careful option"
+        pick = long_at if picks_longest[i] else (long_at + 1 + int(rng.integers(0, 3))) % 4
+        prompt = f"Question {i}?\n" + "\n".join(f"{'ABCD'[k]}. {o}" for k, o in enumerate(opts))
+        rows.append(OutcomeItem(str(i), prompt, None, None, {
+            "cheap": Outcome(float(right[i]), 1e-4, f"The answer is ({'ABCD'[pick]})", 6),
+            "strong": Outcome(1.0, 1e-2, "The answer is (A)", 6)}))
+    return rows, rng.normal(size=(n, 8)), picks_longest
+
+
+def test_a_check_weighs_where_the_chosen_option_stands() -> None:
+    rows, x, longest = _options_table(600, 4)
+    t = rp.Table.of(rows, ["cheap", "strong"], extractor("choice"))
+    right = t.scores[:, 0] > 0.5
+    fit, test = np.arange(600) < 400, np.arange(600) >= 400
+    feats = rp.stage_features(t, [0], choices=True)[0]
+    with_choices = AcceptanceModel.fit(x[fit], feats[fit], right[fit], shape=True,
+                                       choices=True)
+    assert with_choices.reads_choices and feats.shape[1] == len(with_choices.features)
+    without = AcceptanceModel.fit(x[fit], rp.stage_features(t, [0])[0][fit], right[fit],
+                                  shape=True)
+    assert not without.reads_choices
+    p_with = with_choices.predict(x[test], feats[test])
+    p_without = without.predict(x[test], rp.stage_features(t, [0])[0][test])
+    on = longest[test]
+    assert p_with[on].mean() > p_with[~on].mean() + 0.3
+    assert abs(p_without[on].mean() - p_without[~on].mean()) < 0.1
+    # tune gives its checks these features where the prompts list options, and not where
+    # they do not.
+    found = search(rows, x, ["cheap", "strong"], extract="choice", seed=0)
+    checks = [p for c in found.candidates for p in c.parts.values()
+              if isinstance(p, AcceptanceModel)]
+    assert checks and all(p.reads_choices for p in checks)
+    bare = [OutcomeItem(r.id, f"question {r.id}", None, None, r.outcomes) for r in rows]
+    found = search(bare, x, ["cheap", "strong"], extract="choice", seed=0)
+    checks = [p for c in found.candidates for p in c.parts.values()
+              if isinstance(p, AcceptanceModel)]
+    assert checks and not any(p.reads_choices for p in checks)
+
+
+async def test_a_check_reads_the_options_live_as_the_replay_does(tmp_path: Path) -> None:
+    rows, x, _ = _options_table(200, 5)
+    write_outcomes(tmp_path / "t.jsonl", rows)
+    t = rp.Table.of(rows, ["cheap", "strong"], extractor("choice"))
+    feats = rp.stage_features(t, [0], choices=True)[0]
+    AcceptanceModel.fit(x, feats, t.scores[:, 0] > 0.5, shape=True, choices=True).save(
+        tmp_path / "accept")
+    model = AcceptanceModel.load(tmp_path / "accept")
+    p = model.predict(x, feats)
+    doc = {"models": {m: {"provider": "replay", "outcomes": "t.jsonl", "model": m}
+                      for m in ("cheap", "strong")},
+           "systems": {"casc": {"kind": "cascade", "stages": [
+               {"model": "cheap", "check": {"type": "learned", "path": "accept",
+                                            "threshold": 0.6, "extract": "choice"}},
+               {"model": "strong"}]}}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(doc), "utf-8")
+    casc = Config.load(tmp_path / "c.yaml").get("casc")
+    casc.stages[0].check.embedder = TableEmbedder(  # type: ignore[attr-defined]
+        {r.prompt: x[i] for i, r in enumerate(rows)})
+    res = await run_bench({"casc": casc}, as_items(rows),
+                          make_scorer("recorded", outcomes={r.id: r for r in rows}))
+    want = rp.accepted(t, [0], p >= 0.6, rp.single(t, 1))
+    assert 0 < (p >= 0.6).mean() < 1
+    assert np.allclose([r.score for r in res["casc"]], want.score)
+    assert np.allclose([r.cost_usd for r in res["casc"]], want.cost)

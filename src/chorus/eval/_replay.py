@@ -17,6 +17,7 @@ from chorus.eval.outcomes import OutcomeItem, matrices
 from chorus.patterns.agreement import Extractor
 from chorus.routing.acceptance import answer_features
 from chorus.routing.answer_shape import SHAPE_FEATURES, shape_features
+from chorus.routing.choice_shape import choice_features
 
 __all__ = ["Table", "Run", "VoteOutcome", "vote", "consensus", "accepted", "route"]
 
@@ -160,13 +161,15 @@ def _won(t: Table, v: VoteOutcome) -> Ints:
 
 
 def stage_features(t: Table, members: Sequence[int], *, by_member: bool = False,
-                   answers: Sequence[str] = ()) -> tuple[Array, Ints]:
+                   answers: Sequence[str] = (), choices: bool = False
+                   ) -> tuple[Array, Ints]:
     """The acceptance features of a cascade stage's answer (a vote when it has several
     members, as ``LearnedCheck`` reads them live; a single model's then the
     ``SHAPE_FEATURES`` of its answer's text, which a vote with an extractor replaces with
     the bare label) and the member whose answer it is; ``by_member``: then one 0/1 per
     member, it gave the winning answer; then one 0/1 per name in ``answers``: the
-    stage's answer is it."""
+    stage's answer is it; then, with ``choices``, the ``CHOICE_FEATURES`` of that answer
+    among the options its prompt lists."""
     if len(members) == 1 and not by_member:
         j = members[0]
         answered = t.labels[:, j] > 0
@@ -189,6 +192,11 @@ def stage_features(t: Table, members: Sequence[int], *, by_member: bool = False,
         said = np.asarray(t.keys, dtype=object)[won]
         feats = np.hstack([feats, np.stack([said == a for a in answers], axis=1)
                            .astype(np.float64)])
+    if choices:
+        feats = np.hstack([feats, np.asarray(
+            [choice_features(p, t.keys[w] if w else None) for p, w in zip(t.prompts, won,
+                                                                           strict=True)],
+            dtype=np.float64).reshape(len(t), -1)])
     return feats, who
 
 

@@ -2,7 +2,7 @@
 tell, on a recorded table, when two models' answers are the same answer; ``chorus tune``
 searches votes and agreement by it. Also how many answers a question may have (a vote's
 weights assume it) and which answers are common enough for a learned check to weigh each
-on its own."""
+on its own, and whether the prompts list options for a check to place an answer among."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import numpy as np
 from chorus.eval import _replay as rp
 from chorus.eval.outcomes import OutcomeItem
 from chorus.patterns.agreement import extractor
+from chorus.routing.choice_shape import options
 
-__all__ = ["FIT", "MAX_CLASSES", "answer_classes", "common_answers", "pick_extract",
-           "whole_answers_agree"]
+__all__ = ["FIT", "MAX_CLASSES", "answer_classes", "common_answers", "lists_options",
+           "pick_extract", "whole_answers_agree"]
 
 
 def _fitness(rows: Sequence[OutcomeItem], models: Sequence[str],
@@ -99,3 +100,14 @@ def common_answers(t: rp.Table, stage: Sequence[int]) -> list[str]:
     common = sorted(((int(c), t.keys[int(i)]) for i, c in zip(ids, counts, strict=True)
                      if c >= need), key=lambda ck: -ck[0])
     return [k for _, k in common[:MAX_CLASSES]] if len(common) >= 2 else []
+
+
+#: The share of prompts that must list lettered options for a learned check to read where
+#: the answer stands among them (``routing.choice_shape``).
+OPTIONS_SHARE = 0.2
+
+
+def lists_options(t: rp.Table) -> bool:
+    """Whether at least ``OPTIONS_SHARE`` of the table's prompts list options A, B, ..."""
+    listed = sum(1 for p in t.prompts if options(p))
+    return listed >= OPTIONS_SHARE * max(len(t), 1)

@@ -45,6 +45,7 @@ from chorus.eval import _replay as rp
 from chorus.eval.answer_kind import (
     answer_classes,
     common_answers,
+    lists_options,
     pick_extract,
     whole_answers_agree,
 )
@@ -379,8 +380,11 @@ def _acceptance_cascades(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
     by_member = len(stage) > 1
     members = [names[j] for j in stage] if by_member else []
     # A number is a value, not a class: "10" says nothing of how often "10" is right.
-    answers = [] if extract_spec.get("extract") == "number" else common_answers(t, stage)
-    feats, who = rp.stage_features(t, stage, by_member=by_member, answers=answers)
+    number = extract_spec.get("extract") == "number"
+    answers = [] if number else common_answers(t, stage)
+    choices = not number and lists_options(t)
+    feats, who = rp.stage_features(t, stage, by_member=by_member, answers=answers,
+                                   choices=choices)
     right = np.where(who >= 0, t.scores[np.arange(len(t)), np.maximum(who, 0)], 0.0) > 0.5
     tokens = t.stage_tokens(stage)
     settings = [(g, w) for g in (GAINS if rivals[-1] is not None else (0.0,))
@@ -391,7 +395,7 @@ def _acceptance_cascades(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
         # A single model's answer is read whole (its length, its final answer, its
         # arithmetic); a vote's is the bare label it settled on.
         base = AcceptanceModel.fit(x[rows], feats[rows], right[rows], members=members,
-                                   shape=not by_member, answers=answers)
+                                   shape=not by_member, answers=answers, choices=choices)
         try:
             price: PriceModel | None = PriceModel.fit(x[rows], tokens[rows],
                                                       t.costs[rows, strong])
@@ -465,7 +469,7 @@ def _replay_on(c: Candidate, t: rp.Table, x: Array, names: list[str]) -> rp.Run 
     model = c.parts[stage["check"]["path"]]
     assert isinstance(model, AcceptanceModel)
     feats, _ = rp.stage_features(t, members, by_member=bool(model.members),
-                                 answers=model.answers)
+                                 answers=model.answers, choices=model.reads_choices)
     p = model.score(x, feats, t.stage_tokens(members))
     return rp.accepted(t, members, p >= stage["check"]["threshold"], strong)
 

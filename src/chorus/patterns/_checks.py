@@ -22,6 +22,7 @@ from chorus.embeddings import Embedder
 from chorus.patterns._concurrent import gather
 from chorus.patterns.agreement import Extractor, normalise
 from chorus.routing.acceptance import AcceptanceModel, tally_features
+from chorus.routing.choice_shape import choice_features
 
 __all__ = [
     "AgreementCheck",
@@ -266,6 +267,8 @@ class LearnedCheck(Check):
                                   winner=winner, members=self.model.members,
                                   text=answer.text if self.model.reads_text else None)
         features += [1.0 if said == a else 0.0 for a in self.model.answers]
+        if self.model.reads_choices:
+            features += choice_features(request.prompt, said)
         tokens = [answer.usage.output_tokens]
         p = float(self.model.score(x, [features], tokens)[0])
         what = "P(right)" if self.model.rival is None and not self.model.priced else "score"

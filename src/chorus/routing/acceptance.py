@@ -9,7 +9,9 @@ stage's ``members``, which of them agree with it (a strong member agreeing count
 more than a weak one), the shape of the answer's text (``routing.answer_shape``: its
 length, whether it states a final answer, whether its worked arithmetic holds) and, for
 answers that are labels, which label it is (``answers``: a model that answers "A" when it
-guesses, or "yes" too readily, is right less often when it says so). It may
+guesses, or "yes" too readily, is right less often when it says so) and, for a
+multiple-choice prompt, where the chosen option stands among the options
+(``routing.choice_shape``: the longest, the shortest, an extreme number). It may
 carry a ``rival``: P(the escalation's answer is right | prompt), so that the check
 escalates where escalating gains most, not only where the cheap answer is weakest; its
 score is then ``(P + gain * (1 - P_rival)) / (1 + gain)``, in [0, 1] and equal to P when
@@ -37,6 +39,7 @@ import numpy.typing as npt
 
 from chorus.routing._saved import read_saved
 from chorus.routing.answer_shape import SHAPE_FEATURES, shape_features
+from chorus.routing.choice_shape import CHOICE_FEATURES
 
 __all__ = ["AcceptanceModel", "PriceModel", "answer_features", "tally_features",
            "ANSWER_FEATURES", "SHAPE_FEATURES"]
@@ -89,10 +92,21 @@ def _sigmoid(z: Array) -> Array:
 L2_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
-def _newton(z: Array, y: Array, l2: float, steps: int = 25) -> Array:
-    """Logistic regression weights (the last column of ``z`` is the bias, unpenalised)."""
+#: How much less than the embedding's the answer features' penalty may be (``fit``
+#: chooses): hundreds of weak embedding dimensions need a strong penalty, which would
+#: also flatten the few answer features that each say much.
+FEATURE_PENALTY_RATIOS = (1.0, 0.1, 0.01)
+
+
+def _newton(z: Array, y: Array, l2: float, steps: int = 25, *, dims: int | None = None,
+            ratio: float = 1.0) -> Array:
+    """Logistic regression weights (the last column of ``z`` is the bias, unpenalised;
+    the columns from ``dims`` on, the answer features, penalised ``ratio`` times as
+    much as the embedding's)."""
     w = np.zeros(z.shape[1])
     penalty = np.full(z.shape[1], l2)
+    if dims is not None:
+        penalty[dims:] = l2 * ratio
     penalty[-1] = 0.0
     for _ in range(steps):
         p = _sigmoid(z @ w)
@@ -205,17 +219,21 @@ class AcceptanceModel:
     def fit(cls, x: npt.ArrayLike, features: npt.ArrayLike, right: npt.ArrayLike, *,
             l2: float | None = None, seed: int = 0, members: Sequence[str] = (),
             names: Sequence[str] | None = None, shape: bool = False,
-            answers: Sequence[str] = ()) -> AcceptanceModel:
+            answers: Sequence[str] = (), choices: bool = False) -> AcceptanceModel:
         """Fit on embeddings ``x`` (items x dims), answer features (items x 3, then the
         ``SHAPE_FEATURES`` when ``shape``, then one column per name in ``members``, then
-        one per answer in ``answers``: the stage answered it) and whether each answer was
-        right (0/1): a logistic regression by Newton's method.
+        one per answer in ``answers``: the stage answered it, then the
+        ``CHOICE_FEATURES`` when ``choices``) and whether each answer was right (0/1): a
+        logistic regression by Newton's method.
         ``names`` overrides the feature names (``()``: the prompt alone, as a rival is
         fitted). Without ``l2`` the penalty is the one of ``L2_GRID`` with the best log
-        loss on a held-out quarter of the items (then refitted on all of them)."""
+        loss on a held-out quarter of the items, then the answer features' share of it
+        the one of ``FEATURE_PENALTY_RATIOS`` with the best (then refitted on all of
+        them); with ``l2``, every input is penalised alike."""
         if names is None:
             names = (*ANSWER_FEATURES, *(SHAPE_FEATURES if shape else ()),
-                     *(f"agrees:{m}" for m in members), *(f"{_ANSWER}{a}" for a in answers))
+                     *(f"agrees:{m}" for m in members), *(f"{_ANSWER}{a}" for a in answers),
+                     *(CHOICE_FEATURES if choices else ()))
         f = np.asarray(features, dtype=np.float64).reshape(len(np.asarray(x)), -1)
         if f.shape[1] != len(names):
             raise ValueError(f"expected {len(names)} answer features, got {f.shape[1]}")
@@ -226,19 +244,32 @@ class AcceptanceModel:
         mean, scale = z.mean(axis=0), z.std(axis=0)
         scale = np.where(scale > 1e-9, scale, 1.0)
         zs = np.hstack([(z - mean) / scale, np.ones((z.shape[0], 1))])
+        dims = int(np.asarray(x).shape[1])
         losses: dict[float, float] = {}
+        ratios: dict[float, float] = {}
+        ratio = 1.0
         if l2 is None:
             order = np.random.default_rng(seed).permutation(len(y))
             cut = len(y) // 4
             val, tr = order[:cut], order[cut:]
-            for c in L2_GRID:
-                p = np.clip(_sigmoid(zs[val] @ _newton(zs[tr], y[tr], c)), 1e-6, 1 - 1e-6)
-                losses[c] = float(-np.mean(y[val] * np.log(p) + (1 - y[val]) * np.log(1 - p)))
+
+            def loss(c: float, r: float) -> float:
+                w = _newton(zs[tr], y[tr], c, dims=dims, ratio=r)
+                p = np.clip(_sigmoid(zs[val] @ w), 1e-6, 1 - 1e-6)
+                return float(-np.mean(y[val] * np.log(p) + (1 - y[val]) * np.log(1 - p)))
+
+            losses = {c: loss(c, 1.0) for c in L2_GRID}
             l2 = min(losses, key=lambda c: (losses[c], -c))
-        w = _newton(zs, y, l2)
+            if f.shape[1]:  # then how much less the answer features are penalised
+                ratios = {r: (losses[l2] if r == 1.0 else loss(l2, r))
+                          for r in FEATURE_PENALTY_RATIOS}
+                ratio = min(ratios, key=lambda r: (ratios[r], -r))
+        w = _newton(zs, y, l2, dims=dims, ratio=ratio)
         return cls(w[:-1], float(w[-1]), mean, scale,
-                   {"items": int(len(y)), "l2": l2, "mean_right": float(y.mean()),
-                    "l2_chosen_from": {str(k): round(v, 5) for k, v in losses.items()}},
+                   {"items": int(len(y)), "l2": l2, "feature_penalty_ratio": ratio,
+                    "mean_right": float(y.mean()),
+                    "l2_chosen_from": {str(k): round(v, 5) for k, v in losses.items()},
+                    "ratio_chosen_from": {str(k): round(v, 5) for k, v in ratios.items()}},
                    tuple(names), tuple(members))
 
     def with_rival(self, rival: AcceptanceModel | None, gain: float) -> AcceptanceModel:
@@ -334,3 +365,9 @@ class AcceptanceModel:
         """Whether it was fitted with the ``SHAPE_FEATURES`` of the answer's text (a model
         saved before they existed was not)."""
         return SHAPE_FEATURES[0] in self.features
+
+    @property
+    def reads_choices(self) -> bool:
+        """Whether it was fitted with the ``CHOICE_FEATURES`` (where the answer stands
+        among the options the prompt lists)."""
+        return CHOICE_FEATURES[0] in self.features
