@@ -18,6 +18,7 @@ from chorus.eval.outcomes import Outcome, OutcomeItem, as_items, write_outcomes
 from chorus.eval.scorers import make_scorer
 from chorus.eval.tune import learned_weights
 from chorus.patterns.agreement import extractor
+from chorus.routing.choice_shape import CHOICE_FEATURES
 from chorus.routing.vote_weights import FLOOR, RegionWeights
 from tests.patterns._fakes import TableEmbedder
 
@@ -135,3 +136,78 @@ def test_weights_by_refuses_what_does_not_fit(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not saved region vote weights"):
         Config.load(_config(tmp_path, {"kind": "vote", "models": MODELS, "by": "weight",
                                        "weights_by": {"path": "nowhere"}})).get("v")
+
+
+def _options_table(n: int, seed: int) -> tuple[list[OutcomeItem], np.ndarray]:
+    """Four-option questions whose right option is the most detailed one. Each of the
+    three models is right 50 % of the time and otherwise picks a short option at random:
+    when they split, the longest of their answers is the likelier one."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    rows = []
+    for i in range(n):
+        gold = int(rng.integers(0, 4))
+        opts = ["short"] * 4
+        opts[gold] = "a long and careful option"
+        prompt = f"Question {i}?\n" + "\n".join(f"{'ABCD'[k]}. {o}" for k, o in enumerate(opts))
+        outs = {}
+        for m in MODELS:
+            k = gold if rng.random() < 0.5 else [c for c in range(4) if c != gold][
+                rng.integers(0, 3)]
+            outs[m] = Outcome(float(k == gold), 1e-3, f"The answer is ({'ABCD'[k]})", 5)
+        rows.append(OutcomeItem(str(i), prompt, None, None, outs))
+    return rows, x
+
+
+def test_region_weights_weigh_where_each_answer_stands_among_the_options(
+        tmp_path: Path) -> None:
+    rows, x = _options_table(1000, 4)
+    t = rp.Table.of(rows, MODELS, extractor("choice"))
+    fit, test = np.arange(600), np.arange(600, 1000)
+    f = t.take(fit)
+    plain = _fit(f, x[fit])
+    weighed = RegionWeights.fit(x[fit], f.labels, f.scores > 0.5, MODELS, regions=2,
+                                options=(f.prompts, f.keys))
+    assert plain.choice is None and weighed.choice is not None
+    # Being the longest option counts for the answer.
+    assert dict(zip(CHOICE_FEATURES, weighed.choice, strict=True))["choice:longest"] > 0
+    te = t.take(test)
+    bonus = weighed.bonus_rows(te.prompts, te.keys, te.labels)
+    assert bonus is not None and plain.bonus_rows(te.prompts, te.keys, te.labels) is None
+    with_options = rp.voted(te, range(3), weighed.rows(x[test]), bonus)
+    by_members = rp.voted(te, range(3), plain.rows(x[test]))
+    assert with_options.quality >= by_members.quality + 0.1, (with_options.quality,
+                                                               by_members.quality)
+    back = RegionWeights.load(weighed.save(tmp_path / "w"))
+    assert back.choice is not None and np.allclose(back.choice, weighed.choice)
+    np.save(tmp_path / "w" / "choice.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="choice.npy holds 3 weights"):
+        RegionWeights.load(tmp_path / "w")
+
+
+async def test_a_live_vote_weighs_the_options_as_the_replay_does(tmp_path: Path) -> None:
+    rows, x = _options_table(200, 5)
+    write_outcomes(tmp_path / "t.jsonl", rows)
+    t = rp.Table.of(rows, MODELS, extractor("choice"))
+    weights = RegionWeights.fit(x, t.labels, t.scores > 0.5, MODELS, regions=2,
+                                options=(t.prompts, t.keys))
+    weights.save(tmp_path / "votes" / "w")
+    cfg = Config.load(_config(tmp_path, {"kind": "vote", "models": MODELS, "by": "weight",
+                                         "extract": "choice",
+                                         "weights_by": {"path": "votes/w"}}))
+    vote = cfg.get("v")
+    vote.weights_embedder = TableEmbedder(  # type: ignore[attr-defined]
+        {r.prompt: x[i] for i, r in enumerate(rows)})
+    res = await run_bench({"v": vote}, as_items(rows),
+                          make_scorer("recorded", outcomes={r.id: r for r in rows}))
+    expected = rp.voted(t, range(3), weights.rows(x),
+                        weights.bonus_rows(t.prompts, t.keys, t.labels))
+    assert np.allclose([r.score for r in res["v"]], expected.score)
+    # The options changed some winners: not the members' weights alone.
+    assert not np.allclose(expected.score, rp.voted(t, range(3), weights.rows(x)).score)
+    answer = await vote.complete(Request.of(rows[0].prompt))
+    assert answer.trace is not None
+    shown = answer.trace.attributes["option_bonus"]
+    assert shown and all(shown[k] == pytest.approx(weights.bonus(rows[0].prompt, k), abs=1e-4)
+                         for k in shown)

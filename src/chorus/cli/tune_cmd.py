@@ -22,8 +22,8 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "tune", help="search systems built from a table's models; write the best as YAML",
         description="Search singles, weighted votes, agreement and learned-acceptance "
-                    "cascades and learned routers on TRAIN (every setting chosen on items "
-                    "the part was not fitted on: a held-out slice, or folds), write the "
+                    "cascades and learned routers on TRAIN (every candidate judged on every "
+                    "item; fitted parts cross-fitted over three folds), write the "
                     "Pareto frontier as runnable systems (DIR/systems.yaml) and measure it "
                     "on TEST with the bench runner (DIR/frontier.json).",
         epilog="TRAIN needs at least 50 items over two models or more; `chorus outcomes "
@@ -220,9 +220,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if pool is not summaries:
         why += (f" (among the {len(pool)} costing at most {args.max_cost_share:g} of "
                 f"{strongest})")
-    print(f"\n{len(found.candidates)} systems searched on {found.fit_items} + "
-          f"{found.held_out_items} training items; {len(found.front)} on the frontier, "
-          f"measured on {len(test)} test items.")
+    print(f"\n{len(found.candidates)} systems searched on {found.items} training items "
+          f"(fitted parts cross-fitted over three folds); {len(found.front)} on the "
+          f"frontier, measured on {len(test)} test items.")
     print(f"wrote {out / 'systems.yaml'}, {out / 'frontier.json'}")
     print(f"recommended: {best}: {why}")
     for line in _against_strongest(summaries, strongest, *alone):

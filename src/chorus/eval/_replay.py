@@ -108,16 +108,20 @@ class VoteOutcome:
     distinct: Ints
 
 
-def vote(t: Table, members: Sequence[int], weights: npt.ArrayLike | None = None
-         ) -> VoteOutcome:
+def vote(t: Table, members: Sequence[int], weights: npt.ArrayLike | None = None,
+         bonus: npt.ArrayLike | None = None) -> VoteOutcome:
     """The (weighted) vote of ``members``: per item the label with the largest total
     weight wins, ties to the earliest member, as ``Vote(tie_break="order")``. ``weights``:
-    one per member, or one row per item (weights that depend on the question)."""
+    one per member, or one row per item (weights that depend on the question);
+    ``bonus``: items x members, what each member's answer adds to its group's total
+    (``RegionWeights.bonus_rows``)."""
     lab = t.labels[:, list(members)]
     w = np.asarray(weights if weights is not None else [1.0] * len(members), dtype=np.float64)
     per_item = w[:, None, :] if w.ndim == 2 else w[None, None, :]
     same = (lab[:, :, None] == lab[:, None, :]) & (lab[:, :, None] > 0)
     total = (same * per_item).sum(axis=2)
+    if bonus is not None:
+        total = total + np.asarray(bonus, dtype=np.float64)
     count = same.sum(axis=2)
     pos = np.argmax(total, axis=1)  # the first member of the heaviest group
     rows = np.arange(len(t))
@@ -133,9 +137,10 @@ def _pick(t: Table, winner: Ints) -> Array:
     return np.where(winner >= 0, t.scores[rows, np.maximum(winner, 0)], 0.0)
 
 
-def voted(t: Table, members: Sequence[int], weights: npt.ArrayLike | None = None) -> Run:
+def voted(t: Table, members: Sequence[int], weights: npt.ArrayLike | None = None,
+          bonus: npt.ArrayLike | None = None) -> Run:
     """A vote as a system: the winner's recorded score (0 when nobody answered)."""
-    v = vote(t, members, weights)
+    v = vote(t, members, weights, bonus)
     return Run(_pick(t, v.winner), t.costs[:, list(members)].sum(axis=1))
 
 

@@ -1,12 +1,14 @@
 """``chorus tune``: search the systems that can be built from a table's models, on
 recorded outcomes, and keep the ones no other beats on both quality and cost.
 
-The training table is split once: a fitting slice (70 %) where every learned part is
-fitted and every ranking is made, and a held-out slice (30 %) where every candidate is
-replayed and every setting is chosen (thresholds, knob values, which candidates stay).
-Learned checks are cross-fitted instead: scored on each of three folds by parts fitted
-on the other two, so their settings are chosen on every training item, then refitted on
-all of them.
+Every candidate is judged on every training item. What has nothing fitted (a single
+model, a log-odds vote, a consensus) is replayed on them; what is fitted (learned checks,
+learned vote weights, routers) is cross-fitted: each of three folds is scored by parts
+fitted on the other two, so its settings (thresholds, knob values, which candidates stay)
+are chosen on every training item, and the parts it ships are refitted on all of them.
+(Judged on a held-out slice of 30 %, the best points of a router's knob sweep on 600
+questions were kept as if they were what the router does, and pushed better systems off
+the frontier.)
 The families searched:
 
 - singles: every model;
@@ -26,7 +28,7 @@ The families searched:
 - learned routers (kNN on the prompt's embedding) over the efficient models, over the
   five best ones, and routers whose routes include the best cascades.
 
-The systems on the held-out slice's Pareto frontier are written as a config whose
+The systems on that Pareto frontier are written as a config whose
 ``replay`` models answer from the test table, then measured on it with the bench runner.
 """
 
@@ -65,7 +67,8 @@ Array = npt.NDArray[np.float64]
 @dataclass
 class Candidate:
     """One system: its ``systems:`` entry (naming models by their table names), its bench
-    kind, its replay on the held-out slice, and the learned parts it needs on disk."""
+    kind, its replay on the training items (out of fold where it is fitted), and the
+    learned parts it needs on disk."""
 
     name: str
     family: str
@@ -81,8 +84,7 @@ class Candidate:
 
     @property
     def cost(self) -> float:
-        """Its mean cost per held-out item (learned cascades are held out on every
-        training item, the others on the held-out slice)."""
+        """Its mean cost per training item it was judged on (every one)."""
         return float(self.held_out.cost.mean()) if self.held_out.cost.size else 0.0
 
 
@@ -91,8 +93,7 @@ class Search:
     candidates: list[Candidate]
     front: list[Candidate]
     strongest: str
-    fit_items: int
-    held_out_items: int
+    items: int
 
 
 def frontier(cands: Sequence[Candidate]) -> list[Candidate]:
@@ -111,7 +112,7 @@ def _name(models: Sequence[str]) -> str:
     return "+".join(short)
 
 
-#: The fewest training items tune searches on (its held-out slice takes 30 % of them).
+#: The fewest training items tune searches on (each of its three folds holds a third).
 MIN_ITEMS = 50
 
 
@@ -125,7 +126,7 @@ def require_searchable(items: int, models: Sequence[str]) -> None:
 
 
 def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
-           extract: str | None, seed: int = 0, held_out: float = 0.3,
+           extract: str | None, seed: int = 0,
            on_step: Callable[[str], None] | None = None) -> Search:
     """Search systems on the training rows (``x``: their prompt embeddings)."""
     require_searchable(len(rows), models)
@@ -135,14 +136,9 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     # when the answers have labels, or when whole answers repeat as labels do.
     agree = extract is not None or whole_answers_agree(rows, models)
     table = rp.Table.of(rows, models, ex)
-    order = np.random.default_rng(seed).permutation(n)
-    cut = int(round(n * (1 - held_out)))
-    ia, ib = np.sort(order[:cut]), np.sort(order[cut:])
-    a, b = table.take(ia), table.take(ib)
-    xa, xb = np.asarray(x[ia], dtype=np.float64), np.asarray(x[ib], dtype=np.float64)
     step = on_step or (lambda s: None)
-    acc = a.scores.mean(axis=0)
-    cost = a.costs.mean(axis=0)
+    acc = table.scores.mean(axis=0)
+    cost = table.costs.mean(axis=0)
     names = list(models)
     strong = int(np.argmax(acc))
     extract_spec = {"extract": extract} if extract else {}
@@ -150,9 +146,9 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
 
     step("singles")
     for j, m in enumerate(names):
-        cands.append(Candidate(f"single-{m}", "single", "single", m, rp.single(b, j)))
+        cands.append(Candidate(f"single-{m}", "single", "single", m, rp.single(table, j)))
 
-    # The efficient models: none cheaper and at least as good on the fitting slice.
+    # The efficient models: none cheaper and at least as good.
     efficient = [j for j in range(len(names))
                  if not any(cost[k] <= cost[j] and acc[k] > acc[j] for k in range(len(names)))]
     ranked = sorted(range(len(names)), key=lambda j: -acc[j])
@@ -162,7 +158,7 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     # weighs log((K - 1) p / (1 - p)) (K = 2: the plain log-odds), and a member no better
     # than chance, 1 / K, has no say: on ten-option questions a model right 40 % of the
     # time still tells the answer.
-    classes = answer_classes(a)
+    classes = answer_classes(table)
     voters = [j for j in ranked if acc[j] > 1.0 / classes][:8]
     weights = {j: log_odds(float(acc[j])) + math.log(classes - 1) for j in voters}
     for size in range(3, len(voters) + 1, 2):
@@ -171,7 +167,7 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
             "kind": "vote", "models": [names[j] for j in members], "by": "weight",
             "weights": {names[j]: round(weights[j], 4) for j in members}, **extract_spec}
         cands.append(Candidate(f"vote-{size}", "weighted vote", "parallel", spec,
-                               rp.voted(b, members, [weights[j] for j in members])))
+                               rp.voted(table, members, [weights[j] for j in members])))
 
     # The same votes with weights learned from the outcomes: which members gave an
     # answer predicts whether it is right (two models that err alike are not counted
@@ -188,7 +184,7 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
 
     step("agreement cascades")
     cheap = [j for j in ranked if j != strong and cost[j] <= 0.35 * cost[strong]][:6]
-    strong_b = rp.single(b, strong)
+    strong_all = rp.single(table, strong)
     stages: list[tuple[int, ...]] = [(j,) for j in cheap[:3]]
     consensus_cands: list[tuple[Candidate, tuple[int, ...]]] = []
     if agree:
@@ -197,7 +193,7 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
                 for thr in ((1.0,) if size == 2 else (1.0, 0.66)):
                     spec = {"kind": "consensus", "models": [names[j] for j in group],
                             "threshold": thr, "escalate_to": names[strong], **extract_spec}
-                    run = rp.consensus(b, group, thr, strong_b)
+                    run = rp.consensus(table, group, thr, strong_all)
                     c = Candidate(f"consensus-{_name([names[j] for j in group])}"
                                   f"{'' if thr == 1.0 else '-2of3'}", "agreement cascade",
                                   "ensemble", spec, run)
@@ -233,38 +229,30 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     pool = [j for j in ranked if j in efficient][:5]
     if len(pool) < 2:
         pool = ranked[:2]
-    targets: list[tuple[str, str | dict[str, Any], rp.Run, rp.Run]] = [
-        (names[j], names[j], rp.single(a, j), rp.single(b, j)) for j in pool]
-    length = prompt_chars(rows)
-    chars = (length[ia], length[ib])
-    cands.extend(_routers("router", targets, xa, xb, seed, chars))
+    targets: list[tuple[str, str | dict[str, Any], rp.Run]] = [
+        (names[j], names[j], rp.single(table, j)) for j in pool]
+    chars = prompt_chars(rows)
+    cands.extend(_routers("router", targets, xall, folds, seed, chars))
     # And over the five best models whatever their price: a model the efficient set
     # leaves out can still be the right call for some prompts.
     top = ranked[:5]
     if sorted(top) != sorted(pool):
-        cands.extend(_routers("router-top5", [(names[j], names[j], rp.single(a, j),
-                                               rp.single(b, j)) for j in top], xa, xb, seed,
-                                    chars))
-    # Routes to cascades too: the two best-value cascades found above, replayed on the
-    # fitting slice so the router can learn where they pay.
+        cands.extend(_routers("router-top5", [(names[j], names[j], rp.single(table, j))
+                                              for j in top], xall, folds, seed, chars))
+    # Routes to cascades too: the two best-value cascades found above, on every training
+    # item (a learned cascade's run is already out of fold there; a consensus is
+    # replayed), so the router can learn where they pay.
     best_casc = sorted(frontier(cascades + [c for c, _ in consensus_cands]),
                        key=lambda c: -c.quality)[:2]
-    extra = []
-    for c in best_casc:
-        if c.family == "learned cascade":  # held out on every training item
-            extra.append((c.name, c.spec, c.held_out.take(ia), c.held_out.take(ib)))
-        else:
-            run_a = _replay_on(c, a, xa, names)
-            if run_a is not None:
-                extra.append((c.name, c.spec, run_a, c.held_out))
+    extra = [(c.name, c.spec, c.held_out) for c in best_casc]
     if extra:
-        routed = _routers("router-cascades", targets + extra, xa, xb, seed, chars)
+        routed = _routers("router-cascades", targets + extra, xall, folds, seed, chars)
         for r in routed:
             for c in best_casc:
                 r.parts.update(c.parts)
         cands.extend(routed)
 
-    return Search(cands, frontier(cands), names[strong], len(ia), len(ib))
+    return Search(cands, frontier(cands), names[strong], n)
 
 
 def learned_weights(t: rp.Table, members: Sequence[int]) -> dict[int, float]:
@@ -328,19 +316,26 @@ def _region_votes(t: rp.Table, x: Array, folds: npt.NDArray[np.int64], members: 
     regions, cross-fitted (judged on every training item), shipped fitted on all."""
     labels, right = t.labels[:, members], t.scores[:, members] > 0.5
     member_names = [names[j] for j in members]
+    # Where the prompts list options, where each answer stands among them counts too.
+    weigh_options = extract_spec.get("extract") != "number" and lists_options(t)
+
+    def options(idx: npt.NDArray[np.int64]) -> tuple[list[str], list[str]] | None:
+        return ([t.prompts[i] for i in idx], t.keys) if weigh_options else None
+
     out = []
     for regions in REGIONS:
 
         def score_fold(rest: npt.NDArray[np.int64], fold: npt.NDArray[np.int64],
                        regions: int = regions) -> Array:
             w = RegionWeights.fit(x[rest], labels[rest], right[rest], member_names,
-                                  regions=regions, seed=seed)
-            return rp.voted(t.take(fold), members, w.rows(x[fold])).score
+                                  regions=regions, seed=seed, options=options(rest))
+            bonus = w.bonus_rows([t.prompts[i] for i in fold], t.keys, labels[fold])
+            return rp.voted(t.take(fold), members, w.rows(x[fold]), bonus).score
 
         try:
             score = _out_of_fold(folds, score_fold)
             final = RegionWeights.fit(x, labels, right, member_names, regions=regions,
-                                      seed=seed)
+                                      seed=seed, options=options(np.arange(len(t))))
         except ValueError:
             continue
         path = f"votes/regions-{len(members)}-k{regions}"
@@ -453,47 +448,35 @@ def _acceptance_cascades(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
     return frontier(runs)
 
 
-def _replay_on(c: Candidate, t: rp.Table, x: Array, names: list[str]) -> rp.Run | None:
-    """A consensus or learned cascade candidate replayed on another slice."""
-    spec = c.spec
-    if not isinstance(spec, dict):
-        return None
-    strong = rp.single(t, names.index(spec.get("escalate_to") or
-                                      spec["stages"][-1]["model"]))
-    if spec["kind"] == "consensus":
-        members = [names.index(m) for m in spec["models"]]
-        return rp.consensus(t, members, float(spec["threshold"]), strong)
-    stage = spec["stages"][0]
-    members = ([names.index(stage["model"])] if isinstance(stage["model"], str)
-               else [names.index(m) for m in stage["model"]["models"]])
-    model = c.parts[stage["check"]["path"]]
-    assert isinstance(model, AcceptanceModel)
-    feats, _ = rp.stage_features(t, members, by_member=bool(model.members),
-                                 answers=model.answers, choices=model.reads_choices)
-    p = model.score(x, feats, t.stage_tokens(members))
-    return rp.accepted(t, members, p >= stage["check"]["threshold"], strong)
-
-
-def _routers(label: str, targets: Sequence[tuple[str, str | dict[str, Any], rp.Run, rp.Run]],
-             xa: Array, xb: Array, seed: int, chars: tuple[Array, Array]) -> list[Candidate]:
-    """A kNN router over ``targets`` fitted on the fitting slice (it holds out its own
-    share to pick k, and whether to price calls by prompt length: ``chars``, the two
-    slices' prompt lengths), then one candidate per knob value on the held-out slice's
-    curve."""
+def _routers(label: str, targets: Sequence[tuple[str, str | dict[str, Any], rp.Run]],
+             x: Array, folds: npt.NDArray[np.int64], seed: int, chars: Array
+             ) -> list[Candidate]:
+    """A kNN router over ``targets`` (each with its run on every training item),
+    cross-fitted as the learned checks are: each fold is routed by a router fitted on
+    the other folds (each picks its k, and whether to price calls by prompt length:
+    ``chars``, the prompts' lengths, on a share of its own items), so that every knob
+    value is judged on every training item instead of the best points of one held-out
+    slice's curve being kept; the router it ships is fitted on all items. One candidate
+    per knob value on that curve's frontier, a few of them."""
     scores = np.stack([t[2].score for t in targets], axis=1)
     costs = np.stack([t[2].cost for t in targets], axis=1)
+    names = [t[0] for t in targets]
+    pred, rel = np.zeros(scores.shape), np.zeros(scores.shape)
     try:
-        router = fit(xa, scores, costs, [t[0] for t in targets], kind="knn", seed=seed,
-                     chars=chars[0])
+        for k in range(FOLDS):
+            rest, fold = folds != k, folds == k
+            part = fit(x[rest], scores[rest], costs[rest], names, kind="knn", seed=seed,
+                       chars=chars[rest])
+            pred[fold] = part.predict(x[fold])
+            rel[fold] = part.relative_costs(chars[fold])
+        router = fit(x, scores, costs, names, kind="knn", seed=seed, chars=chars)
     except ValueError:
         return []
-    pred = router.predict(xb)
-    rel = router.relative_costs(chars[1])
-    runs_b = [t[3] for t in targets]
+    runs = [t[2] for t in targets]
     path = f"routers/{label}"
     out = []
     for lam, _, _ in sweep(pred, rel):
-        run = rp.route(choose(pred, rel, lam), runs_b)
+        run = rp.route(choose(pred, rel, lam), runs)
         spec = {"kind": "router",
                 "classifier": {"type": "learned", "path": path,
                                "willingness_to_pay": float(lam)},

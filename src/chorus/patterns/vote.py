@@ -156,7 +156,9 @@ class Vote(Model):
             err.trace = failed_span(self, err, [o.span for o in outcomes])
             raise err
         groups = await group_answers(answers, self.embedder, self.similarity, request.prompt)
-        winner, tied = pick(groups, self.tie_break, _BY[self.by])
+        bonus = self._bonus(request, groups)
+        score = _BY[self.by] if not bonus else (lambda g: g.weight + bonus[g.key])
+        winner, tied = pick(groups, self.tie_break, score)
         rep = winner.representative
         chosen = outcomes[rep.index].completion
         assert chosen is not None  # every answer comes from a successful outcome
@@ -176,6 +178,8 @@ class Vote(Model):
         if region is not None:
             attributes["region"] = region
             attributes["weights"] = {k: round(v, 4) for k, v in weights.items()}
+        if bonus:
+            attributes["option_bonus"] = {shown[k]: round(v, 4) for k, v in bonus.items()}
         if self.samples > 1:
             attributes["samples"] = self.samples
             attributes["seeds"] = [r.params.get("seed", None) for r in self.requests(request)]
@@ -186,6 +190,13 @@ class Vote(Model):
                                         "similarity": self.similarity}
         return combine(self, text, started=started, parts=parts, winner=chosen,
                        failed=failed, attributes=attributes)
+
+    def _bonus(self, request: Request, groups: Sequence[Group]) -> dict[str, float]:
+        """What each group's answer adds to its weight, where the region weights weigh
+        where an answer stands among the options the prompt lists ({} otherwise)."""
+        if self.region_weights is None or self.region_weights.choice is None:
+            return {}
+        return {g.key: self.region_weights.bonus(request.prompt, g.key) for g in groups}
 
     async def _weights(self, request: Request) -> tuple[Mapping[str, float], int | None]:
         """The children's weights for this request, and its region when they depend on it."""

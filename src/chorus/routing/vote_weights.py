@@ -6,8 +6,11 @@ gets a say on the first and little on the second.
 The weights come from one logistic model of whether an answer is right, from which
 members gave it, alone and within the prompt's region: a member's weight in a region is
 its overall coefficient plus its coefficient there (the vote's answer is the label with
-the largest total weight, as ``vote`` with ``by: weight``). Fitted by ``chorus tune``,
-saved as a folder, and read live by a vote:
+the largest total weight, as ``vote`` with ``by: weight``). Where the prompts list
+options A, B, ..., the same model may also weigh where each answer stands among them
+(``routing.choice_shape``): an answer's total is then its members' weights plus its
+``bonus``, so that between two answers with as much support the more likely option wins.
+Fitted by ``chorus tune``, saved as a folder, and read live by a vote:
 
     {kind: vote, models: [a, b, c], by: weight, weights_by: {path: votes/abc}}
 """
@@ -25,6 +28,7 @@ import numpy.typing as npt
 
 from chorus.routing._saved import read_saved
 from chorus.routing.acceptance import AcceptanceModel
+from chorus.routing.choice_shape import CHOICE_FEATURES, choice_features
 
 __all__ = ["RegionWeights", "answer_rows", "coefficients"]
 
@@ -75,6 +79,30 @@ class RegionWeights:
     centroids: Array  # regions x dims, unit rows
     table: Array  # regions x members, every weight >= FLOOR
     info: dict[str, Any] = field(default_factory=dict)
+    #: One coefficient per ``CHOICE_FEATURES`` (None: answers are weighed by who gave them
+    #: alone).
+    choice: Array | None = None
+
+    def bonus(self, prompt: str, label: str | None) -> float:
+        """What the answer ``label`` adds to its members' weights for ``prompt``: where it
+        stands among the options the prompt lists (0 without ``choice``)."""
+        if self.choice is None:
+            return 0.0
+        return float(np.dot(self.choice, choice_features(prompt, label)))
+
+    def bonus_rows(self, prompts: Sequence[str], keys: Sequence[str],
+                   labels: npt.ArrayLike) -> Array | None:
+        """Per item and member, the ``bonus`` of that member's answer (``labels``: items x
+        members indices into ``keys``, 0: none); None without ``choice``."""
+        if self.choice is None:
+            return None
+        lab = np.asarray(labels, dtype=np.int64)
+        out = np.zeros(lab.shape)
+        for i, prompt in enumerate(prompts):
+            for j, label in enumerate(lab[i]):
+                if label > 0:
+                    out[i, j] = self.bonus(prompt, keys[int(label)])
+        return out
 
     def region(self, x: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """The region of each embedded prompt: its nearest centroid by cosine."""
@@ -94,9 +122,12 @@ class RegionWeights:
 
     @classmethod
     def fit(cls, x: npt.ArrayLike, labels: npt.ArrayLike, right: npt.ArrayLike,
-            members: Sequence[str], *, regions: int, seed: int = 0) -> RegionWeights:
+            members: Sequence[str], *, regions: int, seed: int = 0,
+            options: tuple[Sequence[str], Sequence[str]] | None = None) -> RegionWeights:
         """Fit on the items' prompt embeddings ``x``, each member's answer label per item
-        (items x members ints, 0: none) and whether it was right (items x members)."""
+        (items x members ints, 0: none) and whether it was right (items x members);
+        ``options``: the items' prompts and each label's answer (``keys[label]``), to
+        weigh where an answer stands among the options too."""
         try:
             from sklearn.cluster import KMeans
         except ImportError as exc:  # pragma: no cover - comes with the embeddings extra
@@ -117,17 +148,28 @@ class RegionWeights:
         inside = np.zeros((len(who), regions, m))
         inside[np.arange(len(who)), np.asarray(km.labels_)[item]] = who
         names = [*members, *(f"{r}:{n}" for r in range(regions) for n in members)]
-        w, l2 = coefficients(np.hstack([who, inside.reshape(len(who), -1)]), target, names,
-                             seed=seed)
-        table = np.maximum(w[:m][None, :] + w[m:].reshape(regions, m), FLOOR)
+        parts = [who, inside.reshape(len(who), -1)]
+        if options is not None:
+            prompts, keys = options
+            label = lab[item, np.argmax(who, axis=1)]
+            parts.append(np.asarray([choice_features(prompts[i], keys[int(k)])
+                                     for i, k in zip(item, label, strict=True)],
+                                    dtype=np.float64).reshape(len(who), -1))
+            names += CHOICE_FEATURES
+        w, l2 = coefficients(np.hstack(parts), target, names, seed=seed)
+        cut = m + regions * m
+        table = np.maximum(w[:m][None, :] + w[m:cut].reshape(regions, m), FLOOR)
         return cls(tuple(members), _unit(km.cluster_centers_), table,
-                   {"items": int(len(xs)), "regions": regions, "l2": l2})
+                   {"items": int(len(xs)), "regions": regions, "l2": l2},
+                   None if options is None else np.asarray(w[cut:]))
 
     def save(self, folder: str | Path) -> Path:
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         np.save(out / "centroids.npy", self.centroids)
         np.save(out / "table.npy", self.table)
+        if self.choice is not None:
+            np.save(out / "choice.npy", self.choice)
         (out / "region_weights.json").write_text(json.dumps(
             {"format": _FORMAT, "members": list(self.members), "info": self.info},
             indent=2) + "\n", "utf-8")
@@ -142,5 +184,11 @@ class RegionWeights:
         members = tuple(meta.get("members", ()))
         if table.shape != (centroids.shape[0], len(members)) or np.any(table <= 0):
             raise ValueError(f"{str(root)!r}: its weight table does not fit its members")
+        choice = None
+        if (root / "choice.npy").is_file():
+            choice = np.load(root / "choice.npy").astype(np.float64)
+            if choice.shape != (len(CHOICE_FEATURES),):
+                raise ValueError(f"{str(root)!r}: its choice.npy holds {choice.shape[0]} "
+                                 f"weights, not {len(CHOICE_FEATURES)}")
         return cls(members, centroids.astype(np.float64), table.astype(np.float64),
-                   dict(meta.get("info", {})))
+                   dict(meta.get("info", {})), choice)
