@@ -15,7 +15,7 @@ from chorus.eval import _replay as rp
 from chorus.eval.bench import run_bench
 from chorus.eval.outcomes import Outcome, OutcomeItem, as_items, write_outcomes
 from chorus.eval.scorers import make_scorer
-from chorus.eval.tune import pick_extract, search
+from chorus.eval.tune import Search, pick_extract, search
 from chorus.patterns.agreement import extractor
 from chorus.routing.acceptance import AcceptanceModel, PriceModel
 from chorus.routing.predictor import OutcomePredictor
@@ -487,6 +487,12 @@ def test_learned_vote_weights_do_not_count_models_that_err_alike_twice() -> None
                                                                 by_log_odds.quality)
 
 
+def _checks(found: Search) -> list[AcceptanceModel]:
+    """The learned checks of every candidate tune searched."""
+    return [p for c in found.candidates for p in c.parts.values()
+            if isinstance(p, AcceptanceModel)]
+
+
 def test_a_check_weighs_which_answer_a_biased_model_gave() -> None:
     # The cheap model is right 85 % of the time when it answers "yes", 35 % when "no"
     # (texts of one length: the shape features cannot tell them apart),
@@ -518,16 +524,12 @@ def test_a_check_weighs_which_answer_a_biased_model_gave() -> None:
     assert p_with[yes].mean() > p_with[~yes].mean() + 0.3
     assert abs(p_without[yes].mean() - p_without[~yes].mean()) < 0.1
     # tune gives the checks it fits these features, for labels only: never for numbers.
-    found = search(rows, x, ["cheap", "strong"], extract="yes_no", seed=0)
-    checks = [p for c in found.candidates for p in c.parts.values()
-              if isinstance(p, AcceptanceModel)]
+    checks = _checks(search(rows, x, ["cheap", "strong"], extract="yes_no", seed=0))
     assert checks and all(set(p.answers) == {"yes", "no"} for p in checks)
     numeric = [OutcomeItem(r.id, r.prompt, None, None, {
         m: Outcome(o.score, o.cost_usd, str(i % 3), o.output_tokens)
         for m, o in r.outcomes.items()}) for i, r in enumerate(rows)]
-    found = search(numeric, x, ["cheap", "strong"], extract="number", seed=0)
-    checks = [p for c in found.candidates for p in c.parts.values()
-              if isinstance(p, AcceptanceModel)]
+    checks = _checks(search(numeric, x, ["cheap", "strong"], extract="number", seed=0))
     assert checks and all(p.answers == () for p in checks)
 
 
@@ -571,14 +573,10 @@ def test_a_check_weighs_where_the_chosen_option_stands() -> None:
     assert abs(p_without[on].mean() - p_without[~on].mean()) < 0.1
     # tune gives its checks these features where the prompts list options, and not where
     # they do not.
-    found = search(rows, x, ["cheap", "strong"], extract="choice", seed=0)
-    checks = [p for c in found.candidates for p in c.parts.values()
-              if isinstance(p, AcceptanceModel)]
+    checks = _checks(search(rows, x, ["cheap", "strong"], extract="choice", seed=0))
     assert checks and all(p.reads_choices for p in checks)
     bare = [OutcomeItem(r.id, f"question {r.id}", None, None, r.outcomes) for r in rows]
-    found = search(bare, x, ["cheap", "strong"], extract="choice", seed=0)
-    checks = [p for c in found.candidates for p in c.parts.values()
-              if isinstance(p, AcceptanceModel)]
+    checks = _checks(search(bare, x, ["cheap", "strong"], extract="choice", seed=0))
     assert checks and not any(p.reads_choices for p in checks)
 
 

@@ -4,6 +4,7 @@ replayed by tune exactly as a live vote applies them, refused when they do not f
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,11 +98,10 @@ def _config(tmp_path: Path, system: dict[str, object]) -> Path:
     return tmp_path / "c.yaml"
 
 
-async def test_a_live_vote_applies_the_weights_as_the_replay_does(tmp_path: Path) -> None:
-    rows, x = _table(200, 2)
-    write_outcomes(tmp_path / "t.jsonl", rows)
-    t = rp.Table.of(rows, MODELS, extractor("choice"))
-    weights = _fit(t, x)
+async def _live_vote(tmp_path: Path, rows: list[OutcomeItem], x: np.ndarray,
+                     weights: RegionWeights) -> tuple[Any, dict[str, Any]]:
+    """A live vote of ``MODELS`` with ``weights`` saved beside its config (replay
+    models over ``t.jsonl``, embeddings from ``x``), and its bench results on ``rows``."""
     weights.save(tmp_path / "votes" / "w")
     cfg = Config.load(_config(tmp_path, {"kind": "vote", "models": MODELS, "by": "weight",
                                          "extract": "choice",
@@ -111,6 +111,15 @@ async def test_a_live_vote_applies_the_weights_as_the_replay_does(tmp_path: Path
         {r.prompt: x[i] for i, r in enumerate(rows)})
     res = await run_bench({"v": vote}, as_items(rows),
                           make_scorer("recorded", outcomes={r.id: r for r in rows}))
+    return vote, res
+
+
+async def test_a_live_vote_applies_the_weights_as_the_replay_does(tmp_path: Path) -> None:
+    rows, x = _table(200, 2)
+    write_outcomes(tmp_path / "t.jsonl", rows)
+    t = rp.Table.of(rows, MODELS, extractor("choice"))
+    weights = _fit(t, x)
+    vote, res = await _live_vote(tmp_path, rows, x, weights)
     expected = rp.voted(t, range(3), weights.rows(x))
     assert np.allclose([r.score for r in res["v"]], expected.score)
     assert expected.quality > 0.8
@@ -192,15 +201,7 @@ async def test_a_live_vote_weighs_the_options_as_the_replay_does(tmp_path: Path)
     t = rp.Table.of(rows, MODELS, extractor("choice"))
     weights = RegionWeights.fit(x, t.labels, t.scores > 0.5, MODELS, regions=2,
                                 options=(t.prompts, t.keys))
-    weights.save(tmp_path / "votes" / "w")
-    cfg = Config.load(_config(tmp_path, {"kind": "vote", "models": MODELS, "by": "weight",
-                                         "extract": "choice",
-                                         "weights_by": {"path": "votes/w"}}))
-    vote = cfg.get("v")
-    vote.weights_embedder = TableEmbedder(  # type: ignore[attr-defined]
-        {r.prompt: x[i] for i, r in enumerate(rows)})
-    res = await run_bench({"v": vote}, as_items(rows),
-                          make_scorer("recorded", outcomes={r.id: r for r in rows}))
+    vote, res = await _live_vote(tmp_path, rows, x, weights)
     expected = rp.voted(t, range(3), weights.rows(x),
                         weights.bonus_rows(t.prompts, t.keys, t.labels))
     assert np.allclose([r.score for r in res["v"]], expected.score)
