@@ -49,7 +49,7 @@ def add_parser(sub: Any) -> None:
                    help="what counts as the same answer (default: the kind that fits the "
                         "table's responses)")
     p.add_argument("--seed", type=count(0), default=0,
-                   help="seed of the held-out split and of the routers (0)")
+                   help="seed of the folds, the regions and the routers (0)")
 
 
 def _embed(rows: Any, what: str) -> Any:
