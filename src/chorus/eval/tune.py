@@ -176,11 +176,14 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     # checks below are: judged on every training item, shipped fitted on all of them.
     folds = np.random.default_rng(seed + 1).permutation(n) % FOLDS
     xall = np.asarray(x, dtype=np.float64)
+    # Where the prompts list options (and answers are not numbers), checks and region
+    # votes weigh where an answer stands among them.
+    choices = extract != "number" and lists_options(table)
     for size in _sizes((3, 5, len(voters)), len(voters)):
         cands.extend(_learned_votes(table, folds, voters[:size], names, extract_spec))
     for size in _sizes((5, len(voters)), len(voters)):
         cands.extend(_region_votes(table, xall, folds, voters[:size], names, extract_spec,
-                                   seed))
+                                   seed, choices=choices))
 
     step("agreement cascades")
     cheap = [j for j in ranked if j != strong and cost[j] <= 0.35 * cost[strong]][:6]
@@ -221,7 +224,7 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     cascades: list[Candidate] = []
     for stage in stages:
         for c in _acceptance_cascades(table, xall, folds, stage, names, strong, rivals,
-                                      extract_spec):
+                                      extract_spec, choices=choices):
             cands.append(c)
             cascades.append(c)
 
@@ -310,17 +313,16 @@ def _learned_votes(t: rp.Table, folds: npt.NDArray[np.int64], members: list[int]
 
 
 def _region_votes(t: rp.Table, x: Array, folds: npt.NDArray[np.int64], members: list[int],
-                  names: list[str], extract_spec: dict[str, Any], seed: int
-                  ) -> list[Candidate]:
+                  names: list[str], extract_spec: dict[str, Any], seed: int, *,
+                  choices: bool = False) -> list[Candidate]:
     """Votes of ``members`` whose weights depend on the prompt's region, one per number of
-    regions, cross-fitted (judged on every training item), shipped fitted on all."""
+    regions, cross-fitted (judged on every training item), shipped fitted on all;
+    ``choices``: where each answer stands among the prompt's options counts too."""
     labels, right = t.labels[:, members], t.scores[:, members] > 0.5
     member_names = [names[j] for j in members]
-    # Where the prompts list options, where each answer stands among them counts too.
-    weigh_options = extract_spec.get("extract") != "number" and lists_options(t)
 
     def options(idx: npt.NDArray[np.int64]) -> tuple[list[str], list[str]] | None:
-        return ([t.prompts[i] for i in idx], t.keys) if weigh_options else None
+        return ([t.prompts[i] for i in idx], t.keys) if choices else None
 
     out = []
     for regions in REGIONS:
@@ -366,18 +368,17 @@ def _fit_rival(t: rp.Table, x: Array, rows: npt.NDArray[np.bool_], strong: int
 
 def _acceptance_cascades(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
                          stage: tuple[int, ...], names: list[str], strong: int,
-                         rivals: list[AcceptanceModel | None], extract_spec: dict[str, Any]
-                         ) -> list[Candidate]:
+                         rivals: list[AcceptanceModel | None], extract_spec: dict[str, Any],
+                         *, choices: bool = False) -> list[Candidate]:
     """Cascades ``stage`` -> the strongest model, accepted by a learned model, one per
     gain, price weight and threshold, replayed on every training item with the scores of
     the parts fitted without its fold (``rivals``: one per fold, then one on all items);
-    the ones on that replay's frontier, shipping the parts fitted on all items."""
+    the ones on that replay's frontier, shipping the parts fitted on all items.
+    ``choices``: the check reads where the answer stands among the prompt's options."""
     by_member = len(stage) > 1
     members = [names[j] for j in stage] if by_member else []
     # A number is a value, not a class: "10" says nothing of how often "10" is right.
-    number = extract_spec.get("extract") == "number"
-    answers = [] if number else common_answers(t, stage)
-    choices = not number and lists_options(t)
+    answers = [] if extract_spec.get("extract") == "number" else common_answers(t, stage)
     feats, who = rp.stage_features(t, stage, by_member=by_member, answers=answers,
                                    choices=choices)
     right = np.where(who >= 0, t.scores[np.arange(len(t)), np.maximum(who, 0)], 0.0) > 0.5

@@ -21,6 +21,7 @@ All are 0 when the prompt lists fewer than two options or the answer is none of 
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["CHOICE_FEATURES", "choice_features", "options"]
@@ -39,6 +40,13 @@ def options(prompt: str) -> dict[str, str]:
     """The options the prompt lists, label -> text: the run of lines labelled A, B, C,
     ... in order (the longest such run, the later of two as long: a prompt may quote an
     earlier list before its own); {} when there are fewer than two."""
+    return dict(_listed(prompt))
+
+
+# A prompt is read once however often it is asked about: tune asks about each training
+# prompt for every stage and vote it searches, and a live vote for every answer it got.
+@functools.lru_cache(maxsize=8192)
+def _listed(prompt: str) -> tuple[tuple[str, str], ...]:
     found: dict[str, str] = {}
     best: dict[str, str] = {}
     for m in _OPTION.finditer(prompt):
@@ -49,7 +57,18 @@ def options(prompt: str) -> dict[str, str]:
             found[label] = text
             if len(found) >= len(best):
                 best = dict(found)
-    return best if len(best) >= 2 else {}
+    return tuple(best.items()) if len(best) >= 2 else ()
+
+
+@functools.lru_cache(maxsize=8192)
+def _shape(prompt: str) -> tuple[tuple[str, ...], tuple[int, ...], tuple[float, ...] | None]:
+    """The prompt's option labels, their lengths and, when every option is a number,
+    their values."""
+    listed = _listed(prompt)
+    values = [_number(text) for _, text in listed]
+    numbers = (tuple(float(v) for v in values if v is not None)
+               if all(v is not None for v in values) else None)
+    return tuple(k for k, _ in listed), tuple(len(text) for _, text in listed), numbers
 
 
 def _number(text: str) -> float | None:
@@ -65,23 +84,18 @@ def _number(text: str) -> float | None:
 def choice_features(prompt: str, label: str | None) -> list[float]:
     """The ``CHOICE_FEATURES`` of answering ``label`` (a letter, either case) to
     ``prompt``."""
-    opts = options(prompt)
+    labels, lengths, nums = _shape(prompt)
     label = label.strip().upper() if label else None
-    if not label or label not in opts:
+    if not label or label not in labels:
         return [0.0] * len(CHOICE_FEATURES)
-    labels = list(opts)
     i = labels.index(label)
-    lengths = [len(opts[k]) for k in labels]
     mine, n = lengths[i], len(labels)
     mean = sum(lengths) / n
     std = (sum((v - mean) ** 2 for v in lengths) / n) ** 0.5
-    values = [_number(opts[k]) for k in labels]
-    numeric = all(v is not None for v in values)
     num_rank = num_extreme = 0.0
-    if numeric:
-        nums = [float(v) for v in values if v is not None]
+    if nums is not None:
         num_rank = sum(v < nums[i] for v in nums) / (n - 1)
         num_extreme = float(nums[i] in (min(nums), max(nums)))
     return [sum(v < mine for v in lengths) / (n - 1), float(mine == max(lengths)),
             float(mine == min(lengths)), max(-3.0, min(3.0, (mine - mean) / (std + 1.0))),
-            float(numeric), num_rank, num_extreme, i / (n - 1)]
+            float(nums is not None), num_rank, num_extreme, i / (n - 1)]
