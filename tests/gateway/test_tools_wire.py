@@ -306,3 +306,16 @@ def test_the_openapi_document_covers_the_new_fields(url: str) -> None:
     assert "/v1/responses" in doc["paths"]
     assert "ImagePart" in doc["components"]["schemas"]
     assert "FunctionCallItem" in doc["components"]["schemas"]
+
+
+def test_an_integer_beyond_64_bits_is_echoed_not_a_server_error(url: str) -> None:
+    # A tool's schema may hold any JSON number; the Responses API echoes the tools back,
+    # and orjson cannot write integers past 64 bits (the fuzzer found the 500).
+    huge = 51496590591103864930304
+    tool = {"type": "function", "name": "f",
+            "parameters": {"type": "object", "x-big": [huge, "\u00e9"]}}
+    r = httpx.post(f"{url}/v1/responses",
+                   json={"model": "scored", "input": "hi", "tools": [tool]}, timeout=10)
+    assert r.status_code == 200, r.text
+    echoed = r.json()["tools"][0]["parameters"]["x-big"]
+    assert echoed == [huge, "\u00e9"]

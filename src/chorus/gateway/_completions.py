@@ -11,8 +11,6 @@ import logging
 import time
 from typing import Any
 
-from orjson import dumps
-
 from chorus.core.compose import Relay, open_stream
 from chorus.core.context import scope as chorus_scope
 from chorus.core.model import Model
@@ -34,6 +32,7 @@ from chorus.gateway._endpoint import (
     _wants_trace,
     stream_failure,
 )
+from chorus.gateway._json import dumps
 from chorus.gateway.app import ChatEndpoint
 from chorus.gateway.auth import KeyInfo
 from chorus.gateway.completions_api import (

@@ -11,7 +11,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from orjson import dumps
 from pydantic import ValidationError
 
 from chorus.core import instrument
@@ -19,6 +18,7 @@ from chorus.core.context import scope as chorus_scope
 from chorus.core.errors import ChorusError, DeadlineExceeded
 from chorus.core.model import Model, call
 from chorus.core.types import Completion, Request, Span
+from chorus.gateway._json import dumps
 from chorus.gateway.auth import KeyInfo
 from chorus.gateway.metrics import Metrics
 from chorus.gateway.openai_wire import (

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
-from orjson import dumps
 from starlette import types
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -49,6 +48,7 @@ from chorus.gateway._endpoint import (
     _wants_trace,
     stream_failure,
 )
+from chorus.gateway._json import dumps
 from chorus.gateway.auth import KeyInfo
 from chorus.gateway.metrics import Metrics
 from chorus.gateway.openai_wire import (
