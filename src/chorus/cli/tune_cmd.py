@@ -33,7 +33,8 @@ def add_parser(sub: Any) -> None:
                "disjoint tables. `chorus bench -c DIR/systems.yaml --systems NAME "
                "--dataset TEST.jsonl` reproduces a row of the frontier.")
     p.add_argument("--outcomes", required=True, metavar="TRAIN.jsonl",
-                   help="the outcome table to search on (30 %% of it held out for choices)")
+                   help="the outcome table to search on (every candidate judged on every item, "
+                        "fitted parts out of fold)")
     p.add_argument("--test", required=True, metavar="TEST.jsonl",
                    help="the table the frontier is measured on (and replayed from)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write")
