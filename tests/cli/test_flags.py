@@ -126,3 +126,48 @@ def test_an_output_file_that_cannot_be_written_is_refused_first(
     assert main(args) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"chorus: error: {want}") and err.count("\n") == 1
+
+
+def test_a_dotdot_in_the_output_folder_is_the_folder_it_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """"x/../o" is "o" under a made "x" (as the writer makes it), not a folder that cannot
+    be made; the check leaves neither behind, and ".." through a file is refused."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["tune", "--outcomes", "t.jsonl", "--test", "t.jsonl",
+                 "--out", "x/../a/b/../o"]) == 1
+    assert "'t.jsonl' does not exist" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    Path("f").write_text("mine", "utf-8")
+    assert main(["tune", "--outcomes", "t.jsonl", "--test", "t.jsonl",
+                 "--out", "f/../o"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("chorus: error: --out 'f/../o' cannot be made (")
+
+
+@pytest.mark.parametrize(("args", "want"), [
+    (["outcomes", "split", "t.jsonl", "--train", "a.jsonl", "--test", "./a.jsonl"],
+     "--train and --test both name './a.jsonl'; give each its own file"),
+    (["outcomes", "split", "t.jsonl", "--train", "sub/../t.jsonl", "--test", "b.jsonl"],
+     "--train 'sub/../t.jsonl' is also the table this reads, and writing it would lose "
+     "it; give another file"),
+    (["outcomes", "convert", "long", "t.jsonl", "-o", "t.jsonl"],
+     "-o 't.jsonl' is also the folder this reads"),
+    (["bench", "--systems", "s", "--dataset", "t.jsonl", "--record", "t.jsonl"],
+     "--record 't.jsonl' is also the --dataset this reads"),
+    (["router", "eval", "--router", "r", "--outcomes", "t.jsonl", "--json", "t.jsonl"],
+     "--json 't.jsonl' is also the --outcomes this reads"),
+    (["batch", "--input", "t.jsonl", "--output", "t.jsonl"],
+     "--output 't.jsonl' is also the --input this reads"),
+])
+def test_an_output_that_is_an_input_or_another_output_is_refused_first(
+        args: list[str], want: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("t.jsonl").write_text("mine\n", "utf-8")  # not a table: nothing read it
+    Path("sub").mkdir()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"chorus: error: {want}") and err.count("\n") == 1
+    assert Path("t.jsonl").read_text("utf-8") == "mine\n"
+    assert not Path("a.jsonl").exists()

@@ -11,7 +11,8 @@ from typing import Any
 
 from chorus.core.errors import ChorusError
 
-__all__ = ["count", "amount", "share", "names", "out_file", "out_folder", "outcome_table"]
+__all__ = ["count", "amount", "share", "names", "distinct_files", "out_file", "out_folder",
+           "outcome_table"]
 
 
 def out_folder(path: str | Path, flag: str = "--out") -> Path:
@@ -21,11 +22,13 @@ def out_folder(path: str | Path, flag: str = "--out") -> Path:
     if out.exists() and not out.is_dir():
         raise ChorusError(f"{flag} {str(path)!r} is a file; give a folder to write into")
     if not out.exists():
-        # Make it (and any missing parents) to see that it can be made, then take them
-        # away again: a run that fails later leaves no empty folders behind.
-        made = [p for p in (out, *out.parents) if not p.exists()]
+        # Make it (and any missing parents) as the writer will, to see that it can be
+        # made, then take them away again: a run that fails later leaves no empty folders
+        # behind. A ".." in the path names a folder that was there (or is made under
+        # another name in the path), so it is never taken away.
+        made = [p for p in (out, *out.parents) if not p.exists() and p.name != ".."]
         try:
-            out.mkdir(parents=True)
+            out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ChorusError(f"{flag} {str(path)!r} cannot be made ({exc.strerror or exc}); "
                               "give a folder you can write to") from None
@@ -43,6 +46,29 @@ def out_file(path: str | Path | None, flag: str) -> None:
     if out.is_dir():
         raise ChorusError(f"{flag} {str(path)!r} is a folder; give a file to write")
     out_folder(out.parent, f"{flag}'s folder")
+
+
+def distinct_files(reads: dict[str, str | Path | None],
+                   writes: dict[str, str | Path | None]) -> None:
+    """Refuse, before any work, a file a command would write that it also reads (its
+    input would be lost) or that two of its flags name (one would overwrite the other).
+    The keys are the flags (an argument's name for a positional one); None: not given."""
+    def key(path: str | Path) -> Path:
+        return Path(path).expanduser().resolve()
+
+    read = {key(p): flag for flag, p in reads.items() if p is not None}
+    written: dict[Path, str] = {}
+    for flag, p in writes.items():
+        if p is None:
+            continue
+        k = key(p)
+        if k in read:
+            raise ChorusError(f"{flag} {str(p)!r} is also the {read[k]} this reads, and "
+                              "writing it would lose it; give another file")
+        if k in written:
+            raise ChorusError(f"{written[k]} and {flag} both name {str(p)!r}; give each "
+                              "its own file")
+        written[k] = flag
 
 
 def outcome_table(path: str) -> Any:

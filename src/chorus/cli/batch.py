@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from chorus.cli._args import distinct_files
 from chorus.core.errors import ChorusError
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from chorus.batch import Bar, Writer, items, open_output, run_local, run_ray
 
     _check_numbers(args)
+    distinct_files({"--input": args.input}, {"--output": args.output})
     scanned = items.scan(args.input)
     job = _job(args)
     prev = open_output(args.output, resume=args.resume, retry_failed=args.retry_failed)

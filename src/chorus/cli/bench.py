@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chorus.cli._args import amount, count, names, out_file, out_folder, share
+from chorus.cli._args import amount, count, distinct_files, names, out_file, out_folder, share
 from chorus.core.errors import ChorusError
 
 if TYPE_CHECKING:
@@ -151,6 +151,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out_folder(args.out)
     out_file(args.json, "--json")
     out_file(args.record, "--record")
+    distinct_files({"--dataset": args.dataset}, {"--json": args.json, "--record": args.record})
     cfg = load_config(args.config)
     systems = {n: cfg.get(n) for n in chosen}
     path = Path(args.dataset)
@@ -253,8 +254,12 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     from chorus.eval.convert import mmlu_pro_outcomes, routellm_outcomes
     from chorus.eval.outcomes import models_of, read_outcomes, write_outcomes
 
-    for flag, path in (("-o", "output"), ("--train", "train"), ("--test", "test")):
-        out_file(getattr(args, path, None), flag)
+    writes = {flag: getattr(args, path, None)
+              for flag, path in (("-o", "output"), ("--train", "train"), ("--test", "test"))}
+    for flag, out in writes.items():
+        out_file(out, flag)
+    source = "folder" if args.outcomes_command == "convert" else "table"
+    distinct_files({source: getattr(args, source, None)}, writes)
     if args.outcomes_command == "convert":
         if args.source == "long":
             from chorus.eval.long_table import long_outcomes

@@ -9,7 +9,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from chorus.cli._args import amount, count, names, out_file, out_folder, outcome_table, share
+from chorus.cli._args import (
+    amount,
+    count,
+    distinct_files,
+    names,
+    out_file,
+    out_folder,
+    outcome_table,
+    share,
+)
 from chorus.core.errors import ChorusError
 
 __all__ = ["add_parser", "cmd_router"]
@@ -96,6 +105,9 @@ def cmd_router(args: argparse.Namespace) -> int:
     else:
         out_file(args.json, "--json")
         out_file(args.plot, "--plot")
+        distinct_files({"--outcomes": getattr(args, "outcomes", None),
+                        "--intents": getattr(args, "intents", None)},
+                       {"--json": args.json, "--plot": args.plot})
     if getattr(args, "intents", None):
         from chorus.cli.router_intents import cmd_intents
 
