@@ -12,7 +12,7 @@ import pytest
 
 from chorus.core.types import Completion, Request, Usage
 from chorus.embeddings import Embedder, Vectors
-from chorus.eval import tune
+from chorus.eval import _tune_cascades
 from chorus.eval.outcomes import Outcome, OutcomeItem
 from chorus.eval.tune import search
 from chorus.patterns._checks import LearnedCheck
@@ -100,7 +100,7 @@ def test_tune_buys_more_quality_per_dollar_with_the_price(
         return top.quality, "-p" in top.name
 
     priced, by_price = best()
-    monkeypatch.setattr(tune, "PRICE_WEIGHTS", (0.0,))
+    monkeypatch.setattr(_tune_cascades, "PRICE_WEIGHTS", (0.0,))
     unpriced, _ = best()
     # At 30 % of the strong model's cost, escalating the short (cheap to escalate) half
     # first gains about 0.11 over escalating at random (0.78 against 0.67 expected).

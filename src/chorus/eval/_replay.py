@@ -166,7 +166,8 @@ def _won(t: Table, v: VoteOutcome) -> Ints:
 
 
 def stage_features(t: Table, members: Sequence[int], *, by_member: bool = False,
-                   answers: Sequence[str] = (), choices: bool = False
+                   answers: Sequence[str] = (), choices: bool = False,
+                   weights: npt.ArrayLike | None = None, bonus: npt.ArrayLike | None = None
                    ) -> tuple[Array, Ints]:
     """The acceptance features of a cascade stage's answer (a vote when it has several
     members, as ``LearnedCheck`` reads them live; a single model's then the
@@ -174,7 +175,8 @@ def stage_features(t: Table, members: Sequence[int], *, by_member: bool = False,
     the bare label) and the member whose answer it is; ``by_member``: then one 0/1 per
     member, it gave the winning answer; then one 0/1 per name in ``answers``: the
     stage's answer is it; then, with ``choices``, the ``CHOICE_FEATURES`` of that answer
-    among the options its prompt lists."""
+    among the options its prompt lists. ``weights``, ``bonus``: the vote's, as ``vote``
+    takes them."""
     if len(members) == 1 and not by_member:
         j = members[0]
         answered = t.labels[:, j] > 0
@@ -184,7 +186,7 @@ def stage_features(t: Table, members: Sequence[int], *, by_member: bool = False,
         who = np.full(len(t), j, dtype=np.int64)
         won = np.asarray(t.labels[:, j])
     else:
-        v = vote(t, members)
+        v = vote(t, members, weights, bonus)
         feats = np.asarray([answer_features(int(c), len(members), bool(w >= 0), int(d))
                             for c, w, d in zip(v.count, v.winner, v.distinct, strict=True)],
                            dtype=np.float64).reshape(len(t), -1)
@@ -206,10 +208,12 @@ def stage_features(t: Table, members: Sequence[int], *, by_member: bool = False,
 
 
 def accepted(t: Table, members: Sequence[int], accept: npt.NDArray[np.bool_],
-             escalate: Run) -> Run:
+             escalate: Run, *, weights: npt.ArrayLike | None = None,
+             bonus: npt.ArrayLike | None = None) -> Run:
     """A two-stage cascade: the stage's answer where ``accept``, else ``escalate``. A
-    vote stage where nobody answered fails, and fails over to the escalation."""
-    _, who = stage_features(t, members)
+    vote stage where nobody answered fails, and fails over to the escalation. ``weights``,
+    ``bonus``: the stage vote's, as ``vote`` takes them."""
+    _, who = stage_features(t, members, weights=weights, bonus=bonus)
     ok = accept & (who >= 0)
     stage_score = _pick(t, who) if len(members) > 1 else t.scores[:, members[0]]
     # A stage that failed still paid for its calls (the cascade counts them).

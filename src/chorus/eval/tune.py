@@ -37,16 +37,17 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from chorus.eval import _replay as rp
+from chorus.eval._candidates import FOLDS, Candidate, frontier, out_of_fold, short_name
+from chorus.eval._tune_cascades import acceptance_cascades, fit_rival, weighted_stage
 from chorus.eval.answer_kind import (
     answer_classes,
-    common_answers,
     lists_options,
     pick_extract,
     whole_answers_agree,
@@ -55,8 +56,7 @@ from chorus.eval.ensembles import log_odds
 from chorus.eval.outcomes import OutcomeItem
 from chorus.eval.routers import prompt_chars
 from chorus.patterns.agreement import extractor
-from chorus.routing.acceptance import AcceptanceModel, PriceModel
-from chorus.routing.learned import OutcomePredictor, choose, fit, sweep
+from chorus.routing.learned import choose, fit, sweep
 from chorus.routing.vote_weights import RegionWeights, answer_rows, coefficients
 
 __all__ = ["Candidate", "Search", "search", "pick_extract", "frontier"]
@@ -65,51 +65,11 @@ Array = npt.NDArray[np.float64]
 
 
 @dataclass
-class Candidate:
-    """One system: its ``systems:`` entry (naming models by their table names), its bench
-    kind, its replay on the training items (out of fold where it is fitted), and the
-    learned parts it needs on disk."""
-
-    name: str
-    family: str
-    kind: str
-    spec: str | dict[str, Any]
-    held_out: rp.Run
-    parts: dict[str, AcceptanceModel | OutcomePredictor | RegionWeights] = field(
-        default_factory=dict)
-
-    @property
-    def quality(self) -> float:
-        return self.held_out.quality
-
-    @property
-    def cost(self) -> float:
-        """Its mean cost per training item it was judged on (every one)."""
-        return float(self.held_out.cost.mean()) if self.held_out.cost.size else 0.0
-
-
-@dataclass
 class Search:
     candidates: list[Candidate]
     front: list[Candidate]
     strongest: str
     items: int
-
-
-def frontier(cands: Sequence[Candidate]) -> list[Candidate]:
-    """The candidates no other beats on held-out quality and cost, cheapest first."""
-    out: list[Candidate] = []
-    best = -np.inf
-    for c in sorted(cands, key=lambda c: (c.cost, -c.quality)):
-        if c.quality > best + 1e-12:
-            out.append(c)
-            best = c.quality
-    return out
-
-
-def _name(models: Sequence[str]) -> str:
-    short = [m.split("/")[-1].replace("_", "-").lower()[:24] for m in models]
-    return "+".join(short)
 
 
 #: The fewest training items tune searches on (each of its three folds holds a third).
@@ -197,7 +157,7 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
                     spec = {"kind": "consensus", "models": [names[j] for j in group],
                             "threshold": thr, "escalate_to": names[strong], **extract_spec}
                     run = rp.consensus(table, group, thr, strong_all)
-                    c = Candidate(f"consensus-{_name([names[j] for j in group])}"
+                    c = Candidate(f"consensus-{short_name([names[j] for j in group])}"
                                   f"{'' if thr == 1.0 else '-2of3'}", "agreement cascade",
                                   "ensemble", spec, run)
                     consensus_cands.append((c, group))
@@ -219,14 +179,21 @@ def search(rows: Sequence[OutcomeItem], x: Array, models: Sequence[str], *,
     # are then fitted on every training item.
     # P(the strongest model is right | prompt): a check may weigh it against the stage's
     # own chance, escalating where escalating gains most.
-    rivals = [_fit_rival(table, xall, folds != k, strong) for k in range(FOLDS)]
-    rivals.append(_fit_rival(table, xall, np.ones(n, dtype=bool), strong))
+    rivals = [fit_rival(table, xall, folds != k, strong) for k in range(FOLDS)]
+    rivals.append(fit_rival(table, xall, np.ones(n, dtype=bool), strong))
     cascades: list[Candidate] = []
     for stage in stages:
-        for c in _acceptance_cascades(table, xall, folds, stage, names, strong, rivals,
-                                      extract_spec, choices=choices):
-            cands.append(c)
-            cascades.append(c)
+        # A stage of several models also as a vote whose weights depend on the question
+        # (and on where each answer stands among the options), when that vote is better
+        # out of fold than the plain one: where the cheap models disagree, which answer
+        # the stage keeps matters as much as whether it keeps one.
+        weighted = weighted_stage(table, xall, folds, stage, names, seed=seed,
+                                  choices=choices) if len(stage) > 1 else None
+        for ws in (None, weighted) if weighted is not None else (None,):
+            for c in acceptance_cascades(table, xall, folds, stage, names, strong, rivals,
+                                         extract_spec, choices=choices, weighted=ws):
+                cands.append(c)
+                cascades.append(c)
 
     step("learned routers")
     pool = [j for j in ranked if j in efficient][:5]
@@ -279,18 +246,6 @@ def _sizes(wanted: Sequence[int], voters: int) -> list[int]:
     return [s for s in sorted(set(wanted)) if 3 <= s <= voters]
 
 
-def _out_of_fold(folds: npt.NDArray[np.int64],
-                 score_fold: Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], Array]
-                 ) -> Array:
-    """Each item's score from a part fitted without its fold: ``score_fold(rest, fold)``
-    (the items to fit on, the items to score)."""
-    score = np.zeros(len(folds))
-    for k in range(FOLDS):
-        fold, rest = np.flatnonzero(folds == k), np.flatnonzero(folds != k)
-        score[fold] = score_fold(rest, fold)
-    return score
-
-
 def _learned_votes(t: rp.Table, folds: npt.NDArray[np.int64], members: list[int],
                    names: list[str], extract_spec: dict[str, Any]) -> list[Candidate]:
     """A vote of ``members`` with weights learned from the outcomes (those weighed at 0
@@ -308,7 +263,7 @@ def _learned_votes(t: rp.Table, folds: npt.NDArray[np.int64], members: list[int]
     kept = list(learned)
     spec = {"kind": "vote", "models": [names[j] for j in kept], "by": "weight",
             "weights": {names[j]: round(learned[j], 4) for j in kept}, **extract_spec}
-    run = rp.Run(_out_of_fold(folds, score_fold), t.costs[:, kept].sum(axis=1))
+    run = rp.Run(out_of_fold(folds, score_fold), t.costs[:, kept].sum(axis=1))
     return [Candidate(f"vote-learned-{len(members)}", "weighted vote", "parallel", spec, run)]
 
 
@@ -335,7 +290,7 @@ def _region_votes(t: rp.Table, x: Array, folds: npt.NDArray[np.int64], members: 
             return rp.voted(t.take(fold), members, w.rows(x[fold]), bonus).score
 
         try:
-            score = _out_of_fold(folds, score_fold)
+            score = out_of_fold(folds, score_fold)
             final = RegionWeights.fit(x, labels, right, member_names, regions=regions,
                                       seed=seed, options=options(np.arange(len(t))))
         except ValueError:
@@ -347,106 +302,6 @@ def _region_votes(t: rp.Table, x: Array, folds: npt.NDArray[np.int64], members: 
                              "parallel", spec,
                              rp.Run(score, t.costs[:, members].sum(axis=1)), {path: final}))
     return out
-
-
-#: The weights a check may give the escalation's chance (0: the stage's own alone).
-GAINS = (0.0, 0.5, 1.0)
-#: The powers of the escalation's predicted relative cost a check may divide its loss by.
-PRICE_WEIGHTS = (0.0, 0.5, 1.0)
-#: The folds a learned check is cross-fitted on.
-FOLDS = 3
-
-
-def _fit_rival(t: rp.Table, x: Array, rows: npt.NDArray[np.bool_], strong: int
-               ) -> AcceptanceModel | None:
-    try:
-        return AcceptanceModel.fit(x[rows], np.zeros((int(rows.sum()), 0)),
-                                   t.scores[rows, strong] > 0.5, names=())
-    except ValueError:
-        return None
-
-
-def _acceptance_cascades(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
-                         stage: tuple[int, ...], names: list[str], strong: int,
-                         rivals: list[AcceptanceModel | None], extract_spec: dict[str, Any],
-                         *, choices: bool = False) -> list[Candidate]:
-    """Cascades ``stage`` -> the strongest model, accepted by a learned model, one per
-    gain, price weight and threshold, replayed on every training item with the scores of
-    the parts fitted without its fold (``rivals``: one per fold, then one on all items);
-    the ones on that replay's frontier, shipping the parts fitted on all items.
-    ``choices``: the check reads where the answer stands among the prompt's options."""
-    by_member = len(stage) > 1
-    members = [names[j] for j in stage] if by_member else []
-    # A number is a value, not a class: "10" says nothing of how often "10" is right.
-    answers = [] if extract_spec.get("extract") == "number" else common_answers(t, stage)
-    feats, who = rp.stage_features(t, stage, by_member=by_member, answers=answers,
-                                   choices=choices)
-    right = np.where(who >= 0, t.scores[np.arange(len(t)), np.maximum(who, 0)], 0.0) > 0.5
-    tokens = t.stage_tokens(stage)
-    settings = [(g, w) for g in (GAINS if rivals[-1] is not None else (0.0,))
-                for w in PRICE_WEIGHTS]
-
-    def models(rows: npt.NDArray[np.bool_], rival: AcceptanceModel | None
-               ) -> dict[tuple[float, float], AcceptanceModel]:
-        # A single model's answer is read whole (its length, its final answer, its
-        # arithmetic); a vote's is the bare label it settled on.
-        base = AcceptanceModel.fit(x[rows], feats[rows], right[rows], members=members,
-                                   shape=not by_member, answers=answers, choices=choices)
-        try:
-            price: PriceModel | None = PriceModel.fit(x[rows], tokens[rows],
-                                                      t.costs[rows, strong])
-        except ValueError:
-            price = None
-        out = {}
-        for gain, weight in settings:
-            if weight and price is None:
-                continue
-            m = base.with_rival(rival, gain) if gain else base
-            out[gain, weight] = m.with_price(price, weight) if weight else m
-        return out
-
-    scores: dict[tuple[float, float], Array] = {}
-    try:
-        for k in range(FOLDS):
-            fold = folds == k
-            for key, m in models(~fold, rivals[k]).items():
-                scores.setdefault(key, np.zeros(len(t)))[fold] = m.score(x[fold], feats[fold],
-                                                                         tokens[fold])
-        final = models(np.ones(len(t), dtype=bool), rivals[-1])
-    except ValueError:
-        return []
-    label = _name([names[j] for j in stage])
-    stage_model: str | dict[str, Any] = names[stage[0]] if len(stage) == 1 else {
-        "kind": "vote", "models": [names[j] for j in stage], **extract_spec}
-    strong_t = rp.single(t, strong)
-    runs = []
-    for (gain, weight), p in scores.items():
-        if (gain, weight) not in final:
-            continue
-        tag = ("" if not gain else f"-g{gain:g}") + ("" if not weight else f"-p{weight:g}")
-        path = f"accept/{label}{tag}"
-        # The shipped parts score on another scale than the folds' (fitted on more items,
-        # and these items were theirs): a threshold ships as the one at which they accept
-        # the share of the training items the folds' threshold accepted.
-        shipped = np.sort(final[gain, weight].score(x, feats, tokens))
-        seen: set[float] = set()
-        for thr in sorted({round(float(q), 4) for q in np.quantile(p, np.linspace(0.025, 0.975,
-                                                                                   39))}):
-            accept = p >= thr
-            run = rp.accepted(t, stage, accept, strong_t)
-            cut = len(shipped) - int(accept.sum())
-            # Rounded down, so that the shipped check accepts the item at the cut too.
-            ship = math.floor(float(shipped[min(cut, len(shipped) - 1)]) * 1e6) / 1e6
-            if ship in seen:
-                continue
-            seen.add(ship)
-            check: dict[str, Any] = {"type": "learned", "path": path, "threshold": ship,
-                                     **extract_spec}
-            spec = {"kind": "cascade", "stages": [{"model": stage_model, "check": check},
-                                                  {"model": names[strong]}]}
-            runs.append(Candidate(f"cascade-{label}{tag}-{ship:.3f}", "learned cascade",
-                                  "sequential", spec, run, {path: final[gain, weight]}))
-    return frontier(runs)
 
 
 def _routers(label: str, targets: Sequence[tuple[str, str | dict[str, Any], rp.Run]],

@@ -80,7 +80,8 @@ def tally_features(tally: Mapping[str, Mapping[str, Any]] | None, asked: int,
     if won is None:  # no winner named: the largest group
         won = max(tally.values(), key=lambda row: int(row.get("count", 0)))
     voters = set(won.get("models") or ())
-    return answer_features(max(counts), asked, answered, len(counts),
+    # The winner's own count: a weighted vote's winner need not be the largest group.
+    return answer_features(int(won.get("count", 0)), asked, answered, len(counts),
                            [m in voters for m in members], text=text)
 
 
