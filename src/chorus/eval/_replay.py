@@ -126,7 +126,12 @@ def vote(t: Table, members: Sequence[int], weights: npt.ArrayLike | None = None,
     pos = np.argmax(total, axis=1)  # the first member of the heaviest group
     rows = np.arange(len(t))
     answered = lab[rows, pos] > 0
-    distinct = np.array([len(set(r[r > 0].tolist())) for r in lab], dtype=np.int64)
+    # Distinct answers per item: in each sorted row, the labels above 0 that differ from
+    # the one before them.
+    srt = np.sort(lab, axis=1)
+    new = np.concatenate([srt[:, :1] > 0, (srt[:, 1:] != srt[:, :-1]) & (srt[:, 1:] > 0)],
+                         axis=1)
+    distinct = new.sum(axis=1).astype(np.int64)
     winner = np.where(answered, np.asarray(members)[pos], -1)
     return VoteOutcome(np.asarray(winner, dtype=np.int64),
                        np.where(answered, count[rows, pos], 0).astype(np.int64), distinct)
@@ -213,7 +218,9 @@ def accepted(t: Table, members: Sequence[int], accept: npt.NDArray[np.bool_],
     """A two-stage cascade: the stage's answer where ``accept``, else ``escalate``. A
     vote stage where nobody answered fails, and fails over to the escalation. ``weights``,
     ``bonus``: the stage vote's, as ``vote`` takes them."""
-    _, who = stage_features(t, members, weights=weights, bonus=bonus)
+    # Only who answered matters here, not the features: this runs once per threshold.
+    who = (np.full(len(t), members[0], dtype=np.int64) if len(members) == 1
+           else vote(t, members, weights, bonus).winner)
     ok = accept & (who >= 0)
     stage_score = _pick(t, who) if len(members) > 1 else t.scores[:, members[0]]
     # A stage that failed still paid for its calls (the cascade counts them).
