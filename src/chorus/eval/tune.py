@@ -24,7 +24,9 @@ The families searched:
   weighed against a second model's P(the strongest model is right | prompt), so that
   escalations go where they gain most, and against the escalation's predicted cost (from
   the prompt and how long the stage's answer ran), so that they go where they gain most
-  per dollar; one threshold per budget;
+  per dollar; one threshold per budget. A stage of several models is searched both as
+  a plain vote and as a vote whose weights depend on the question's region of the prompt
+  space and on where each answer stands among the options (``_tune_cascades``);
 - learned routers (kNN on the prompt's embedding) over the efficient models, over the
   five best ones, and routers whose routes include the best cascades.
 
