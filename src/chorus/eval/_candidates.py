@@ -47,7 +47,6 @@ class Candidate:
         return float(self.held_out.cost.mean()) if self.held_out.cost.size else 0.0
 
 
-
 def frontier(cands: Sequence[Candidate]) -> list[Candidate]:
     """The candidates no other beats on held-out quality and cost, cheapest first."""
     out: list[Candidate] = []
@@ -60,13 +59,14 @@ def frontier(cands: Sequence[Candidate]) -> list[Candidate]:
 
 
 def short_name(models: Sequence[str]) -> str:
+    """Models' names as a system's name shows them: short, lower case, joined by "+"."""
     short = [m.split("/")[-1].replace("_", "-").lower()[:24] for m in models]
     return "+".join(short)
 
 
 def out_of_fold(folds: npt.NDArray[np.int64],
-                 score_fold: Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], Array]
-                 ) -> Array:
+                score_fold: Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], Array]
+                ) -> Array:
     """Each item's score from a part fitted without its fold: ``score_fold(rest, fold)``
     (the items to fit on, the items to score)."""
     score = np.zeros(len(folds))

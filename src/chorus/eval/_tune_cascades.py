@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chorus.eval import _replay as rp
-from chorus.eval._candidates import FOLDS, Candidate, frontier, out_of_fold, short_name
+from chorus.eval._candidates import FOLDS, Candidate, frontier, short_name
 from chorus.eval.answer_kind import common_answers
 from chorus.routing.acceptance import AcceptanceModel, PriceModel
 from chorus.routing.vote_weights import RegionWeights
@@ -26,6 +26,10 @@ __all__ = ["GAINS", "PRICE_WEIGHTS", "STAGE_REGIONS", "WeightedStage", "acceptan
 
 Array = npt.NDArray[np.float64]
 
+#: The weights a check may give the escalation's chance (0: the stage's own alone).
+GAINS = (0.0, 0.5, 1.0)
+#: The powers of the escalation's predicted relative cost a check may divide its loss by.
+PRICE_WEIGHTS = (0.0, 0.5, 1.0)
 #: The regions of the prompt space a weighted stage's vote cuts it into.
 STAGE_REGIONS = 4
 
@@ -56,18 +60,15 @@ def weighted_stage(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
         return ([t.prompts[i] for i in idx], t.keys) if choices else None
 
     rows, bonus = np.zeros(labels.shape), np.zeros(labels.shape)
-
-    def score_fold(rest: npt.NDArray[np.int64], fold: npt.NDArray[np.int64]) -> Array:
-        w = RegionWeights.fit(x[rest], labels[rest], right[rest], member_names,
-                              regions=STAGE_REGIONS, seed=seed, options=options(rest))
-        rows[fold] = w.rows(x[fold])
-        b = w.bonus_rows([t.prompts[i] for i in fold], t.keys, labels[fold])
-        if b is not None:  # None: the prompts list no options, nothing to add
-            bonus[fold] = b
-        return np.zeros(len(fold))
-
     try:
-        out_of_fold(folds, score_fold)
+        for k in range(FOLDS):
+            rest, fold = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+            w = RegionWeights.fit(x[rest], labels[rest], right[rest], member_names,
+                                  regions=STAGE_REGIONS, seed=seed, options=options(rest))
+            rows[fold] = w.rows(x[fold])
+            b = w.bonus_rows([t.prompts[i] for i in fold], t.keys, labels[fold])
+            if b is not None:  # None: the prompts list no options, nothing to add
+                bonus[fold] = b
         final = RegionWeights.fit(x, labels, right, member_names, regions=STAGE_REGIONS,
                                   seed=seed, options=options(np.arange(len(t))))
     except ValueError:
@@ -78,12 +79,10 @@ def weighted_stage(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
     return WeightedStage(rows, bonus, final, path)
 
 
-#: The weights a check may give the escalation's chance (0: the stage's own alone).
-GAINS = (0.0, 0.5, 1.0)
-#: The powers of the escalation's predicted relative cost a check may divide its loss by.
-PRICE_WEIGHTS = (0.0, 0.5, 1.0)
 def fit_rival(t: rp.Table, x: Array, rows: npt.NDArray[np.bool_], strong: int
-               ) -> AcceptanceModel | None:
+              ) -> AcceptanceModel | None:
+    """P(the strongest model is right | prompt), fitted on ``rows``; None when it cannot
+    be (too few items, or one outcome only)."""
     try:
         return AcceptanceModel.fit(x[rows], np.zeros((int(rows.sum()), 0)),
                                    t.scores[rows, strong] > 0.5, names=())
