@@ -22,7 +22,7 @@ from chorus.routing.acceptance import AcceptanceModel, PriceModel
 from chorus.routing.vote_weights import RegionWeights
 
 __all__ = ["GAINS", "PRICE_WEIGHTS", "STAGE_REGIONS", "WeightedStage", "acceptance_cascades",
-           "fit_rival", "weighted_stage"]
+           "cross_fit_region_weights", "fit_rival", "weighted_stage"]
 
 Array = npt.NDArray[np.float64]
 
@@ -46,13 +46,15 @@ class WeightedStage:
     path: str
 
 
-def weighted_stage(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
-                   stage: tuple[int, ...], names: list[str], *, seed: int = 0,
-                   choices: bool = False) -> WeightedStage | None:
-    """Region weights for the vote of ``stage``, cross-fitted on ``folds``; None when they
-    cannot be fitted, or when their vote is no better out of fold than the plain one
-    (then the plain stage is all there is to search)."""
-    members = list(stage)
+def cross_fit_region_weights(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
+                             members: list[int], names: list[str], *, regions: int,
+                             seed: int = 0, choices: bool = False
+                             ) -> tuple[Array, Array, RegionWeights]:
+    """Region weights for the vote of ``members``, cross-fitted on ``folds``: per item,
+    the weights (items x members) and option bonus (items x members; 0 where the prompts
+    list no options) of the weights fitted without its fold, then the weights fitted on
+    every item, which a system ships. ``choices``: the weights weigh where each answer
+    stands among the prompt's options too. Raises ValueError when they cannot be fitted."""
     member_names = [names[j] for j in members]
     labels, right = t.labels[:, members], t.scores[:, members] > 0.5
 
@@ -60,22 +62,35 @@ def weighted_stage(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
         return ([t.prompts[i] for i in idx], t.keys) if choices else None
 
     rows, bonus = np.zeros(labels.shape), np.zeros(labels.shape)
+    for k in range(FOLDS):
+        rest, fold = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
+        w = RegionWeights.fit(x[rest], labels[rest], right[rest], member_names,
+                              regions=regions, seed=seed, options=options(rest))
+        rows[fold] = w.rows(x[fold])
+        b = w.bonus_rows([t.prompts[i] for i in fold], t.keys, labels[fold])
+        if b is not None:  # None: the weights read no options, nothing to add
+            bonus[fold] = b
+    final = RegionWeights.fit(x, labels, right, member_names, regions=regions, seed=seed,
+                              options=options(np.arange(len(t))))
+    return rows, bonus, final
+
+
+def weighted_stage(t: rp.Table, x: Array, folds: npt.NDArray[np.int64],
+                   stage: tuple[int, ...], names: list[str], *, seed: int = 0,
+                   choices: bool = False) -> WeightedStage | None:
+    """Region weights for the vote of ``stage``, cross-fitted on ``folds``; None when they
+    cannot be fitted, or when their vote is no better out of fold than the plain one
+    (then the plain stage is all there is to search)."""
+    members = list(stage)
     try:
-        for k in range(FOLDS):
-            rest, fold = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-            w = RegionWeights.fit(x[rest], labels[rest], right[rest], member_names,
-                                  regions=STAGE_REGIONS, seed=seed, options=options(rest))
-            rows[fold] = w.rows(x[fold])
-            b = w.bonus_rows([t.prompts[i] for i in fold], t.keys, labels[fold])
-            if b is not None:  # None: the prompts list no options, nothing to add
-                bonus[fold] = b
-        final = RegionWeights.fit(x, labels, right, member_names, regions=STAGE_REGIONS,
-                                  seed=seed, options=options(np.arange(len(t))))
+        rows, bonus, final = cross_fit_region_weights(t, x, folds, members, names,
+                                                      regions=STAGE_REGIONS, seed=seed,
+                                                      choices=choices)
     except ValueError:
         return None
     if rp.voted(t, members, rows, bonus).quality <= rp.voted(t, members).quality:
         return None
-    path = f"votes/stage-{short_name(member_names)}-k{STAGE_REGIONS}"
+    path = f"votes/stage-{short_name([names[j] for j in members])}-k{STAGE_REGIONS}"
     return WeightedStage(rows, bonus, final, path)
 
 

@@ -47,7 +47,12 @@ import numpy.typing as npt
 
 from chorus.eval import _replay as rp
 from chorus.eval._candidates import FOLDS, Candidate, frontier, out_of_fold, short_name
-from chorus.eval._tune_cascades import acceptance_cascades, fit_rival, weighted_stage
+from chorus.eval._tune_cascades import (
+    acceptance_cascades,
+    cross_fit_region_weights,
+    fit_rival,
+    weighted_stage,
+)
 from chorus.eval.answer_kind import (
     answer_classes,
     lists_options,
@@ -59,7 +64,7 @@ from chorus.eval.outcomes import OutcomeItem
 from chorus.eval.routers import prompt_chars
 from chorus.patterns.agreement import extractor
 from chorus.routing.learned import choose, fit, sweep
-from chorus.routing.vote_weights import RegionWeights, answer_rows, coefficients
+from chorus.routing.vote_weights import answer_rows, coefficients
 
 __all__ = ["Candidate", "Search", "search", "pick_extract", "frontier"]
 
@@ -275,28 +280,16 @@ def _region_votes(t: rp.Table, x: Array, folds: npt.NDArray[np.int64], members: 
     """Votes of ``members`` whose weights depend on the prompt's region, one per number of
     regions, cross-fitted (judged on every training item), shipped fitted on all;
     ``choices``: where each answer stands among the prompt's options counts too."""
-    labels, right = t.labels[:, members], t.scores[:, members] > 0.5
     member_names = [names[j] for j in members]
-
-    def options(idx: npt.NDArray[np.int64]) -> tuple[list[str], list[str]] | None:
-        return ([t.prompts[i] for i in idx], t.keys) if choices else None
-
     out = []
     for regions in REGIONS:
-
-        def score_fold(rest: npt.NDArray[np.int64], fold: npt.NDArray[np.int64],
-                       regions: int = regions) -> Array:
-            w = RegionWeights.fit(x[rest], labels[rest], right[rest], member_names,
-                                  regions=regions, seed=seed, options=options(rest))
-            bonus = w.bonus_rows([t.prompts[i] for i in fold], t.keys, labels[fold])
-            return rp.voted(t.take(fold), members, w.rows(x[fold]), bonus).score
-
         try:
-            score = out_of_fold(folds, score_fold)
-            final = RegionWeights.fit(x, labels, right, member_names, regions=regions,
-                                      seed=seed, options=options(np.arange(len(t))))
+            rows, bonus, final = cross_fit_region_weights(t, x, folds, members, names,
+                                                          regions=regions, seed=seed,
+                                                          choices=choices)
         except ValueError:
             continue
+        score = rp.voted(t, members, rows, bonus).score
         path = f"votes/regions-{len(members)}-k{regions}"
         spec = {"kind": "vote", "models": member_names, "by": "weight",
                 "weights_by": {"path": path}, **extract_spec}
