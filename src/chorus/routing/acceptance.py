@@ -75,13 +75,12 @@ def tally_features(tally: Mapping[str, Mapping[str, Any]] | None, asked: int,
     if not tally:
         return answer_features(1 if answered else 0, 1, answered, 1,
                                [answered] * len(members), text=text)
-    counts = [int(row.get("count", 0)) for row in tally.values()]
     won = tally.get(winner) if winner is not None else None
     if won is None:  # no winner named: the largest group
         won = max(tally.values(), key=lambda row: int(row.get("count", 0)))
     voters = set(won.get("models") or ())
     # The winner's own count: a weighted vote's winner need not be the largest group.
-    return answer_features(int(won.get("count", 0)), asked, answered, len(counts),
+    return answer_features(int(won.get("count", 0)), asked, answered, len(tally),
                            [m in voters for m in members], text=text)
 
 
